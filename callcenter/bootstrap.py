@@ -1,0 +1,104 @@
+"""The composition root: builds engine, repositories, services and the web app from settings."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from datetime import date, time
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from callcenter.adapters import db
+from callcenter.adapters.clock import SystemClock
+from callcenter.adapters.repositories import UnitOfWork
+from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
+from callcenter.config import Settings
+from callcenter.domain.certificates import CheckDigit, NumberFormat
+from callcenter.domain.policy import PolicyVersion
+from callcenter.services.auth import AuthService
+from callcenter.services.policy import PolicyService
+from callcenter.services.registry import CertificateRegistry
+from callcenter.web.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def base_policy(settings: Settings) -> PolicyVersion:
+    p = settings.policy
+    return PolicyVersion(
+        effective_from=date(2000, 1, 1),
+        oral_window_seconds=p.oral_window_seconds,
+        warning_seconds=p.warning_seconds,
+        written_answer_hours=p.written_answer_hours,
+        day_start=p.day_start,
+        day_end=p.day_end,
+        window_start=p.window_start,
+        note="base policy from configuration",
+    )
+
+
+def number_format(settings: Settings) -> NumberFormat:
+    c = settings.certificates
+    return NumberFormat(c.min_length, c.max_length, CheckDigit(c.check_digit))
+
+
+class Calendars:
+    """One WorkCalendar per working-day span, all sharing the configured overrides."""
+
+    def __init__(self, overrides: CalendarOverrides | None) -> None:
+        self.overrides = overrides
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - lives as long as the process
+    def for_hours(self, day_start: time, day_end: time) -> WorkCalendar:
+        return WorkCalendar(
+            day_start=day_start, day_end=day_end, overrides=self.overrides, tz=MOSCOW
+        )
+
+    def for_policy(self, policy: PolicyVersion) -> WorkCalendar:
+        return self.for_hours(policy.day_start, policy.day_end)
+
+
+def build_calendars(settings: Settings) -> Calendars:
+    path = settings.calendar.overrides_file
+    return Calendars(load_overrides(path) if path else None)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker
+    clock: object
+    registry: CertificateRegistry
+    auth: AuthService
+    policy: PolicyService
+    calendars: Calendars
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessions)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) -> Container:
+    """Wire everything; nothing is connected until first use."""
+    engine = engine or db.create_engine(
+        settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
+    )
+    sessions = db.session_factory(engine)
+    uow_factory = functools.partial(UnitOfWork, sessions)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        clock=clock or SystemClock(),
+        registry=CertificateRegistry(
+            uow_factory, number_format(settings), settings.certificates.lookup_cache_seconds
+        ),
+        auth=AuthService(uow_factory),
+        policy=PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days),
+        calendars=build_calendars(settings),
+    )

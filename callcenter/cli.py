@@ -1,0 +1,389 @@
+"""The ``callcenter`` command. Every user mistake ends in one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import date, datetime
+
+from callcenter.calendar import MOSCOW, CalendarError
+from callcenter.config import ConfigError, Settings, load_settings
+from callcenter.domain.errors import DomainError
+
+log = logging.getLogger("callcenter")
+
+
+class UsageError(Exception):
+    """A bad argument value that argparse could not catch."""
+
+
+def _parse_instant(text: str, what: str) -> datetime:
+    """ISO 8601; a value without an offset is read as Moscow time."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"{what}: {text!r} is not an ISO 8601 date-time (e.g. 2026-03-06T15:00:00+03:00)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=MOSCOW)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(MOSCOW).isoformat(timespec="seconds")
+
+
+def _settings(args) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+async def _container(args, *, migrate: bool = True):
+    from callcenter import bootstrap
+    from callcenter.adapters import db
+
+    settings = _settings(args)
+    container = bootstrap.build(settings)
+    if migrate and settings.database.auto_migrate:
+        await db.upgrade(container.engine)
+    return container
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+async def cmd_db_upgrade(args) -> int:
+    from callcenter.adapters import db
+
+    c = await _container(args, migrate=False)
+    try:
+        await db.upgrade(c.engine, args.revision)
+        print(f"database at revision {await db.current_revision(c.engine)}")
+    finally:
+        await c.close()
+    return 0
+
+
+async def cmd_certificates_import(args) -> int:
+    from callcenter.adapters.certificate_csv import read_certificates
+    from callcenter.bootstrap import number_format
+
+    settings = _settings(args)
+    parsed = read_certificates(
+        args.file, number_format(settings), settings.certificates.validity_months
+    )
+    if parsed.errors:
+        for line, reason in parsed.errors:
+            where = f"line {line}" if line else "file"
+            print(f"{args.file}: {where}: {reason}", file=sys.stderr)
+        print(
+            f"nothing imported: {len(parsed.errors)} problem(s) in {parsed.rows} row(s)",
+            file=sys.stderr,
+        )
+        return 1
+    c = await _container(args)
+    try:
+        progress = _Progress(len(parsed.certificates)) if len(parsed.certificates) >= 5000 else None
+        created, updated = await c.registry.import_certificates(
+            parsed.certificates, c.clock.now(), progress=progress
+        )
+        if progress:
+            progress.done()
+    finally:
+        await c.close()
+    print(f"imported {created + updated} certificate(s): {created} new, {updated} updated")
+    return 0
+
+
+class _Progress:
+    """A bar on a terminal, a line every 10 % otherwise; always on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.tty, self.last = total, sys.stderr.isatty(), -1
+
+    def __call__(self, done: int, total: int) -> None:
+        pct = done * 100 // max(total, 1)
+        if self.tty:
+            bar = "#" * (pct // 4)
+            print(f"\rimporting [{bar:<25}] {pct:3d}% {done}/{total}", end="", file=sys.stderr)
+        elif pct // 10 != self.last // 10:
+            print(f"importing: {pct}% ({done}/{total})", file=sys.stderr)
+        self.last = pct
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+async def cmd_certificates_show(args) -> int:
+    c = await _container(args)
+    try:
+        c.registry.number_format.validate(args.number)
+        result = await c.registry.lookup(args.number, c.clock.now())
+        if result.certificate is None:
+            raise UsageError(f"no certificate {args.number}")
+    finally:
+        await c.close()
+    print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+async def _policy_at(args, at: datetime):
+    c = await _container(args)
+    try:
+        return await c.policy.in_force_at(at), c.calendars
+    finally:
+        await c.close()
+
+
+async def cmd_calendar_due(args) -> int:
+    received = _parse_instant(args.received, "--received")
+    policy, calendars = await _policy_at(args, received)
+    hours = policy.written_answer_hours if args.hours is None else args.hours
+    if hours < 0:
+        raise UsageError("--hours must not be negative")
+    print(_iso(calendars.for_policy(policy).add_working_hours(received, hours)))
+    return 0
+
+
+async def cmd_calendar_open(args) -> int:
+    at = _parse_instant(args.at, "--at")
+    policy, calendars = await _policy_at(args, at)
+    cal = calendars.for_policy(policy)
+    print("open" if cal.is_open(at) else f"closed until {_iso(cal.next_opening(at))}")
+    return 0
+
+
+async def cmd_users_add(args) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    c = await _container(args)
+    try:
+        await c.auth.add_user(
+            args.login, args.role, password, c.clock.now(), display_name=args.name or ""
+        )
+    finally:
+        await c.close()
+    print(f"user {args.login} ({args.role}) created")
+    return 0
+
+
+async def cmd_tokens_create(args) -> int:
+    c = await _container(args)
+    try:
+        token = await c.auth.create_token(args.name, args.role, c.clock.now())
+    finally:
+        await c.close()
+    print(f"token {args.name!r} ({args.role}) created; it is shown only once:")
+    print(token)
+    return 0
+
+
+async def cmd_policy_list(args) -> int:
+    c = await _container(args)
+    try:
+        book = await c.policy.book()
+        now = c.clock.now()
+        current = book.in_force_at(now)
+    finally:
+        await c.close()
+    for v in book.versions:
+        mark = "*" if v == current else " "
+        d = v.to_dict()
+        print(
+            f"{mark} from {d['effective_from']}: oral window {d['oral_window_seconds']} s, "
+            f"warning {d['warning_seconds']} s before, written answer "
+            f"{d['written_answer_hours']} working h, day {d['day_start']}-{d['day_end']}, "
+            f"window starts at {d['window_start']}" + (f" ({v.note})" if v.note else "")
+        )
+    return 0
+
+
+async def cmd_policy_publish(args) -> int:
+    from dataclasses import replace
+
+    try:
+        effective = date.fromisoformat(args.effective)
+    except ValueError:
+        raise UsageError(f"--effective: {args.effective!r} is not a date like 2027-01-15") from None
+    c = await _container(args)
+    try:
+        now = c.clock.now()
+        current = await c.policy.in_force_at(now)
+        changes = {
+            k: getattr(args, k)
+            for k in (
+                "oral_window_seconds",
+                "warning_seconds",
+                "written_answer_hours",
+                "window_start",
+            )
+            if getattr(args, k) is not None
+        }
+        for k in ("day_start", "day_end"):
+            if getattr(args, k) is not None:
+                try:
+                    changes[k] = datetime.strptime(getattr(args, k), "%H:%M").time()
+                except ValueError:
+                    raise UsageError(f"--{k.replace('_', '-')}: expected HH:MM") from None
+        version = replace(
+            current,
+            effective_from=effective,
+            id=None,
+            published_at=None,
+            note=args.note or "",
+            **changes,
+        )
+        stored = await c.policy.publish(version, now)
+    finally:
+        await c.close()
+    print(f"policy published: takes effect {stored.effective_from.isoformat()} 00:00 Moscow time")
+    return 0
+
+
+async def cmd_serve(args) -> int:
+    from callcenter.serve import serve
+
+    settings = _settings(args)
+    await serve(settings, demo=args.demo)
+    return 0
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line on stderr rather than a usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    help_ = "TOML configuration (default: $CALLCENTER_CONFIG or built-in defaults)"
+    p = _Parser(
+        prog="callcenter",
+        description="Support-line call logging: IVR, oral-window timing, tickets.",
+    )
+    p.add_argument("--config", metavar="FILE", help=help_)
+    # Also accepted after the subcommand; SUPPRESS keeps it from hiding the one given before.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=help_)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("serve", parents=[common], help="run the service (HTTP, FastAGI, timers)")
+    s.add_argument("--demo", action="store_true", help="seed demo certificates and users")
+    s.set_defaults(func=cmd_serve)
+
+    dbp = sub.add_parser("db", help="database maintenance").add_subparsers(
+        dest="sub", required=True
+    )
+    up = dbp.add_parser("upgrade", parents=[common], help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    cert = sub.add_parser("certificates", help="the certificate registry").add_subparsers(
+        dest="sub", required=True
+    )
+    imp = cert.add_parser("import", parents=[common], help="validate and upsert a CSV file")
+    imp.add_argument("file", metavar="FILE.csv")
+    imp.set_defaults(func=cmd_certificates_import)
+    show = cert.add_parser("show", parents=[common], help="print a certificate as JSON")
+    show.add_argument("number")
+    show.set_defaults(func=cmd_certificates_show)
+
+    cal = sub.add_parser("calendar", help="working-time calendar").add_subparsers(
+        dest="sub", required=True
+    )
+    due = cal.add_parser("due", parents=[common], help="when a written answer is due")
+    due.add_argument(
+        "--received",
+        required=True,
+        metavar="ISO8601",
+        help="when the request arrived (no offset = Moscow time)",
+    )
+    due.add_argument(
+        "--hours",
+        type=float,
+        default=None,
+        metavar="N",
+        help="working hours (default: the policy in force, 12)",
+    )
+    due.set_defaults(func=cmd_calendar_due)
+    op = cal.add_parser("open", parents=[common], help="is the phone line open at an instant")
+    op.add_argument("--at", required=True, metavar="ISO8601")
+    op.set_defaults(func=cmd_calendar_open)
+
+    users = sub.add_parser("users", help="UI users").add_subparsers(dest="sub", required=True)
+    ua = users.add_parser("add", parents=[common], help="create a user; password on stdin")
+    ua.add_argument("login")
+    ua.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    ua.add_argument("--name", help="display name (Cyrillic welcome)")
+    ua.set_defaults(func=cmd_users_add)
+
+    tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="sub", required=True)
+    tc = tokens.add_parser("create", parents=[common], help="create a token and print it once")
+    tc.add_argument("name")
+    tc.add_argument("--role", required=True, choices=["pbx", "supervisor"])
+    tc.set_defaults(func=cmd_tokens_create)
+
+    pol = sub.add_parser("policy", help="the versioned timing policy").add_subparsers(
+        dest="sub", required=True
+    )
+    pl = pol.add_parser("list", parents=[common], help="show every version; * = in force now")
+    pl.set_defaults(func=cmd_policy_list)
+    pp = pol.add_parser(
+        "publish",
+        parents=[common],
+        help="publish a version (at least 15 days before it takes effect)",
+    )
+    pp.add_argument("--effective", required=True, metavar="YYYY-MM-DD")
+    pp.add_argument("--oral-window-seconds", type=int)
+    pp.add_argument("--warning-seconds", type=int)
+    pp.add_argument("--written-answer-hours", type=int)
+    pp.add_argument("--day-start", metavar="HH:MM")
+    pp.add_argument("--day-end", metavar="HH:MM")
+    pp.add_argument("--window-start", choices=["agent_answer", "queue_entry"])
+    pp.add_argument("--note")
+    pp.set_defaults(func=cmd_policy_publish)
+
+    _extend(sub, common)
+    return p
+
+
+def _extend(sub, common) -> None:
+    """Commands owned by other modules register here."""
+    try:
+        from callcenter.telephony.simulator import add_parser
+    except ImportError:
+        return
+    add_parser(sub, common)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return asyncio.run(args.func(args)) or 0
+    except (UsageError, ConfigError, CalendarError) as exc:
+        print(f"callcenter: error: {exc}", file=sys.stderr)
+    except DomainError as exc:
+        print(f"callcenter: error: {exc.message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        print(f"callcenter: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        from callcenter.adapters.db import DatabaseUnavailable
+
+        if isinstance(exc, DatabaseUnavailable) or type(exc).__module__.startswith(
+            ("sqlalchemy", "asyncpg")
+        ):
+            print(f"callcenter: error: database problem: {exc}".splitlines()[0], file=sys.stderr)
+            return 3
+        raise
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""Typed, frozen settings: code defaults < TOML file < ``CALLCENTER_<SECTION>_<KEY>`` variables.
+
+This is the only module that reads ``os.environ`` for settings. Every value is checked once at
+start; a bad one raises :class:`ConfigError` naming the key, never a traceback deep in the code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from datetime import time
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "CALLCENTER_"
+CONFIG_ENV = "CALLCENTER_CONFIG"
+DEFAULT_SQLITE_URL = "sqlite+aiosqlite:///var/callcenter.sqlite3"
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = DEFAULT_SQLITE_URL
+    auto_migrate: bool = True
+    pool_size: int = 10
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    session_hours: int = 12
+    secure_cookies: bool = False
+
+
+@dataclass(frozen=True)
+class FastAgiSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
+class CertificateSettings:
+    min_length: int = 6
+    max_length: int = 20
+    check_digit: str = "none"
+    validity_months: int = 12
+    lookup_cache_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """The base policy version (in force from the beginning of time until a published one)."""
+
+    oral_window_seconds: int = 600
+    warning_seconds: int = 120
+    written_answer_hours: int = 12
+    day_start: time = time(9, 0)
+    day_end: time = time(18, 0)
+    window_start: str = "agent_answer"
+    min_notice_days: int = 15
+
+
+@dataclass(frozen=True)
+class CalendarSettings:
+    timezone: str = "Europe/Moscow"
+    overrides_file: str = ""
+
+
+@dataclass(frozen=True)
+class IvrSettings:
+    language: str = "ru"
+    max_attempts: int = 3
+    first_digit_timeout_ms: int = 10000
+    inter_digit_timeout_ms: int = 5000
+    lookup_timeout_seconds: float = 3.0
+    lockout_failures: int = 5
+    lockout_window_seconds: int = 3600
+    queue: str = "support"
+
+
+@dataclass(frozen=True)
+class AgiSettings:
+    """How the AGI scripts reach the service (``CALLCENTER_URL``/``CALLCENTER_TOKEN`` win)."""
+
+    service_url: str = "http://127.0.0.1:8080"
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    fastagi: FastAgiSettings = field(default_factory=FastAgiSettings)
+    certificates: CertificateSettings = field(default_factory=CertificateSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
+    ivr: IvrSettings = field(default_factory=IvrSettings)
+    agi: AgiSettings = field(default_factory=AgiSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    source: str = "defaults"
+
+    def replace(self, **sections: Any) -> Settings:
+        """A copy with sections or fields changed: ``replace(policy={"warning_seconds": 5})``."""
+        changes = {}
+        for name, value in sections.items():
+            current = getattr(self, name)
+            if isinstance(value, dict):
+                value = dataclasses.replace(current, **value)
+            changes[name] = value
+        return dataclasses.replace(self, **changes)
+
+
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("certificates", "check_digit"): ("none", "luhn"),
+    ("policy", "window_start"): ("agent_answer", "queue_entry"),
+    ("ivr", "language"): ("ru", "en"),
+    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if f.name != "source"}
+
+
+_KIND_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    time: 'a time like "09:00"',
+    str: "a string",
+}
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _from_text(raw: str, target: type) -> Any:
+    """Environment variables are text: parse them into the field's type."""
+    text = raw.strip()
+    if target is bool:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(raw)
+    if target is time:
+        return time.fromisoformat(text)
+    return target(text) if target in (int, float) else raw
+
+
+def _coerce(key: str, raw: Any, target: Any) -> Any:
+    """Turn a TOML or environment value into the field's type, or fail naming the key."""
+    try:
+        if isinstance(raw, str) and target is not str:
+            return _from_text(raw, target)
+        if target is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if type(raw) is target:
+            return raw
+    except ValueError:
+        pass
+    kind = _KIND_NAMES.get(target, getattr(target, "__name__", str(target)))
+    raise ConfigError(f"{key}: expected {kind}, got {raw!r}")
+
+
+def _validate(s: Settings) -> None:
+    """Cross-field and range checks that types alone cannot express."""
+    for (section, key), allowed in _CHOICES.items():
+        value = getattr(getattr(s, section), key)
+        if value not in allowed:
+            raise ConfigError(
+                f"{section}.{key}: must be one of {', '.join(allowed)}, got {value!r}"
+            )
+    checks = [
+        ("http.port", 0 < s.http.port < 65536, "must be a TCP port (1-65535)"),
+        ("fastagi.port", 0 < s.fastagi.port < 65536, "must be a TCP port (1-65535)"),
+        ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
+        (
+            "certificates.max_length",
+            s.certificates.max_length >= s.certificates.min_length,
+            "must not be below certificates.min_length",
+        ),
+        ("certificates.validity_months", s.certificates.validity_months >= 1, "must be at least 1"),
+        ("policy.oral_window_seconds", s.policy.oral_window_seconds > 0, "must be positive"),
+        (
+            "policy.warning_seconds",
+            0 <= s.policy.warning_seconds < s.policy.oral_window_seconds,
+            "must be between 0 and policy.oral_window_seconds",
+        ),
+        ("policy.written_answer_hours", s.policy.written_answer_hours > 0, "must be positive"),
+        ("policy.day_end", s.policy.day_end > s.policy.day_start, "must be after policy.day_start"),
+        ("ivr.max_attempts", s.ivr.max_attempts >= 1, "must be at least 1"),
+        (
+            "ivr.lookup_timeout_seconds",
+            0 < s.ivr.lookup_timeout_seconds <= 10,
+            "must be between 0 and 10 seconds",
+        ),
+        ("database.url", "://" in s.database.url, "must be an SQLAlchemy URL"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {message}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(s.calendar.timezone)
+    except Exception as exc:
+        raise ConfigError(f"calendar.timezone: unknown time zone {s.calendar.timezone!r}") from exc
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: typing.Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings once: defaults, then the TOML file, then the environment."""
+    env = os.environ if environ is None else environ
+    path = path or env.get(CONFIG_ENV) or None
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        p = Path(path)
+        try:
+            with p.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {p}: not found") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {p}: not valid TOML ({exc})") from exc
+        source = str(p)
+
+    sections = _section_types()
+    values: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for name, raw_section in data.items():
+        if name not in sections:
+            raise ConfigError(f"{name}: unknown section (known: {', '.join(sections)})")
+        if not isinstance(raw_section, dict):
+            raise ConfigError(f"{name}: must be a [section] table")
+        hints = typing.get_type_hints(sections[name])
+        for key, raw in raw_section.items():
+            if key not in hints:
+                raise ConfigError(f"{name}.{key}: unknown key")
+            values[name][key] = _coerce(f"{name}.{key}", raw, hints[key])
+
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        rest = var[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section not in sections or not key:
+            continue  # CALLCENTER_URL, CALLCENTER_TOKEN, CALLCENTER_CONFIG... belong to others
+        hints = typing.get_type_hints(sections[section])
+        if key not in hints:
+            raise ConfigError(f"{var}: unknown key {section}.{key}")
+        values[section][key] = _coerce(var, raw, hints[key])
+
+    settings = Settings(**{n: sections[n](**v) for n, v in values.items()}, source=source)
+    _validate(settings)
+    return settings

@@ -1,0 +1,76 @@
+"""``callcenter serve``: HTTP API, FastAGI and timers in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from callcenter import bootstrap
+from callcenter.adapters import db
+from callcenter.config import Settings
+from callcenter.web.app import init_app
+
+log = logging.getLogger(__name__)
+
+
+async def prepare(settings: Settings, *, demo: bool = False, clock=None):
+    """Build the container, migrate the database and seed demo data if asked."""
+    container = bootstrap.build(settings, clock=clock)
+    if settings.database.auto_migrate:
+        await db.upgrade(container.engine)
+    if demo:
+        from callcenter.demo import seed
+
+        for line in await seed(container):
+            print(line, flush=True)
+    return container
+
+
+def background_contexts(container) -> list:
+    """Cleanup contexts for the FastAGI server and other owned background tasks."""
+    contexts = []
+    try:
+        from callcenter.telephony.fastagi import fastagi_context
+    except ImportError:
+        fastagi_context = None
+    if fastagi_context is not None and container.settings.fastagi.enabled:
+        contexts.append(fastagi_context)
+    return contexts
+
+
+async def serve(settings: Settings, *, demo: bool = False) -> None:
+    logging.basicConfig(
+        level=settings.logging.level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    container = await prepare(settings, demo=demo)
+    app = init_app(container, extra_contexts=background_contexts(container))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http.host, settings.http.port)
+    try:
+        await site.start()
+        url = f"http://{settings.http.host}:{settings.http.port}"
+        print(
+            f"callcenter serving on {url} (database: {_safe_url(settings.database.url)})",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await container.close()
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,19 @@
+"""The aiohttp application factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callcenter.web import api
+from callcenter.web.errors import error_middleware
+from callcenter.web.keys import CONTAINER
+
+
+def init_app(container, *, extra_contexts=()) -> web.Application:
+    """Build the app around a wired container; background work joins via cleanup contexts."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app[CONTAINER] = container
+    app.add_routes(api.routes)
+    for ctx in extra_contexts:
+        app.cleanup_ctx.append(ctx)
+    return app

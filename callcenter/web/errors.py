@@ -1,0 +1,79 @@
+"""One table maps domain error classes to HTTP statuses; every error leaves as JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from aiohttp import web
+
+from callcenter.domain import errors as e
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CLASS: list[tuple[type[e.DomainError], int]] = [
+    (e.ValidationError, 422),
+    (e.PolicyRefused, 422),
+    (e.NotFound, 404),
+    (e.Conflict, 409),
+    (e.Unauthorized, 401),
+    (e.Forbidden, 403),
+    (e.DomainError, 400),
+]
+
+
+def json_error(status: int, code: str, message: str, **extra) -> web.Response:
+    body = {"error": code, "message": message, **extra}
+    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+
+
+def status_for(exc: e.DomainError) -> int:
+    return next(status for cls, status in STATUS_BY_CLASS if isinstance(exc, cls))
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    """Domain errors, aiohttp's own HTTP errors and surprises all become JSON bodies."""
+    from callcenter.web.keys import CONTAINER
+
+    metrics = request.app[CONTAINER].metrics
+    started = time.perf_counter()
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except e.DomainError as exc:
+        response = json_error(status_for(exc), exc.code, exc.message, **exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_error(
+            exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        response = json_error(500, "internal_error", "internal error; it has been logged")
+    metrics.inc(
+        "callcenter_http_requests_total",
+        "HTTP requests by route and status.",
+        route=route_name,
+        method=request.method,
+        status=str(response.status),
+    )
+    metrics.observe(time.perf_counter() - started, route=route_name)
+    return response
+
+
+async def read_json(request: web.Request) -> dict:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise e.DomainError(
+            f"request body is not valid JSON: {exc}", code="malformed_json"
+        ) from None
+    if not isinstance(body, dict):
+        raise e.DomainError("request body must be a JSON object", code="malformed_json")
+    return body

@@ -1,0 +1,123 @@
+"""Fixtures that run the real ``callcenter`` command in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_SKIP, PG_URL, ROOT, free_port, reset_postgres
+
+CLI = [sys.executable, "-m", "callcenter.cli"]
+
+
+class Cli:
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.workdir, self.env = workdir, env
+
+    def run(self, *args: str, stdin: str = "", check: bool = False) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [*CLI, *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            cwd=self.workdir,
+            env=self.env,
+            timeout=120,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"callcenter {' '.join(args)} failed:\n{proc.stderr}")
+        return proc
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def cli(request, tmp_path) -> Cli:
+    """The command line against an empty database of either kind, run from a scratch folder."""
+    if request.param == "postgres":
+        if not PG_URL:
+            pytest.skip(PG_SKIP)
+        await reset_postgres(PG_URL)
+        return Cli(tmp_path, base_env(CALLCENTER_DATABASE_URL=PG_URL))
+    return Cli(tmp_path, base_env())
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path) -> Cli:
+    return Cli(tmp_path, base_env())
+
+
+class Service:
+    """``callcenter serve`` as a child process on free ports."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], args=("--demo",)) -> None:
+        self.http_port, self.agi_port = free_port(), free_port()
+        env = {
+            **env,
+            "CALLCENTER_HTTP_PORT": str(self.http_port),
+            "CALLCENTER_FASTAGI_PORT": str(self.agi_port),
+        }
+        self.out = (workdir / "serve.log").open("w+")
+        self.proc = subprocess.Popen(
+            [*CLI, "serve", *args],
+            cwd=workdir,
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.url = f"http://127.0.0.1:{self.http_port}"
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"serve not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self.out.flush()
+        self.out.seek(0)
+        return self.out.read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.close()
+
+
+@pytest.fixture
+def service_factory(tmp_path):
+    started: list[Service] = []
+
+    def start(env=None, args=("--demo",)) -> Service:
+        s = Service(tmp_path, env or base_env(), args)
+        started.append(s)
+        s.wait_ready()
+        return s
+
+    yield start
+    for s in started:
+        s.stop()

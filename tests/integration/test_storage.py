@@ -1,0 +1,148 @@
+"""Registry, policy, auth and migrations on real SQLite and real PostgreSQL."""
+
+from datetime import date, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from callcenter.adapters import db
+from callcenter.adapters.tables import metadata
+from callcenter.domain.certificates import (
+    Certificate,
+    Contact,
+    HolderType,
+    LookupStatus,
+    Service,
+)
+from callcenter.domain.errors import Conflict, PolicyRefused, Unauthorized
+from callcenter.domain.policy import PolicyVersion
+
+
+async def test_models_and_migrations_agree(container):
+    def diff(conn):
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(ctx, metadata)
+
+    async with container.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
+    assert await db.current_revision(container.engine) == db.head_revision()
+
+
+async def test_upgrade_twice_is_harmless(container):
+    await db.upgrade(container.engine)
+    assert await db.current_revision(container.engine) == db.head_revision()
+
+
+def cert(number="123456", **kw):
+    base = dict(
+        number=number,
+        holder_type=HolderType.PERSON,
+        holder_name="Щербаков Ёжик Эдуардович",
+        organisation="",
+        product="Продукт",
+        version="5.0.13000",
+        valid_from=date(2026, 1, 1),
+        valid_to=date(2026, 12, 31),
+        contacts=[Contact("Щербаков Ёжик Эдуардович", "+79001234567")],
+    )
+    base.update(kw)
+    return Certificate(**base)
+
+
+async def test_cyrillic_round_trip_and_lookup(container, clock):
+    await container.registry.import_certificates([cert()], clock.now())
+    got = await container.registry.lookup("123456", clock.now())
+    assert got.status is LookupStatus.VALID
+    assert got.certificate.holder_name == "Щербаков Ёжик Эдуардович"
+    assert got.certificate.product == "Продукт"
+    assert got.certificate.contacts == [Contact("Щербаков Ёжик Эдуардович", "+79001234567")]
+    assert got.to_dict()["build"] == "0.13000"
+
+
+async def test_statuses_on_the_moscow_day(container, clock):
+    today = clock.now().date()
+    await container.registry.import_certificates(
+        [
+            cert("111111", valid_to=today - timedelta(days=1)),
+            cert(
+                "222222", valid_from=today + timedelta(days=1), valid_to=today + timedelta(days=300)
+            ),
+            cert("333333", services=(Service.INSTALL,)),
+        ],
+        clock.now(),
+    )
+    lookup = container.registry.lookup
+    assert (await lookup("111111", clock.now())).status is LookupStatus.EXPIRED
+    assert (await lookup("222222", clock.now())).status is LookupStatus.NOT_YET_VALID
+    assert (await lookup("333333", clock.now(), "install")).status is LookupStatus.VALID
+    assert (await lookup("333333", clock.now(), "recovery")).status is LookupStatus.NOT_COVERED
+    assert (await lookup("444444", clock.now())).status is LookupStatus.UNKNOWN
+
+
+async def test_upsert_replaces_data_and_contacts(container, clock):
+    created, updated = await container.registry.import_certificates(
+        [cert(), cert("654321")], clock.now()
+    )
+    assert (created, updated) == (2, 0)
+    new = cert(
+        holder_name="Иванова Анна",
+        contacts=[Contact("Иванова Анна", "+79990000000"), Contact("Петров Пётр", "+79991111111")],
+    )
+    assert await container.registry.import_certificates([new], clock.now()) == (0, 1)
+    got = (await container.registry.lookup("123456", clock.now())).certificate
+    assert got.holder_name == "Иванова Анна"
+    assert [c.phone for c in got.contacts] == ["+79990000000", "+79991111111"]
+    async with container.uow() as uow:
+        assert await uow.certificates.count() == 2
+
+
+async def test_find_by_caller_phone(container, clock):
+    await container.registry.import_certificates(
+        [cert("111111"), cert("222222", contacts=[Contact("Другой", "+79005550000")])], clock.now()
+    )
+    found = await container.registry.by_phone("89001234567", clock.now())
+    assert [r.number for r in found] == ["111111"]
+    assert await container.registry.by_phone("unknown", clock.now()) == []
+
+
+async def test_first_request_is_remembered_once(container, clock):
+    await container.registry.import_certificates([cert()], clock.now())
+    async with container.uow() as uow:
+        await uow.certificates.mark_first_request("123456", clock.now())
+        await uow.certificates.mark_first_request("123456", clock.now() + timedelta(days=1))
+        await uow.commit()
+        assert (await uow.certificates.get("123456")).first_request_at == clock.now()
+
+
+async def test_policy_publish_and_book(container, clock):
+    svc = container.policy
+    soon = clock.now().date() + timedelta(days=14)
+    with pytest.raises(PolicyRefused):
+        await svc.publish(PolicyVersion(effective_from=soon), clock.now())
+    later = clock.now().date() + timedelta(days=15)
+    stored = await svc.publish(
+        PolicyVersion(effective_from=later, oral_window_seconds=900), clock.now()
+    )
+    assert stored.id is not None
+    book = await svc.book()
+    assert [v.oral_window_seconds for v in book.versions] == [600, 900]
+    assert (await svc.in_force_at(clock.now())).oral_window_seconds == 600
+    clock.advance(15 * 86400)
+    assert (await svc.in_force_at(clock.now())).oral_window_seconds == 900
+
+
+async def test_tokens_and_users(container, clock):
+    token = await container.auth.create_token("asterisk-1", "pbx", clock.now())
+    who = await container.auth.authenticate_token(token)
+    assert (who.name, who.role) == ("asterisk-1", "pbx")
+    with pytest.raises(Unauthorized):
+        await container.auth.authenticate_token(token + "x")
+    await container.auth.add_user(
+        "оператор", "agent", "пароль-длинный", clock.now(), display_name="Оператор Один"
+    )
+    assert (await container.auth.login("оператор", "пароль-длинный")).role == "agent"
+    with pytest.raises(Unauthorized):
+        await container.auth.login("оператор", "wrong-password")
+    with pytest.raises(Conflict):
+        await container.auth.add_user("оператор", "agent", "другой-пароль", clock.now())
