@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from callcenter.adapters import db
 from callcenter.adapters.clock import SystemClock
-from callcenter.adapters.repositories import UnitOfWork
+from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
@@ -74,12 +74,14 @@ class Container:
     auth: AuthService
     policy: PolicyService
     calendars: Calendars
+    reader: CertificateReader
     metrics: Metrics = field(default_factory=Metrics)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
 
     async def close(self) -> None:
+        await self.reader.dispose()
         await self.engine.dispose()
 
 
@@ -90,13 +92,15 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     )
     sessions = db.session_factory(engine)
     uow_factory = functools.partial(UnitOfWork, sessions)
+    reader = CertificateReader(settings.database.url)
     return Container(
         settings=settings,
         engine=engine,
         sessions=sessions,
         clock=clock or SystemClock(),
+        reader=reader,
         registry=CertificateRegistry(
-            uow_factory, number_format(settings), settings.certificates.lookup_cache_seconds
+            uow_factory, reader, number_format(settings), settings.certificates.lookup_cache_seconds
         ),
         auth=AuthService(uow_factory),
         policy=PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days),

@@ -51,9 +51,10 @@ class _TtlCache:
 
 class CertificateRegistry:
     def __init__(
-        self, uow_factory: Callable, number_format: NumberFormat, cache_seconds: float = 2.0
+        self, uow_factory: Callable, reader, number_format: NumberFormat, cache_seconds: float = 2.0
     ) -> None:
         self._uow = uow_factory
+        self._reader = reader
         self.number_format = number_format
         self._cache = _TtlCache(cache_seconds)
 
@@ -61,8 +62,7 @@ class CertificateRegistry:
         hit, cert = self._cache.get(number)
         if hit:
             return cert
-        async with self._uow() as uow:
-            cert = await uow.certificates.get(number)
+        cert = await self._reader.get(number)
         self._cache.put(number, cert)
         return cert
 
@@ -86,8 +86,7 @@ class CertificateRegistry:
         phone = normalize_phone(raw_phone)
         if phone is None:
             return []
-        async with self._uow() as uow:
-            certs = await uow.certificates.find_by_phone(phone)
+        certs = await self._reader.by_phone(phone)
         day = at.astimezone(MOSCOW).date()
         return [LookupResult(c.number, c.status_on(day), c) for c in certs]
 

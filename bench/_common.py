@@ -1,0 +1,84 @@
+"""Shared pieces of the benchmarks: a served instance, a load loop, percentiles."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(db_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLCENTER_")}
+    env.update(CALLCENTER_DATABASE_URL=db_url, PYTHONPATH=str(ROOT), **extra)
+    return env
+
+
+def cli(db_url: str, *args: str, **extra: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "callcenter.cli", *args], env=env_for(db_url, **extra),
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return out.stdout
+
+
+class Served:
+    def __init__(self, db_url: str, workdir: Path, **extra: str) -> None:
+        self.port = free_port()
+        env = env_for(db_url, CALLCENTER_HTTP_PORT=str(self.port),
+                      CALLCENTER_FASTAGI_PORT=str(free_port()), CALLCENTER_LOGGING_LEVEL="WARNING",
+                      **extra)
+        self.log = (workdir / f"serve-{self.port}.log").open("w")
+        self.proc = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "serve"], env=env,
+                                     cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("service did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+async def load(make_request, total: int, concurrency: int) -> tuple[float, list[float]]:
+    """Run ``total`` requests with ``concurrency`` workers; returns (seconds, latencies)."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        for i in counter:
+            t0 = time.perf_counter()
+            await make_request(i)
+            latencies.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - t0, latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def summary(label: str, seconds: float, lat: list[float]) -> str:
+    return (f"{label:<38} {len(lat) / seconds:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.2f} ms"
+            f"   p99 {pct(lat, 99) * 1000:6.2f} ms")
