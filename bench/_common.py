@@ -28,20 +28,35 @@ def env_for(db_url: str, **extra: str) -> dict[str, str]:
 
 
 def cli(db_url: str, *args: str, **extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "callcenter.cli", *args], env=env_for(db_url, **extra),
-                         capture_output=True, text=True, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", *args],
+        env=env_for(db_url, **extra),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return out.stdout
 
 
 class Served:
     def __init__(self, db_url: str, workdir: Path, **extra: str) -> None:
         self.port = free_port()
-        env = env_for(db_url, CALLCENTER_HTTP_PORT=str(self.port),
-                      CALLCENTER_FASTAGI_PORT=str(free_port()), CALLCENTER_LOGGING_LEVEL="WARNING",
-                      **extra)
+        env = env_for(
+            db_url,
+            CALLCENTER_HTTP_PORT=str(self.port),
+            CALLCENTER_FASTAGI_PORT=str(free_port()),
+            CALLCENTER_LOGGING_LEVEL="WARNING",
+            **extra,
+        )
         self.log = (workdir / f"serve-{self.port}.log").open("w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "callcenter.cli", "serve"], env=env,
-                                     cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "callcenter.cli", "serve"],
+            env=env,
+            cwd=workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -80,5 +95,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def summary(label: str, seconds: float, lat: list[float]) -> str:
-    return (f"{label:<38} {len(lat) / seconds:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.2f} ms"
-            f"   p99 {pct(lat, 99) * 1000:6.2f} ms")
+    return (
+        f"{label:<38} {len(lat) / seconds:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.2f} ms"
+        f"   p99 {pct(lat, 99) * 1000:6.2f} ms"
+    )

@@ -18,11 +18,12 @@ import time
 from pathlib import Path
 
 import aiohttp
-
 from _common import ROOT, Served, cli, env_for, load, summary
 
-HEADER = ("number,holder_type,holder_name,organisation,contacts,product,version,"
-          "valid_from,valid_to,services\n")
+HEADER = (
+    "number,holder_type,holder_name,organisation,contacts,product,version,"
+    "valid_from,valid_to,services\n"
+)
 ROWS = 100_000
 
 
@@ -31,8 +32,10 @@ def write_csv(path: Path) -> list[str]:
     with path.open("w", encoding="utf-8") as fh:
         fh.write(HEADER)
         for i, n in enumerate(numbers):
-            fh.write(f'{n},person,Абонентов Абонент {i},,"Абонентов А. <+7900{i:07d}>",'
-                     f"Продукт,5.0.{i},2026-01-01,,\n")
+            fh.write(
+                f'{n},person,Абонентов Абонент {i},,"Абонентов А. <+7900{i:07d}>",'
+                f"Продукт,5.0.{i},2026-01-01,,\n"
+            )
     return numbers
 
 
@@ -40,8 +43,13 @@ def timed_import(db_url: str, csv: Path) -> tuple[float, float]:
     """Seconds and peak RSS (MiB) of `callcenter certificates import` in a child process."""
     t0 = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, "-m", "callcenter.cli", "certificates", "import", str(csv)],
-                   env=env_for(db_url), check=True, capture_output=True, cwd=ROOT)
+    subprocess.run(
+        [sys.executable, "-m", "callcenter.cli", "certificates", "import", str(csv)],
+        env=env_for(db_url),
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return time.perf_counter() - t0, max(peak, before) / 1024
 
@@ -52,6 +60,7 @@ async def hammer(url: str, token: str, numbers: list[str], total: int, conc: int
     picks = [rng.choice(numbers) for _ in range(total)]
     conn = aiohttp.TCPConnector(limit=conc)
     async with aiohttp.ClientSession(connector=conn, headers=headers) as s:
+
         async def one(i: int) -> None:
             async with s.get(f"{url}/api/v1/certificates/{picks[i]}") as r:
                 if r.status != 200:
@@ -78,8 +87,10 @@ def main() -> None:
 
         asyncio.run(reset_postgres(args.pg))
         targets.append(("PostgreSQL", args.pg))
-    print(f"{ROWS} certificates; {args.requests} lookups of random numbers, "
-          f"concurrency {args.concurrency}\n")
+    print(
+        f"{ROWS} certificates; {args.requests} lookups of random numbers, "
+        f"concurrency {args.concurrency}\n"
+    )
     for name, url in targets:
         cli(url, "db", "upgrade")
         seconds, peak = timed_import(url, csv)
@@ -88,8 +99,9 @@ def main() -> None:
         for cache in ("0", "2"):
             served = Served(url, work, CALLCENTER_CERTIFICATES_LOOKUP_CACHE_SECONDS=cache)
             try:
-                secs, lat = asyncio.run(hammer(served.url, token, numbers, args.requests,
-                                               args.concurrency))
+                secs, lat = asyncio.run(
+                    hammer(served.url, token, numbers, args.requests, args.concurrency)
+                )
             finally:
                 served.stop()
             print(summary(f"{name} lookup, cache {cache} s", secs, lat))

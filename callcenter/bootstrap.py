@@ -17,6 +17,8 @@ from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
+from callcenter.services.calls import CallLog
+from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.web.metrics import Metrics
@@ -75,6 +77,8 @@ class Container:
     policy: PolicyService
     calendars: Calendars
     reader: CertificateReader
+    calls: CallLog
+    ivr: IvrService
     metrics: Metrics = field(default_factory=Metrics)
 
     def uow(self) -> UnitOfWork:
@@ -93,16 +97,22 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     sessions = db.session_factory(engine)
     uow_factory = functools.partial(UnitOfWork, sessions)
     reader = CertificateReader(settings.database.url)
+    registry = CertificateRegistry(
+        uow_factory, reader, number_format(settings), settings.certificates.lookup_cache_seconds
+    )
+    policy = PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days)
+    calendars = build_calendars(settings)
+    rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
     return Container(
         settings=settings,
         engine=engine,
         sessions=sessions,
         clock=clock or SystemClock(),
         reader=reader,
-        registry=CertificateRegistry(
-            uow_factory, reader, number_format(settings), settings.certificates.lookup_cache_seconds
-        ),
+        registry=registry,
         auth=AuthService(uow_factory),
-        policy=PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days),
-        calendars=build_calendars(settings),
+        policy=policy,
+        calendars=calendars,
+        calls=CallLog(uow_factory),
+        ivr=IvrService(uow_factory, registry, policy, calendars, rule),
     )

@@ -79,8 +79,7 @@ class CalendarSettings:
 class IvrSettings:
     language: str = "ru"
     max_attempts: int = 3
-    first_digit_timeout_ms: int = 10000
-    inter_digit_timeout_ms: int = 5000
+    digit_timeout_ms: int = 7000
     lookup_timeout_seconds: float = 3.0
     lockout_failures: int = 5
     lockout_window_seconds: int = 3600
@@ -93,6 +92,7 @@ class AgiSettings:
 
     service_url: str = "http://127.0.0.1:8080"
     token: str = ""
+    spool_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +201,11 @@ def _validate(s: Settings) -> None:
         ("policy.written_answer_hours", s.policy.written_answer_hours > 0, "must be positive"),
         ("policy.day_end", s.policy.day_end > s.policy.day_start, "must be after policy.day_start"),
         ("ivr.max_attempts", s.ivr.max_attempts >= 1, "must be at least 1"),
+        (
+            "ivr.digit_timeout_ms",
+            1000 <= s.ivr.digit_timeout_ms <= 60000,
+            "must be between 1000 and 60000 ms",
+        ),
         (
             "ivr.lookup_timeout_seconds",
             0 < s.ivr.lookup_timeout_seconds <= 10,

@@ -29,14 +29,23 @@ async def prepare(settings: Settings, *, demo: bool = False, clock=None):
     return container
 
 
+async def fastagi_context(app):
+    """The FastAGI server lives exactly as long as the web app (an owned resource)."""
+    from callcenter.telephony.fastagi import fastagi_server
+    from callcenter.web.keys import CONTAINER
+
+    container = app[CONTAINER]
+    s = container.settings.fastagi
+    async with fastagi_server(container, s.host, s.port) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        print(f"FastAGI on agi://{host}:{port}/collect_certificate", flush=True)
+        yield
+
+
 def background_contexts(container) -> list:
     """Cleanup contexts for the FastAGI server and other owned background tasks."""
     contexts = []
-    try:
-        from callcenter.telephony.fastagi import fastagi_context
-    except ImportError:
-        fastagi_context = None
-    if fastagi_context is not None and container.settings.fastagi.enabled:
+    if container.settings.fastagi.enabled:
         contexts.append(fastagi_context)
     return contexts
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from callcenter.adapters import tables as t
 from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
+from callcenter.domain.events import CallEvent
 from callcenter.domain.policy import PolicyVersion
 
 
@@ -333,6 +335,60 @@ class AuthRepository:
         ).first() is not None
 
 
+class EventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, event: CallEvent, received_at: datetime) -> bool:
+        """Store the event unless it is already there; True when it was new."""
+        dialect = self.session.bind.dialect.name
+        stmt = (
+            _upsert(dialect, t.call_events)
+            .values(
+                call_id=event.call_id,
+                event=event.event,
+                at=event.at,
+                received_at=received_at,
+                source=event.source,
+                data=json.dumps(event.data, ensure_ascii=False, sort_keys=True),
+                dedup_key=event.dedup_key(),
+            )
+            .on_conflict_do_nothing(index_elements=[t.call_events.c.dedup_key])
+        )
+        return (await self.session.execute(stmt)).rowcount == 1
+
+    async def for_call(self, call_id: str) -> list[CallEvent]:
+        e = t.call_events.c
+        rows = await self.session.execute(
+            select(t.call_events).where(e.call_id == call_id).order_by(e.at, e.id)
+        )
+        return [
+            CallEvent(r.event, r.call_id, r.at, json.loads(r.data), r.source) for r in rows.all()
+        ]
+
+
+class LockoutRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add_failure(
+        self, call_id: str, caller: str | None, number: str | None, status: str, at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(t.ivr_failures).values(
+                call_id=call_id, caller=caller, certificate_number=number, status=status, at=at
+            )
+        )
+
+    async def failures(
+        self, since: datetime, *, caller: str | None = None, number: str | None = None
+    ) -> int:
+        f = t.ivr_failures.c
+        cond = f.caller == caller if caller is not None else f.certificate_number == number
+        stmt = select(func.count()).select_from(t.ivr_failures).where(cond, f.at >= since)
+        return (await self.session.execute(stmt)).scalar_one()
+
+
 class UnitOfWork:
     """One AsyncSession per use case: load, act, commit; rolled back unless committed."""
 
@@ -344,6 +400,8 @@ class UnitOfWork:
         self.certificates = CertificateRepository(self.session)
         self.policies = PolicyRepository(self.session)
         self.auth = AuthRepository(self.session)
+        self.events = EventRepository(self.session)
+        self.lockouts = LockoutRepository(self.session)
         return self
 
     async def __aexit__(self, *exc) -> None:

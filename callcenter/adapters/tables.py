@@ -132,3 +132,30 @@ users = Table(
     Column("disabled_at", UTCDateTime, nullable=True),
     UniqueConstraint("login", name="uq_users_login"),
 )
+
+call_events = Table(
+    "call_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("call_id", String(64), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Index("ix_call_events_call_id", "call_id"),
+)
+
+ivr_failures = Table(
+    "ivr_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("call_id", String(64), nullable=False),
+    Column("caller", String(20), nullable=True),
+    Column("certificate_number", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Index("ix_ivr_failures_caller_at", "caller", "at"),
+    Index("ix_ivr_failures_certificate_number_at", "certificate_number", "at"),
+)

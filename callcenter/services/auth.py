@@ -15,32 +15,13 @@ from callcenter.domain.errors import Conflict, Unauthorized, ValidationError
 
 TOKEN_ROLES = ("pbx", "supervisor")
 USER_ROLES = ("agent", "supervisor", "admin")
+_AGENT = {"certificates:read", "calls:read", "calls:act", "tickets:read"}
+_SUPERVISOR = _AGENT | {"events:write", "ivr", "tickets:write", "reports:read"}
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "pbx": frozenset({"certificates:read", "events:write"}),
-    "agent": frozenset({"certificates:read", "calls:read", "calls:act", "tickets:read"}),
-    "supervisor": frozenset(
-        {
-            "certificates:read",
-            "events:write",
-            "calls:read",
-            "calls:act",
-            "tickets:read",
-            "tickets:write",
-            "reports:read",
-        }
-    ),
-    "admin": frozenset(
-        {
-            "certificates:read",
-            "events:write",
-            "calls:read",
-            "calls:act",
-            "tickets:read",
-            "tickets:write",
-            "reports:read",
-            "admin",
-        }
-    ),
+    "pbx": frozenset({"certificates:read", "events:write", "ivr"}),
+    "agent": frozenset(_AGENT),
+    "supervisor": frozenset(_SUPERVISOR),
+    "admin": frozenset(_SUPERVISOR | {"admin"}),
 }
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # ~16 MiB per hash: memory-hard, stdlib
 

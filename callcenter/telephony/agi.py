@@ -255,7 +255,7 @@ class AgiHangup:
 HANGUP: Final = AgiHangup()
 
 _REPLY_START = re.compile(r"(\d{3})([ -]|\Z)")
-_FINAL_LINE = re.compile(r"\d{3} ")
+_FINAL_LINE = re.compile(r"\d{3}")
 _RESULT_200 = re.compile(
     r"200 result=(?P<result>\S*)"
     r"(?: \((?P<data>.*)\))?"

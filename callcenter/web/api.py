@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from aiohttp import web
 from sqlalchemy import text
 
+from callcenter.domain.errors import ValidationError
 from callcenter.web.auth import require
+from callcenter.web.errors import read_json
 from callcenter.web.keys import CONTAINER
 
 routes = web.RouteTableDef()
@@ -61,8 +64,6 @@ async def certificates_by_phone(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     phone = request.query.get("phone", "")
     if not phone:
-        from callcenter.domain.errors import ValidationError
-
         raise ValidationError("query parameter 'phone' is required", code="missing_phone")
     results = await c.registry.by_phone(phone, c.clock.now())
     return _json({"phone": phone, "certificates": [r.to_dict() for r in results]})
@@ -75,3 +76,71 @@ async def policy_versions(request: web.Request) -> web.Response:
     book = await c.policy.book()
     current = book.in_force_at(c.clock.now())
     return _json({"versions": [v.to_dict() for v in book.versions], "in_force": current.to_dict()})
+
+
+@routes.post("/api/v1/events")
+async def post_event(request: web.Request) -> web.Response:
+    """One call event from the PBX; the same event twice is stored once (200 the second time)."""
+    await require(request, "events:write")
+    c = request.app[CONTAINER]
+    event, new = await c.calls.record(await read_json(request), c.clock.now())
+    c.metrics.inc(
+        "callcenter_events_total",
+        "Call events received, by type and novelty.",
+        event=event.event,
+        new=str(new).lower(),
+    )
+    return _json(
+        {"stored": new, "duplicate": not new, "event": event.to_dict()}, 201 if new else 200
+    )
+
+
+@routes.get("/api/v1/ivr/working-time")
+async def ivr_working_time(request: web.Request) -> web.Response:
+    """Is the phone line open (now, or at ``?at=``), and when does it open next."""
+    await require(request, "ivr")
+    c = request.app[CONTAINER]
+    at = _instant(request.query.get("at")) or c.clock.now()
+    is_open, next_opening = await c.ivr.working_time(at)
+    return _json({"at": at.isoformat(), "open": is_open, "next_opening": next_opening.isoformat()})
+
+
+@routes.post("/api/v1/ivr/check")
+async def ivr_check(request: web.Request) -> web.Response:
+    """The IVR's lookup: entitlement plus lockout accounting for the caller and the number."""
+    await require(request, "ivr")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    problems = {
+        k: "is required (a string)"
+        for k in ("call_id", "number")
+        if not isinstance(body.get(k), str) or not body.get(k)
+    }
+    if body.get("caller") is not None and not isinstance(body.get("caller"), str):
+        problems["caller"] = "must be a string"
+    if problems:
+        raise ValidationError(
+            "; ".join(f"{k} {v}" for k, v in problems.items()),
+            code="invalid_request",
+            fields=problems,
+        )
+    c.registry.number_format.validate(body["number"])
+    result = await c.ivr.check(body["call_id"], body.get("caller"), body["number"], c.clock.now())
+    c.metrics.inc(
+        "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
+    )
+    return _json(result)
+
+
+def _instant(raw: str | None):
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        raise ValidationError(
+            "'at' must be an ISO 8601 date-time with an offset", code="invalid_instant"
+        )
+    return value

@@ -1,0 +1,16 @@
+#!/usr/bin/env python3
+"""Asterisk AGI in the caller's hangup handler: the call ended, and who hung up.
+
+Runs in dead mode after the hangup (callcenter.telephony.ivr.call_ended); also sends any
+events an earlier script had to keep while the service was down.
+
+The service is found through CALLCENTER_URL and CALLCENTER_TOKEN, else the callcenter
+configuration file (CALLCENTER_CONFIG).
+"""
+
+import sys
+
+from callcenter.telephony.process_agi import main
+
+if __name__ == "__main__":
+    sys.exit(main("call_ended"))

@@ -1,0 +1,155 @@
+"""Call events as the PBX reports them (contract §3): validated strictly, stdlib only.
+
+Each event names the call by Asterisk's linkedid of the caller's channel. ``at`` is when it
+happened on the switch (ISO 8601, with an offset); without it the service's receipt time is
+used. The same event sent twice is the same event: :func:`dedup_key` makes that checkable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from callcenter.domain.errors import ValidationError
+
+CERT_STATUSES = (
+    "VALID",
+    "UNKNOWN",
+    "EXPIRED",
+    "NOT_YET_VALID",
+    "NOT_COVERED",
+    "LOCKED",
+    "NO_INPUT",
+    "UNVERIFIED",
+    "CLOSED",
+)
+HANGUP_BY = ("caller", "agent", "system")
+_CALL_ID = re.compile(r"^[0-9A-Za-z._\-:]{1,64}$")
+
+# event -> {field: (type, required, max length or allowed values)}
+_STR = str
+SCHEMA: dict[str, dict[str, tuple[type, bool, Any]]] = {
+    "call_started": {
+        "caller_number": (_STR, False, 40),
+        "channel": (_STR, False, 200),
+        "dnid": (_STR, False, 40),
+    },
+    "certificate_checked": {
+        "certificate": (_STR, False, 32),
+        "status": (_STR, True, CERT_STATUSES),
+        "attempt": (int, False, (1, 100)),
+    },
+    "queued": {"queue": (_STR, True, 80)},
+    "agent_connected": {
+        "agent": (_STR, True, 200),
+        "agent_name": (_STR, False, 200),
+        "hold_seconds": (int, False, (0, 86400)),
+    },
+    "call_ended": {
+        "hangup_by": (_STR, False, HANGUP_BY),
+        "cause": (_STR, False, 40),
+        "abandoned": (_STR, False, ("ivr", "queue")),
+    },
+}
+COMMON = {"event", "call_id", "at", "source"}
+SOURCES = ("agi", "fastagi", "ami", "simulator", "api")
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    event: str
+    call_id: str
+    at: datetime
+    data: dict[str, Any] = field(default_factory=dict)
+    source: str = "api"
+    at_given: bool = True
+
+    def dedup_key(self) -> str:
+        """Same event, same key: type, call, instant and fields (not the source)."""
+        canon = json.dumps(
+            [self.event, self.call_id, self.at.isoformat(), self.data],
+            sort_keys=True,
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canon.encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "call_id": self.call_id,
+            "at": self.at.isoformat(),
+            "source": self.source,
+            **self.data,
+        }
+
+
+def parse_event(body: Any, received_at: datetime) -> CallEvent:
+    """A validated event, or ValidationError listing every problem by field."""
+    if not isinstance(body, dict):
+        raise ValidationError("an event must be a JSON object", code="invalid_event")
+    problems: dict[str, str] = {}
+    kind = body.get("event")
+    if kind not in SCHEMA:
+        problems["event"] = f"must be one of {', '.join(SCHEMA)}"
+        raise ValidationError(_summary(problems), code="invalid_event", fields=problems)
+    call_id = body.get("call_id")
+    if not isinstance(call_id, str) or not _CALL_ID.match(call_id):
+        problems["call_id"] = "must be the caller channel's linkedid (1-64 of 0-9 A-Z . _ - :)"
+    at = received_at
+    at_given = "at" in body and body["at"] is not None
+    if at_given:
+        raw = body["at"]
+        try:
+            if not isinstance(raw, str):
+                raise ValueError
+            at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if at.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            problems["at"] = "must be an ISO 8601 date-time with an offset"
+    source = body.get("source", "api")
+    if source not in SOURCES:
+        problems["source"] = f"must be one of {', '.join(SOURCES)}"
+    spec = SCHEMA[kind]
+    data: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in COMMON:
+            continue
+        if name not in spec:
+            problems[name] = f"is not a field of {kind}"
+            continue
+        typ, _, rule = spec[name]
+        if value is None:
+            continue
+        if typ is int:
+            if (
+                not isinstance(value, int)
+                or isinstance(value, bool)
+                or not (rule[0] <= value <= rule[1])
+            ):
+                problems[name] = f"must be an integer from {rule[0]} to {rule[1]}"
+                continue
+        elif not isinstance(value, str):
+            problems[name] = "must be a string"
+            continue
+        elif isinstance(rule, tuple) and value not in rule:
+            problems[name] = f"must be one of {', '.join(rule)}"
+            continue
+        elif isinstance(rule, int) and len(value) > rule:
+            problems[name] = f"must be at most {rule} characters"
+            continue
+        data[name] = value
+    for name, (_, required, _) in spec.items():
+        if required and data.get(name) in (None, "") and name not in problems:
+            problems[name] = "is required"
+    if problems:
+        raise ValidationError(_summary(problems), code="invalid_event", fields=problems)
+    return CallEvent(kind, call_id, at, data, source, at_given)
+
+
+def _summary(problems: dict[str, str]) -> str:
+    return "; ".join(f"{k} {v}" for k, v in problems.items())

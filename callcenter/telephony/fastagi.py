@@ -1,0 +1,191 @@
+"""The FastAGI server inside ``callcenter serve``: the same flows, driven with asyncio.
+
+``AGI(agi://HOST:4573/collect_certificate)`` and ``/agent_connected``, ``/call_ended``.
+Service actions are answered in-process by the use cases, not over HTTP. Facts from the
+transcripts this relies on: the environment may arrive in several reads (04), ``HANGUP`` is
+written after a caller hangup *and* at the end of every session (fact 7), and Asterisk has no
+inactivity timeout (fact 9), so the server bounds every wait itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from callcenter.telephony import agi
+from callcenter.telephony import ivr as flows
+
+log = logging.getLogger(__name__)
+REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
+ENV_TIMEOUT = 10.0
+
+
+def ivr_options(settings, source: str = "fastagi") -> flows.IvrOptions:
+    c, i = settings.certificates, settings.ivr
+    return flows.IvrOptions(
+        min_length=c.min_length,
+        max_length=c.max_length,
+        luhn=c.check_digit == "luhn",
+        max_attempts=i.max_attempts,
+        digit_timeout_ms=i.digit_timeout_ms,
+        queue=i.queue,
+        source=source,
+    )
+
+
+class InProcessResolver:
+    """Answers the flows' service actions with the use cases of this process."""
+
+    def __init__(self, container) -> None:
+        self.c = container
+        self.lookup_timeout = container.settings.ivr.lookup_timeout_seconds
+
+    async def __call__(self, action):
+        c = self.c
+        try:
+            if isinstance(action, flows.Report):
+                event, _ = await c.calls.record(action.event, c.clock.now())
+                return event
+            if isinstance(action, flows.WorkingTime):
+                is_open, nxt = await c.ivr.working_time(c.clock.now())
+                return flows.OpenState(is_open, nxt)
+            if isinstance(action, flows.CallerCertificates):
+                found = await c.ivr.caller_certificates(action.caller, c.clock.now())
+                return [flows.Hint(h["number"], h["status"]) for h in found]
+            if isinstance(action, flows.Check):
+                result = await asyncio.wait_for(
+                    c.ivr.check(action.call_id, action.caller, action.number, c.clock.now()),
+                    self.lookup_timeout,
+                )
+                return result["status"]
+        except Exception:
+            log.exception("service action %s failed", type(action).__name__)
+            return flows.SERVICE_DOWN
+        raise TypeError(f"unknown action {action!r}")
+
+
+class Session:
+    """One FastAGI connection: read the env, run the named flow, close."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        resolve,
+        options: flows.IvrOptions,
+        metrics=None,
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self.resolve, self.options, self.metrics = resolve, options, metrics
+        self.parser = agi.ReplyParser()
+        self.hangup_seen = False
+
+    async def run(self) -> flows.Outcome | None:
+        env = await asyncio.wait_for(self._read_env(), ENV_TIMEOUT)
+        script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        factory = flows.FLOWS.get(script)
+        if factory is None:
+            log.warning("FastAGI: unknown script %r from %s", script, env.get("agi_channel"))
+            await self._send(agi.verbose(f"callcenter: unknown FastAGI script {script!r}", 1))
+            return None
+        started = time.perf_counter()
+        flow = factory(env, self.options)
+        outcome = await self._drive(flow)
+        if self.metrics is not None:
+            self.metrics.inc(
+                "callcenter_fastagi_sessions_total",
+                "FastAGI sessions by script.",
+                script=script,
+                route=outcome.route or "none",
+            )
+        log.info(
+            "call %s: %s done in %.0f ms: route=%s status=%s%s",
+            outcome.call_id,
+            script,
+            (time.perf_counter() - started) * 1000,
+            outcome.route,
+            outcome.status,
+            " (caller hung up)" if outcome.hung_up else "",
+        )
+        return outcome
+
+    async def _drive(self, flow) -> flows.Outcome:
+        try:
+            action = next(flow)
+            while True:
+                if isinstance(action, flows.Agi):
+                    result = await self._send(action.line)
+                else:
+                    result = await self.resolve(action)
+                action = flow.send(result)
+        except StopIteration as stop:
+            return stop.value
+
+    async def _read_env(self) -> dict[str, str]:
+        parser = agi.EnvParser()
+        while True:
+            line = await self.reader.readline()
+            if not line:
+                raise ConnectionError("connection closed before the AGI environment ended")
+            if parser.feed_line(line.decode("utf-8", "replace")):
+                return parser.env
+
+    async def _send(self, line: str) -> agi.AgiReply:
+        """One command out, its reply in; a closed or silent peer counts as a dead channel."""
+        if self.writer.is_closing():
+            return flows.DEAD
+        self.writer.write(line.encode("utf-8") if line.endswith("\n") else (line + "\n").encode())
+        try:
+            await self.writer.drain()
+            return await asyncio.wait_for(self._reply(), REPLY_TIMEOUT)
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+            return flows.DEAD
+
+    async def _reply(self) -> agi.AgiReply:
+        while True:
+            raw = await self.reader.readline()
+            if not raw:
+                return flows.DEAD
+            got = self.parser.feed_line(raw.decode("utf-8", "replace"))
+            if got is agi.HANGUP:
+                self.hangup_seen = True  # the reply (-1 or 511) still follows, or EOF
+                continue
+            if isinstance(got, agi.AgiReply):
+                return got
+
+
+@contextlib.asynccontextmanager
+async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
+    """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
+    resolve = InProcessResolver(container)
+    options = ivr_options(container.settings)
+    sessions: set[asyncio.Task] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        sessions.add(task)
+        try:
+            await Session(reader, writer, resolve, options, container.metrics).run()
+        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.info("FastAGI session ended early: %s", exc)
+        except Exception:
+            log.exception("FastAGI session failed")
+        finally:
+            sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    server = await asyncio.start_server(handle, host, port, limit=64 * 1024)
+    try:
+        yield server
+    finally:
+        server.close()
+        for task in list(sessions):
+            task.cancel()
+        if sessions:
+            await asyncio.gather(*sessions, return_exceptions=True)
+        await server.wait_closed()

@@ -1,0 +1,379 @@
+"""The caller dialogue, written once as a sans-IO state machine (a generator).
+
+The flow yields *actions* and is sent their results:
+
+- :class:`Agi` — an AGI command line; the driver answers with the :class:`AgiReply`.
+- :class:`WorkingTime` — is the line open now; answered with :class:`OpenState`.
+- :class:`CallerCertificates` — the caller-ID shortcut; a list of :class:`Hint`.
+- :class:`Check` — the certificate lookup with lockout accounting; a status string.
+- :class:`Report` — a call event for the service; the answer is ignored.
+
+A service action may be answered with :data:`SERVICE_DOWN` instead; the flow never waits
+twice for a service that failed once in a call, and never leaves the caller without a route.
+Three drivers run it: the pyst2 script (blocking I/O), the FastAGI server (asyncio) and tests.
+The flow has no clock and no I/O of its own, so it imports only the standard library and the
+AGI wire helpers (a process-AGI script must start fast).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from callcenter.telephony import agi
+from callcenter.telephony import variables as v
+from callcenter.telephony.prompts import sound
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agi:
+    line: str
+
+
+@dataclass(frozen=True)
+class WorkingTime:
+    pass
+
+
+@dataclass(frozen=True)
+class CallerCertificates:
+    caller: str
+
+
+@dataclass(frozen=True)
+class Check:
+    call_id: str
+    caller: str | None
+    number: str
+
+
+@dataclass(frozen=True)
+class Report:
+    event: dict[str, Any]
+
+
+class _ServiceDown:
+    def __repr__(self) -> str:
+        return "SERVICE_DOWN"
+
+
+SERVICE_DOWN = _ServiceDown()
+
+#: What a driver answers when the channel is gone (pipe closed, socket closed, no reply).
+DEAD = agi.parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
+
+
+@dataclass(frozen=True)
+class OpenState:
+    open: bool
+    next_opening: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Hint:
+    number: str
+    status: str
+
+
+# --- options and outcome ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IvrOptions:
+    """What the flow needs to know; built from settings by the drivers."""
+
+    min_length: int = 6
+    max_length: int = 20
+    luhn: bool = False
+    max_attempts: int = 3
+    digit_timeout_ms: int = 7000
+    offer_timeout_ms: int = 5000
+    queue: str = "support"
+    source: str = "agi"
+
+    def number_problem(self, digits: str) -> str | None:
+        """The local check, so a typo costs no lookup (same rules as the registry)."""
+        from callcenter.domain.certificates import CheckDigit, NumberFormat
+
+        fmt = NumberFormat(
+            self.min_length, self.max_length, CheckDigit.LUHN if self.luhn else CheckDigit.NONE
+        )
+        return fmt.problem(digits)
+
+
+@dataclass
+class Outcome:
+    call_id: str = ""
+    route: str = ""
+    status: str = ""
+    number: str = ""
+    hung_up: bool = False
+    service_down: bool = False
+    attempts: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class CallerHungUp(Exception):
+    """The caller left mid-dialogue; the flow stops at once."""
+
+
+Flow = Generator[Any, Any, Outcome]
+
+_FAIL_PROMPTS = {
+    v.UNKNOWN: "not-found",
+    v.EXPIRED: "expired",
+    v.NOT_YET_VALID: "not-yet-valid",
+    v.NOT_COVERED: "not-found",
+}
+
+
+def _caller_number(env: dict[str, str]) -> str | None:
+    raw = env.get("agi_callerid", "").strip()
+    if not raw or raw.lower() == "unknown" or not any(ch.isdigit() for ch in raw):
+        return None
+    return raw
+
+
+def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
+    """The support-line dialogue: working time, certificate number, entitlement, route."""
+    out = Outcome()
+    service_up = True
+
+    def service(action) -> Generator[Any, Any, Any]:
+        nonlocal service_up
+        if not service_up:
+            return SERVICE_DOWN
+        result = yield action
+        if result is SERVICE_DOWN:
+            service_up = False
+            out.service_down = True
+            out.log.append(f"service unavailable at {type(action).__name__}")
+        return result
+
+    def command(line: str) -> Generator[Any, Any, agi.AgiReply]:
+        reply = yield Agi(line)
+        if reply.code == 511:
+            raise CallerHungUp
+        if reply.code == 200 and reply.result == "-1":
+            # -1 is a hangup, or a prompt file that is missing (fact 4): ask the channel.
+            status = yield Agi(agi.channel_status())
+            if status.code != 200:
+                raise CallerHungUp
+            out.log.append(f"missing sound file? {line.strip()}")
+        return reply
+
+    def play(*names: str) -> Generator[Any, Any, None]:
+        for name in names:
+            yield from command(agi.stream_file(sound(name)))
+
+    def report(event: str, **fields: Any) -> Generator[Any, Any, None]:
+        body = {"event": event, "call_id": out.call_id, "source": opts.source}
+        body.update({k: val for k, val in fields.items() if val is not None})
+        yield from service(Report(body))
+
+    def finish(route: str, status: str) -> Generator[Any, Any, None]:
+        out.route, out.status = route, status
+        yield from command(agi.set_variable(v.CERT_NUMBER, out.number))
+        yield from command(agi.set_variable(v.CERT_STATUS, status))
+        yield from command(agi.set_variable(v.ROUTE, route))
+
+    caller = _caller_number(env)
+    try:
+        linked = yield from command(agi.get_variable("CHANNEL(linkedid)"))
+        out.call_id = (linked.data if linked.code == 200 and linked.data else None) or env.get(
+            "agi_uniqueid", "unknown"
+        )
+        yield from command(agi.set_variable(v.CALL_ID, out.call_id))
+        yield from report(
+            "call_started",
+            caller_number=caller,
+            channel=env.get("agi_channel") or None,
+            dnid=None if env.get("agi_dnid") in (None, "", "unknown") else env["agi_dnid"],
+        )
+
+        state = yield from service(WorkingTime())
+        if state is SERVICE_DOWN or state is None:
+            state = OpenState(True)  # the driver could not tell; queue rather than strand
+        if not state.open:
+            yield from finish(v.ROUTE_CLOSED, v.CLOSED)
+            yield from play("welcome", "closed")
+            if state.next_opening is not None:
+                yield from play("opens-at")
+                when = int(state.next_opening.timestamp())
+                yield from command(
+                    agi.format_command("SAY DATETIME", when, "", "AdB", "Europe/Moscow")
+                )
+                yield from command(agi.say_number(state.next_opening.hour))
+                yield from play("hours-moscow")
+            yield from play("portal")
+            yield from report("certificate_checked", status=v.CLOSED)
+            return out
+
+        yield from play("welcome")
+
+        if caller:
+            hints = yield from service(CallerCertificates(caller))
+            valid = [h for h in hints if h.status == v.VALID] if isinstance(hints, list) else []
+            if len(valid) == 1:
+                yield from play("offer-cert-ending")
+                yield from command(agi.say_digits(valid[0].number[-4:]))
+                reply = yield from command(
+                    agi.get_data(sound("offer-press-1"), opts.offer_timeout_ms, 1)
+                )
+                if reply.digits == "1":
+                    out.number = valid[0].number
+                    yield from report(
+                        "certificate_checked", certificate=out.number, status=v.VALID, attempt=1
+                    )
+                    return (yield from _queue(out, opts, finish, report, play))
+
+        status = v.NO_INPUT
+        while out.attempts < opts.max_attempts:
+            out.attempts += 1
+            reply = yield from command(
+                agi.get_data(sound("enter-number"), opts.digit_timeout_ms, opts.max_length)
+            )
+            digits = reply.digits or ""
+            if not digits:
+                yield from play("no-input")
+            elif (problem := opts.number_problem(digits)) is not None:
+                out.log.append(f"attempt {out.attempts}: rejected locally ({problem})")
+                status = v.UNKNOWN
+                out.number = digits[: opts.max_length]
+                yield from play("invalid-number")
+            else:
+                out.number = digits
+                checked = yield from service(Check(out.call_id, caller, digits))
+                if checked is SERVICE_DOWN:
+                    yield from report(
+                        "certificate_checked",
+                        certificate=digits,
+                        status=v.UNVERIFIED,
+                        attempt=out.attempts,
+                    )
+                    return (yield from _queue(out, opts, finish, report, play, v.UNVERIFIED))
+                status = checked
+                yield from report(
+                    "certificate_checked", certificate=digits, status=status, attempt=out.attempts
+                )
+                if status == v.VALID:
+                    return (yield from _queue(out, opts, finish, report, play))
+                if status == v.LOCKED:
+                    yield from finish(v.REFUSED, v.LOCKED)
+                    yield from play("locked")
+                    return out
+                yield from play(_FAIL_PROMPTS.get(status, "not-found"))
+            if out.attempts < opts.max_attempts:
+                yield from play("try-again")
+        if status == v.NO_INPUT:
+            yield from report("certificate_checked", status=v.NO_INPUT, attempt=out.attempts)
+        yield from finish(v.REFUSED, status)
+        yield from play("refused")
+        return out
+    except CallerHungUp:
+        out.hung_up = True
+        out.log.append("caller hung up in the IVR")
+        if out.call_id:
+            yield from report("call_ended", hangup_by="caller", abandoned="ivr")
+        return out
+
+
+def _queue(out: Outcome, opts: IvrOptions, finish, report, play, status: str = v.VALID):
+    yield from finish(v.QUEUE, status)
+    yield from play("connecting")
+    yield from report("queued", queue=opts.queue)
+    return out
+
+
+def _value(reply: agi.AgiReply) -> str:
+    """The text of a GET (FULL) VARIABLE reply; "" when unset (``200 result=0``) or failed."""
+    return reply.data or "" if reply.code == 200 and reply.result == "1" else ""
+
+
+def _interface(channel: str) -> str:
+    """The device of a channel: ``PJSIP/101-0000002a`` -> ``PJSIP/101``."""
+    base = channel.split(";", 1)[0]
+    head, sep, tail = base.rpartition("-")
+    return head if sep and tail and all(c in "0123456789abcdef" for c in tail) else base
+
+
+def agent_connected(env: dict[str, str], opts: IvrOptions) -> Flow:
+    """On the agent's channel (Queue()'s Gosub): which agent answered whose call (fact 11)."""
+    out = Outcome()
+    linked = _value((yield Agi(agi.get_variable("CHANNEL(linkedid)"))))
+    arg1 = _value((yield Agi(agi.get_variable("ARG1"))))
+    if arg1.startswith("${"):
+        arg1 = ""  # membergosub= passes its arguments unexpanded (fact 11)
+    out.call_id = arg1 or linked or env.get("agi_arg_1", "") or env.get("agi_uniqueid", "")
+    agent = _value((yield Agi(agi.get_variable("MEMBERINTERFACE")))) or _interface(
+        env.get("agi_channel", "")
+    )
+    name = _value((yield Agi(agi.get_variable("MEMBERNAME"))))
+    hold = _value((yield Agi(agi.get_variable("QEHOLDTIME"))))
+    body = {
+        "event": "agent_connected",
+        "call_id": out.call_id,
+        "agent": agent,
+        "source": opts.source,
+    }
+    if name and name != agent:
+        body["agent_name"] = name
+    if hold.isdigit():
+        body["hold_seconds"] = int(hold)
+    result = yield Report(body)
+    out.service_down = result is SERVICE_DOWN
+    out.route = "connected"
+    return out
+
+
+def call_ended(env: dict[str, str], opts: IvrOptions) -> Flow:
+    """The caller's hangup handler, in dead mode (fact 13): who hung up, and where."""
+    out = Outcome()
+    linked = _value((yield Agi(agi.get_variable("CHANNEL(linkedid)"))))
+    out.call_id = (
+        linked or _value((yield Agi(agi.get_variable(v.CALL_ID)))) or env.get("agi_uniqueid", "")
+    )
+    route = _value((yield Agi(agi.get_variable(v.ROUTE))))
+    member = _value((yield Agi(agi.get_variable("MEMBERINTERFACE"))))
+    cause = _value((yield Agi(agi.get_variable("HANGUPCAUSE"))))
+    source = _value((yield Agi(agi.get_full_variable("${CHANNEL(hangupsource)}"))))
+    body: dict[str, Any] = {"event": "call_ended", "call_id": out.call_id, "source": opts.source}
+    own = env.get("agi_channel", "")
+    if source and own and source == own:
+        body["hangup_by"] = "caller"
+    elif source.startswith("dialplan/") or route in (v.ROUTE_CLOSED, v.REFUSED):
+        body["hangup_by"] = "system"
+    elif source and member and source.startswith(member.split("/n")[0]):
+        body["hangup_by"] = "agent"
+    if not member:
+        if route == v.QUEUE:
+            body["abandoned"] = "queue"
+        elif not route:
+            body["abandoned"] = "ivr"
+    if cause:
+        body["cause"] = cause
+    result = yield Report(body)
+    out.service_down = result is SERVICE_DOWN
+    out.route = route
+    return out
+
+
+FLOWS = {
+    "collect_certificate": collect_certificate,
+    "agent_connected": agent_connected,
+    "call_ended": call_ended,
+}
+
+
+def run_to_end(flow: Flow, answer) -> Outcome:
+    """Drive a flow with a plain function (used by tests and the simulator)."""
+    try:
+        action = next(flow)
+        while True:
+            action = flow.send(answer(action))
+    except StopIteration as stop:
+        return stop.value
