@@ -255,7 +255,7 @@ class AgiHangup:
 HANGUP: Final = AgiHangup()
 
 _REPLY_START = re.compile(r"(\d{3})([ -]|\Z)")
-_FINAL_LINE = re.compile(r"\d{3}")
+_FINAL_LINE = re.compile(r"\d{3} ")
 _RESULT_200 = re.compile(
     r"200 result=(?P<result>\S*)"
     r"(?: \((?P<data>.*)\))?"
@@ -616,7 +616,8 @@ def channel_status(channel: str | None = None) -> str:
 def get_data(prompt: str, timeout_ms: int | None = None, max_digits: int | None = None) -> str:
     """``GET DATA silence/1 5000 16``.  ``timeout_ms`` 0 or omitted = Asterisk's defaults
     (6000 ms before the first digit, 2000 ms between digits); ``max_digits`` omitted = 1024.
-    Several prompts can be joined with ``&``."""
+    One prompt file only: AGI GET DATA plays it with ast_app_getdata_full, which does not
+    split on ``&`` (Read() does); the timeout covers the first digit and every gap."""
     words: list[object] = ["GET DATA", prompt]
     if timeout_ms is not None or max_digits is not None:
         words.append(0 if timeout_ms is None else int(timeout_ms))

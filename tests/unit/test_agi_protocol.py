@@ -212,6 +212,19 @@ def test_multiline_520_is_read_until_a_line_with_three_digits_and_a_space(lines)
     assert reply == agi.parse_reply("\n".join(lines) + "\n")
 
 
+def test_multiline_520_only_ends_at_three_digits_and_a_space():
+    lines = [
+        "520-Invalid command syntax.  Proper usage follows:",
+        "2000 ms between digits, 6000 before the first",
+        "123-dashes are still text",
+        "",
+        "520 End of proper usage.",
+    ]
+    events = ReplyParser().feed(("\n".join(lines) + "\n").encode())
+    assert len(events) == 1
+    assert events[0].usage == lines[1:-1]
+
+
 def test_single_line_520_has_no_usage():
     reply = agi.parse_reply("520 Invalid command syntax.  Proper usage not available.")
     assert reply.usage == []
