@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -42,11 +43,43 @@ async def fastagi_context(app):
         yield
 
 
-def background_contexts(container) -> list:
+async def demo_calls_context(app):
+    """With --demo, a simulated switch places a call every so often, so calls flow."""
+    import random
+
+    from callcenter.telephony import simulator
+    from callcenter.web.keys import CONTAINER
+
+    container = app[CONTAINER]
+    s = container.settings.fastagi
+
+    async def loop() -> None:
+        rng = random.Random()
+        while True:
+            await asyncio.sleep(rng.uniform(10, 30))
+            numbers, contacts = simulator.demo_numbers(container.clock.now())
+            try:
+                await simulator.run(s.host, s.port, 1, 1, "mixed", 1.0, numbers, contacts)
+            except OSError as exc:
+                log.warning("demo call failed: %s", exc)
+
+    task = asyncio.create_task(loop(), name="demo-calls")
+    print("demo: a simulated call arrives every 10-30 s", flush=True)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def background_contexts(container, *, demo: bool = False) -> list:
     """Cleanup contexts for the FastAGI server and other owned background tasks."""
     contexts = []
     if container.settings.fastagi.enabled:
         contexts.append(fastagi_context)
+        if demo:
+            contexts.append(demo_calls_context)
     return contexts
 
 
@@ -58,7 +91,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
     container = await prepare(settings, demo=demo)
-    app = init_app(container, extra_contexts=background_contexts(container))
+    app = init_app(container, extra_contexts=background_contexts(container, demo=demo))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.http.host, settings.http.port)

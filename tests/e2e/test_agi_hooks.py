@@ -1,0 +1,169 @@
+"""agent_connected (Queue()'s Gosub, agent channel) and call_ended (hangup handler, dead mode)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callcenter.demo import demo_certificates
+from callcenter.telephony import simulator
+from callcenter.telephony.fastagi import fastagi_server
+from tests.agi_peer import Caller, run_fastagi, run_process_agi
+from tests.conftest import ROOT
+
+CALLER_LINKEDID = "1795483251.54"
+
+
+@pytest.fixture(params=["process", "fastagi"])
+async def run_script(request, container, client, pbx_token, tmp_path):
+    url = str(client.make_url("/")).rstrip("/")
+    env = {
+        "CALLCENTER_URL": url,
+        "CALLCENTER_TOKEN": pbx_token,
+        "PYTHONPATH": str(ROOT),
+        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+
+    async def run(name: str, caller: Caller):
+        if request.param == "process":
+            return await asyncio.to_thread(
+                run_process_agi, [ROOT / "agi_scripts" / f"{name}.py"], caller, extra_env=env
+            )
+        async with fastagi_server(container, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            return await run_fastagi("127.0.0.1", port, name, caller)
+
+    return run
+
+
+def agent_channel(**variables) -> Caller:
+    """The member channel as transcript 05 shows it: own uniqueid, the caller's linkedid."""
+    return Caller(
+        caller_id="5",
+        channel="Local/agent1@agents-0000001c;1",
+        uniqueid="1795483251.56",
+        linkedid=CALLER_LINKEDID,
+        context="cc-agent-connected",
+        variables=variables,
+    )
+
+
+async def test_agent_connected_reports_member_interface(run_script, container):
+    res = await run_script(
+        "agent_connected",
+        agent_channel(
+            ARG1=CALLER_LINKEDID,
+            MEMBERINTERFACE="PJSIP/101",
+            MEMBERNAME="Оператор Иванова",
+            QEHOLDTIME="12",
+        ),
+    )
+    assert res.agistatus == "SUCCESS"
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.event == "agent_connected"
+    assert event.data == {
+        "agent": "PJSIP/101",
+        "agent_name": "Оператор Иванова",
+        "hold_seconds": 12,
+    }
+
+
+async def test_agent_connected_without_queue_variables(run_script, container):
+    """Without setinterfacevar the agent comes from the channel name (fact 12)."""
+    await run_script("agent_connected", agent_channel())
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.data == {"agent": "Local/agent1@agents"}
+
+
+async def test_agent_connected_with_unexpanded_membergosub_args(run_script, container):
+    """membergosub= passes '${CHANNEL(linkedid)}' literally; the linkedid still wins."""
+    await run_script(
+        "agent_connected", agent_channel(ARG1="${CHANNEL(linkedid)}", MEMBERINTERFACE="PJSIP/102")
+    )
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.call_id == CALLER_LINKEDID
+
+
+def hangup_handler(**variables) -> Caller:
+    return Caller(
+        channel="PJSIP/provider-0000001b",
+        uniqueid=CALLER_LINKEDID,
+        dead=True,
+        context="cc-hangup",
+        variables={"HANGUPCAUSE": "16", **variables},
+    )
+
+
+async def test_call_ended_after_talking_to_an_agent(run_script, container):
+    res = await run_script(
+        "call_ended", hangup_handler(CC_ROUTE="QUEUE", MEMBERINTERFACE="PJSIP/101")
+    )
+    assert res.agistatus in ("SUCCESS", "HANGUP")
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.event == "call_ended"
+    assert event.data["cause"] == "16"
+    assert "abandoned" not in event.data
+
+
+async def test_call_ended_abandoned_in_queue(run_script, container):
+    await run_script("call_ended", hangup_handler(CC_ROUTE="QUEUE"))
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.data["abandoned"] == "queue"
+
+
+async def test_call_ended_refused_is_ended_by_the_system(run_script, container):
+    await run_script("call_ended", hangup_handler(CC_ROUTE="REFUSED"))
+    [event] = await container.calls.events(CALLER_LINKEDID)
+    assert event.data["hangup_by"] == "system"
+
+
+async def test_call_ended_flushes_the_spool(container, client, clock, pbx_token, tmp_path):
+    """Events kept while the service was down arrive with the next hangup handler."""
+    from callcenter.telephony.process_agi import Spool
+
+    spool = Spool(str(tmp_path / "spool"))
+    spool.keep({"event": "queued", "call_id": "1795480000.1", "queue": "support", "source": "agi"})
+    url = str(client.make_url("/")).rstrip("/")
+    env = {
+        "CALLCENTER_URL": url,
+        "CALLCENTER_TOKEN": pbx_token,
+        "PYTHONPATH": str(ROOT),
+        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    await asyncio.to_thread(
+        run_process_agi,
+        [ROOT / "agi_scripts/call_ended.py"],
+        hangup_handler(CC_ROUTE="QUEUE"),
+        extra_env=env,
+    )
+    [late] = await container.calls.events("1795480000.1")
+    assert late.event == "queued"
+    assert late.at != clock.now()  # it keeps the time it happened, not the time it arrived
+    assert list((tmp_path / "spool").glob("*.json")) == []
+
+
+async def test_simulator_places_calls_through_fastagi(container, clock):
+    numbers, contacts = simulator.demo_numbers(clock.now())
+    await container.registry.import_certificates(demo_certificates(clock.now()), clock.now())
+    async with fastagi_server(container, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        done = await simulator.run(
+            "127.0.0.1", port, 60, 10, "mixed", 0.0, numbers, contacts, seed=3
+        )
+    by_scenario = {}
+    for call in done:
+        by_scenario.setdefault(call.scenario, set()).add(call.route)
+    assert by_scenario["valid"] == {"QUEUE"}
+    assert by_scenario["unknown"] <= {"REFUSED"}
+    assert by_scenario.get("no_input", {"REFUSED"}) == {"REFUSED"}
+    assert by_scenario.get("abandon_ivr", {""}) == {""}
+    queued = next(c for c in done if c.scenario == "valid")
+    kinds = [e.event for e in await container.calls.events(queued.uniqueid)]
+    assert kinds == [
+        "call_started",
+        "certificate_checked",
+        "queued",
+        "agent_connected",
+        "call_ended",
+    ]
