@@ -17,10 +17,14 @@ from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
-from callcenter.services.calls import CallLog
+from callcenter.services.forwarding import OutboxWorker
 from callcenter.services.ivr import IvrService, LockoutRule
+from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
+from callcenter.services.scheduler import Scheduler
+from callcenter.services.tickets import TicketService
+from callcenter.services.timing import CallTiming, TicketFactory
 from callcenter.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -77,7 +81,11 @@ class Container:
     policy: PolicyService
     calendars: Calendars
     reader: CertificateReader
-    calls: CallLog
+    calls: CallTiming
+    tickets: TicketService
+    notifier: Notifier
+    scheduler: Scheduler
+    outbox: OutboxWorker | None
     ivr: IvrService
     metrics: Metrics = field(default_factory=Metrics)
 
@@ -85,6 +93,8 @@ class Container:
         return UnitOfWork(self.sessions)
 
     async def close(self) -> None:
+        if self.outbox is not None:
+            await self.outbox.sender.close()
         await self.reader.dispose()
         await self.engine.dispose()
 
@@ -103,16 +113,38 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     policy = PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days)
     calendars = build_calendars(settings)
     rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
+    clock = clock or SystemClock()
+    notifier = Notifier()
+    fwd = settings.forwarding
+    factory = TicketFactory(policy, calendars, forwarding_enabled=bool(fwd.url))
+    timing = CallTiming(uow_factory, policy, factory, registry, notifier)
+    tickets = TicketService(uow_factory, factory, registry, notifier)
+    scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
+    timing.on_timer = tickets.on_timer = scheduler.add
+    outbox = None
+    if fwd.url:
+        from callcenter.adapters.forwarding import HttpForwarder
+
+        outbox = OutboxWorker(
+            uow_factory,
+            HttpForwarder(fwd.url, fwd.token, fwd.timeout_seconds),
+            clock,
+            max_backoff=fwd.max_backoff_seconds,
+        )
     return Container(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        clock=clock or SystemClock(),
+        clock=clock,
         reader=reader,
         registry=registry,
         auth=AuthService(uow_factory),
         policy=policy,
         calendars=calendars,
-        calls=CallLog(uow_factory),
+        calls=timing,
+        tickets=tickets,
+        notifier=notifier,
+        scheduler=scheduler,
+        outbox=outbox,
         ivr=IvrService(uow_factory, registry, policy, calendars, rule),
     )

@@ -324,7 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="sub", required=True)
     tc = tokens.add_parser("create", parents=[common], help="create a token and print it once")
     tc.add_argument("name")
-    tc.add_argument("--role", required=True, choices=["pbx", "supervisor"])
+    tc.add_argument(
+        "--role",
+        required=True,
+        choices=["pbx", "supervisor", "portal"],
+        help="pbx: the switch; supervisor: also reads calls and tickets; "
+        "portal: posts written requests",
+    )
     tc.set_defaults(func=cmd_tokens_create)
 
     pol = sub.add_parser("policy", help="the versioned timing policy").add_subparsers(
@@ -353,11 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _extend(sub, common) -> None:
     """Commands owned by other modules register here."""
-    try:
-        from callcenter.telephony.simulator import add_parser
-    except ImportError:
-        return
-    add_parser(sub, common)
+    from callcenter.telephony import render_prompts, simulator
+
+    simulator.add_parser(sub, common)
+    render_prompts.add_parser(sub, common)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ class HttpSettings:
     port: int = 8080
     session_hours: int = 12
     secure_cookies: bool = False
+    secret_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,34 @@ class AgiSettings:
 
 
 @dataclass(frozen=True)
+class AmiSettings:
+    """The Asterisk Manager Interface as a second source of call events."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callcenter"
+    secret: str = ""
+
+
+@dataclass(frozen=True)
+class TimerSettings:
+    """How often each process re-reads pending deadlines (to see other instances' windows)."""
+
+    resync_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """Optional forwarding of tickets to an external helpdesk (empty url: the built-in portal)."""
+
+    url: str = ""
+    token: str = ""
+    timeout_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -110,6 +139,9 @@ class Settings:
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     ivr: IvrSettings = field(default_factory=IvrSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
+    ami: AmiSettings = field(default_factory=AmiSettings)
+    timers: TimerSettings = field(default_factory=TimerSettings)
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "defaults"
 
@@ -185,6 +217,8 @@ def _validate(s: Settings) -> None:
     checks = [
         ("http.port", 0 < s.http.port < 65536, "must be a TCP port (1-65535)"),
         ("fastagi.port", 0 < s.fastagi.port < 65536, "must be a TCP port (1-65535)"),
+        ("ami.port", 0 < s.ami.port < 65536, "must be a TCP port (1-65535)"),
+        ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
         ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
         (
             "certificates.max_length",
@@ -212,6 +246,16 @@ def _validate(s: Settings) -> None:
             "must be between 0 and 10 seconds",
         ),
         ("database.url", "://" in s.database.url, "must be an SQLAlchemy URL"),
+        (
+            "timers.resync_seconds",
+            0.05 <= s.timers.resync_seconds <= 3600,
+            "must be between 0.05 and 3600 seconds",
+        ),
+        (
+            "forwarding.url",
+            not s.forwarding.url or s.forwarding.url.startswith(("http://", "https://")),
+            "must be an http(s) URL or empty",
+        ),
     ]
     for key, ok, message in checks:
         if not ok:

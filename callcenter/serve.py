@@ -43,39 +43,82 @@ async def fastagi_context(app):
         yield
 
 
-async def demo_calls_context(app):
+async def _demo_calls(container) -> None:
     """With --demo, a simulated switch places a call every so often, so calls flow."""
     import random
 
     from callcenter.telephony import simulator
+
+    s = container.settings.fastagi
+    rng = random.Random()
+    print("demo: a simulated call arrives every 10-30 s", flush=True)
+    while True:
+        await asyncio.sleep(rng.uniform(10, 30))
+        numbers, contacts = simulator.demo_numbers(container.clock.now())
+        try:
+            await simulator.run(s.host, s.port, 1, 1, "mixed", 1.0, numbers, contacts)
+        except OSError as exc:
+            log.warning("demo call failed: %s", exc)
+
+
+def _owned_task(name: str, factory):
+    """A cleanup context running one background task, cancelled and awaited on shutdown."""
+
+    async def context(app):
+        from callcenter.web.keys import CONTAINER
+
+        task = asyncio.create_task(factory(app[CONTAINER]), name=name)
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return context
+
+
+timers_context = _owned_task("timers", lambda c: c.scheduler.run())
+outbox_context = _owned_task("outbox", lambda c: c.outbox.run())
+demo_calls_context = _owned_task("demo-calls", _demo_calls)
+
+
+async def ami_context(app):
+    """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
+    from callcenter.adapters.ami import AmiClient, to_call_event
+    from callcenter.domain.errors import DomainError
     from callcenter.web.keys import CONTAINER
 
     container = app[CONTAINER]
-    s = container.settings.fastagi
+    a = container.settings.ami
 
-    async def loop() -> None:
-        rng = random.Random()
-        while True:
-            await asyncio.sleep(rng.uniform(10, 30))
-            numbers, contacts = simulator.demo_numbers(container.clock.now())
-            try:
-                await simulator.run(s.host, s.port, 1, 1, "mixed", 1.0, numbers, contacts)
-            except OSError as exc:
-                log.warning("demo call failed: %s", exc)
+    async def on_event(ev) -> None:
+        body = to_call_event(ev)
+        if body is None:
+            return
+        try:
+            await container.calls.record(body, container.clock.now())
+        except DomainError as exc:
+            log.warning("AMI event %s not taken: %s", ev.get("Event"), exc.message)
 
-    task = asyncio.create_task(loop(), name="demo-calls")
-    print("demo: a simulated call arrives every 10-30 s", flush=True)
+    client = AmiClient(a.host, a.port, a.username, a.secret, on_event)
+    task = asyncio.create_task(client.run(), name="ami")
     try:
         yield
     finally:
+        await client.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
 def background_contexts(container, *, demo: bool = False) -> list:
-    """Cleanup contexts for the FastAGI server and other owned background tasks."""
-    contexts = []
+    """Cleanup contexts for the timers, the outbox, FastAGI and other owned tasks."""
+    contexts = [timers_context]
+    if container.outbox is not None:
+        contexts.append(outbox_context)
+    if container.settings.ami.enabled:
+        contexts.append(ami_context)
     if container.settings.fastagi.enabled:
         contexts.append(fastagi_context)
         if demo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -389,14 +390,65 @@ class LockoutRepository:
         return (await self.session.execute(stmt)).scalar_one()
 
 
+class _TaskLock:
+    """An asyncio lock the holding task may take again (a use case that reads the policy
+    inside its own unit of work must not wait for itself)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task | None = None
+        self._depth = 0
+
+    async def acquire(self) -> None:
+        me = asyncio.current_task()
+        if self._owner is me:
+            self._depth += 1
+            return
+        await self._lock.acquire()
+        self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 class UnitOfWork:
-    """One AsyncSession per use case: load, act, commit; rolled back unless committed."""
+    """One AsyncSession per use case: load, act, commit; rolled back unless committed.
+
+    On SQLite, units of work of one engine take turns: SQLite has one writer at a time, and a
+    WAL read transaction that later writes fails at once (SQLITE_BUSY_SNAPSHOT, which
+    busy_timeout does not retry) if another writer committed in between. PostgreSQL units run
+    concurrently and serialise per call with row locks.
+    """
 
     def __init__(self, sessions: async_sessionmaker) -> None:
         self._sessions = sessions
+        self._lock: _TaskLock | None = None
 
     async def __aenter__(self) -> UnitOfWork:
+        from callcenter.adapters.call_store import (
+            CallRepository,
+            OutboxRepository,
+            ReviewRepository,
+            TicketRepository,
+            WindowRepository,
+        )
+
+        bind = self._sessions.kw.get("bind")
+        if bind is not None and bind.dialect.name == "sqlite":
+            self._lock = _SQLITE_WRITERS.setdefault(bind.sync_engine, _TaskLock())
+            await self._lock.acquire()
         self.session = self._sessions()
+        self.calls = CallRepository(self.session)
+        self.windows = WindowRepository(self.session)
+        self.tickets = TicketRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
+        self.reviews = ReviewRepository(self.session)
         self.certificates = CertificateRepository(self.session)
         self.policies = PolicyRepository(self.session)
         self.auth = AuthRepository(self.session)
@@ -409,6 +461,8 @@ class UnitOfWork:
             await self.session.rollback()
         finally:
             await self.session.close()
+            if self._lock is not None:
+                self._lock.release()
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -13,12 +13,13 @@ from datetime import datetime
 
 from callcenter.domain.errors import Conflict, Unauthorized, ValidationError
 
-TOKEN_ROLES = ("pbx", "supervisor")
+TOKEN_ROLES = ("pbx", "supervisor", "portal")
 USER_ROLES = ("agent", "supervisor", "admin")
-_AGENT = {"certificates:read", "calls:read", "calls:act", "tickets:read"}
+_AGENT = {"certificates:read", "calls:read", "calls:act", "tickets:read", "tickets:answer"}
 _SUPERVISOR = _AGENT | {"events:write", "ivr", "tickets:write", "reports:read"}
 PERMISSIONS: dict[str, frozenset[str]] = {
     "pbx": frozenset({"certificates:read", "events:write", "ivr"}),
+    "portal": frozenset({"certificates:read", "tickets:write", "tickets:read"}),
     "agent": frozenset(_AGENT),
     "supervisor": frozenset(_SUPERVISOR),
     "admin": frozenset(_SUPERVISOR | {"admin"}),

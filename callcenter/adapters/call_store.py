@@ -1,0 +1,472 @@
+"""Repositories of the call-timing model: calls, oral windows, tickets, outbox, reviews.
+
+Every state change that a timer or a second instance could race on is a *conditional*
+update (``... WHERE status IN ('open', 'extended')``) whose row count says who won.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.adapters import tables as t
+from callcenter.adapters.repositories import _upsert
+from callcenter.domain.calls import CallRecord, Extension, OralWindow, Ticket, WindowStatus
+
+RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
+_RECORD_FIELDS = (
+    "caller_number",
+    "channel",
+    "started_at",
+    "certificate_number",
+    "certificate_status",
+    "attempts",
+    "queue",
+    "queued_at",
+    "agent",
+    "agent_name",
+    "connected_at",
+    "ended_at",
+    "hangup_by",
+    "hangup_cause",
+    "abandoned",
+)
+
+
+class CallRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self, call_id: str, now: datetime) -> None:
+        """Create the call row if needed and hold it until commit (PostgreSQL row lock)."""
+        dialect = self.session.bind.dialect.name
+        await self.session.execute(
+            _upsert(dialect, t.calls)
+            .values(call_id=call_id, updated_at=now)
+            .on_conflict_do_nothing(index_elements=[t.calls.c.call_id])
+        )
+        stmt = select(t.calls.c.call_id).where(t.calls.c.call_id == call_id)
+        if dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        await self.session.execute(stmt)
+
+    async def save_record(self, rec: CallRecord, now: datetime) -> None:
+        values = {f: getattr(rec, f) for f in _RECORD_FIELDS}
+        await self.session.execute(
+            update(t.calls).where(t.calls.c.call_id == rec.call_id).values(updated_at=now, **values)
+        )
+
+    async def get(self, call_id: str) -> dict[str, Any] | None:
+        row = (
+            (await self.session.execute(select(t.calls).where(t.calls.c.call_id == call_id)))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
+
+    async def update_fields(self, call_id: str, now: datetime, **values: Any) -> None:
+        await self.session.execute(
+            update(t.calls).where(t.calls.c.call_id == call_id).values(updated_at=now, **values)
+        )
+
+    async def search(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        agent: str | None,
+        status: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[dict], int]:
+        c, w = t.calls.c, t.oral_windows.c
+        cond = []
+        if start is not None:
+            cond.append(c.started_at >= start)
+        if end is not None:
+            cond.append(c.started_at < end)
+        if agent:
+            cond.append(c.agent == agent)
+        base = select(t.calls, w.status.label("window_status"), w.deadline_at).outerjoin(
+            t.oral_windows, w.call_id == c.call_id
+        )
+        if status:
+            if status in ("abandoned",):
+                cond.append(c.abandoned.is_not(None))
+            elif status in {s.value for s in WindowStatus}:
+                cond.append(w.status == status)
+            else:
+                cond.append(c.outcome == status)
+        where = and_(*cond) if cond else None
+        q = base.where(where) if where is not None else base
+        total_q = select(func.count()).select_from(q.subquery())
+        total = (await self.session.execute(total_q)).scalar_one()
+        rows = (
+            (
+                await self.session.execute(
+                    q.order_by(c.started_at.desc().nulls_last(), c.call_id)
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            .mappings()
+            .all()
+        )
+        return [dict(r) for r in rows], total
+
+
+class WindowRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, call_id: str) -> OralWindow | None:
+        w = t.oral_windows.c
+        row = (
+            await self.session.execute(select(t.oral_windows).where(w.call_id == call_id))
+        ).first()
+        if row is None:
+            return None
+        e = t.window_extensions.c
+        ext = (
+            await self.session.execute(
+                select(t.window_extensions).where(e.call_id == call_id).order_by(e.id)
+            )
+        ).all()
+        return OralWindow(
+            row.call_id,
+            row.opened_at,
+            row.deadline_at,
+            row.warn_at,
+            WindowStatus(row.status),
+            policy_id=row.policy_id,
+            length_seconds=row.length_seconds,
+            warned_at=row.warned_at,
+            closed_at=row.closed_at,
+            extensions=[Extension(x.at, x.seconds, x.reason, x.by) for x in ext],
+        )
+
+    async def insert(self, win: OralWindow) -> bool:
+        dialect = self.session.bind.dialect.name
+        result = await self.session.execute(
+            _upsert(dialect, t.oral_windows)
+            .values(
+                call_id=win.call_id,
+                opened_at=win.opened_at,
+                deadline_at=win.deadline_at,
+                warn_at=win.warn_at,
+                status=win.status.value,
+                length_seconds=win.length_seconds,
+                policy_id=win.policy_id,
+            )
+            .on_conflict_do_nothing(index_elements=[t.oral_windows.c.call_id])
+        )
+        return result.rowcount == 1
+
+    async def transition(
+        self, call_id: str, to: WindowStatus, now: datetime, *, due_by: datetime | None = None
+    ) -> bool:
+        """Move a running window to ``to``; only one caller ever wins."""
+        w = t.oral_windows.c
+        cond = [w.call_id == call_id, w.status.in_(RUNNING)]
+        if due_by is not None:
+            cond.append(w.deadline_at <= due_by)
+        result = await self.session.execute(
+            update(t.oral_windows).where(*cond).values(status=to.value, closed_at=now)
+        )
+        return result.rowcount == 1
+
+    async def mark_warned(self, call_id: str, now: datetime) -> bool:
+        w = t.oral_windows.c
+        result = await self.session.execute(
+            update(t.oral_windows)
+            .where(
+                w.call_id == call_id, w.status.in_(RUNNING), w.warned_at.is_(None), w.warn_at <= now
+            )
+            .values(warned_at=now)
+        )
+        return result.rowcount == 1
+
+    async def extend(self, win: OralWindow, old_deadline: datetime, ext: Extension) -> bool:
+        """Write an extension computed by the domain, unless the window changed meanwhile."""
+        w = t.oral_windows.c
+        result = await self.session.execute(
+            update(t.oral_windows)
+            .where(w.call_id == win.call_id, w.status.in_(RUNNING), w.deadline_at == old_deadline)
+            .values(
+                deadline_at=win.deadline_at,
+                warn_at=win.warn_at,
+                warned_at=None,
+                status=win.status.value,
+            )
+        )
+        if result.rowcount != 1:
+            return False
+        await self.session.execute(
+            insert(t.window_extensions).values(
+                call_id=win.call_id, at=ext.at, seconds=ext.seconds, reason=ext.reason, by=ext.by
+            )
+        )
+        return True
+
+    async def running(self) -> list[tuple[str, datetime | None, datetime | None, datetime]]:
+        """(call_id, warn_at, warned_at, deadline_at) of every running window."""
+        w = t.oral_windows.c
+        rows = await self.session.execute(
+            select(w.call_id, w.warn_at, w.warned_at, w.deadline_at).where(w.status.in_(RUNNING))
+        )
+        return [tuple(r) for r in rows.all()]
+
+
+def _ticket_from(row) -> Ticket:
+    return Ticket(
+        id=row.id,
+        source=row.source,
+        call_id=row.call_id,
+        certificate_number=row.certificate_number,
+        full_name=row.full_name,
+        organisation=row.organisation,
+        description=row.description,
+        category=row.category,
+        received_at=row.received_at,
+        due_at=row.due_at,
+        warn75_at=row.warn75_at,
+        warn90_at=row.warn90_at,
+        warned75_at=row.warned75_at,
+        warned90_at=row.warned90_at,
+        status=row.status,
+        answered_at=row.answered_at,
+        answer=row.answer,
+        escalation_reason=row.escalation_reason,
+        policy_id=row.policy_id,
+    )
+
+
+class TicketRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, tk: Ticket, now: datetime) -> int | None:
+        """The new ticket's id, or None when the call already has one (exactly once)."""
+        dialect = self.session.bind.dialect.name
+        stmt = (
+            _upsert(dialect, t.tickets)
+            .values(
+                source=tk.source,
+                call_id=tk.call_id,
+                certificate_number=tk.certificate_number,
+                full_name=tk.full_name,
+                organisation=tk.organisation,
+                description=tk.description,
+                category=tk.category,
+                received_at=tk.received_at,
+                due_at=tk.due_at,
+                warn75_at=tk.warn75_at,
+                warn90_at=tk.warn90_at,
+                status=tk.status,
+                escalation_reason=tk.escalation_reason,
+                policy_id=tk.policy_id,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[t.tickets.c.call_id])
+        )
+        result = await self.session.execute(stmt.returning(t.tickets.c.id))
+        return result.scalar_one_or_none()
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        row = (
+            await self.session.execute(select(t.tickets).where(t.tickets.c.id == ticket_id))
+        ).first()
+        return _ticket_from(row) if row else None
+
+    async def for_call(self, call_id: str) -> Ticket | None:
+        row = (
+            await self.session.execute(select(t.tickets).where(t.tickets.c.call_id == call_id))
+        ).first()
+        return _ticket_from(row) if row else None
+
+    async def search(
+        self,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        status: str | None,
+        source: str | None,
+        now: datetime,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[Ticket], int]:
+        k = t.tickets.c
+        cond = []
+        if start is not None:
+            cond.append(k.received_at >= start)
+        if end is not None:
+            cond.append(k.received_at < end)
+        if source:
+            cond.append(k.source == source)
+        if status == "answered":
+            cond.append(k.answered_at.is_not(None))
+        elif status == "open":
+            cond.append(and_(k.answered_at.is_(None), k.due_at >= now))
+        elif status == "overdue":
+            cond.append(and_(k.answered_at.is_(None), k.due_at < now))
+        q = select(t.tickets).where(*cond) if cond else select(t.tickets)
+        total = (
+            await self.session.execute(select(func.count()).select_from(q.subquery()))
+        ).scalar_one()
+        rows = (
+            await self.session.execute(
+                q.order_by(k.received_at.desc(), k.id.desc()).limit(limit).offset(offset)
+            )
+        ).all()
+        return [_ticket_from(r) for r in rows], total
+
+    async def mark_warned(self, ticket_id: int, which: int, now: datetime) -> bool:
+        k = t.tickets.c
+        col, at = (k.warned75_at, k.warn75_at) if which == 75 else (k.warned90_at, k.warn90_at)
+        result = await self.session.execute(
+            update(t.tickets)
+            .where(k.id == ticket_id, k.answered_at.is_(None), col.is_(None), at <= now)
+            .values({col.key: now})
+        )
+        return result.rowcount == 1
+
+    async def answer(self, ticket_id: int, now: datetime, text: str) -> bool:
+        k = t.tickets.c
+        result = await self.session.execute(
+            update(t.tickets)
+            .where(k.id == ticket_id, k.answered_at.is_(None))
+            .values(answered_at=now, answer=text, status="answered")
+        )
+        return result.rowcount == 1
+
+    async def pending(
+        self,
+    ) -> list[tuple[int, datetime | None, datetime | None, datetime | None, datetime | None]]:
+        """(id, warn75_at, warned75_at, warn90_at, warned90_at) of unanswered tickets."""
+        k = t.tickets.c
+        rows = await self.session.execute(
+            select(k.id, k.warn75_at, k.warned75_at, k.warn90_at, k.warned90_at).where(
+                k.answered_at.is_(None), or_(k.warned75_at.is_(None), k.warned90_at.is_(None))
+            )
+        )
+        return [tuple(r) for r in rows.all()]
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, topic: str, key: str, payload: dict, now: datetime) -> None:
+        dialect = self.session.bind.dialect.name
+        await self.session.execute(
+            _upsert(dialect, t.outbox)
+            .values(
+                topic=topic,
+                idempotency_key=key,
+                payload=json.dumps(payload, ensure_ascii=False, default=str),
+                created_at=now,
+                next_attempt_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=[t.outbox.c.idempotency_key])
+        )
+
+    async def claim(self, now: datetime, lease_until: datetime, limit: int) -> list[dict]:
+        """Take due messages for delivery; a claim keeps other instances off until it lapses."""
+        o = t.outbox.c
+        due = (
+            (
+                await self.session.execute(
+                    select(o.id)
+                    .where(
+                        o.delivered_at.is_(None),
+                        o.next_attempt_at <= now,
+                        or_(o.claimed_until.is_(None), o.claimed_until < now),
+                    )
+                    .order_by(o.id)
+                    .limit(limit)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        claimed = []
+        for mid in due:
+            result = await self.session.execute(
+                update(t.outbox)
+                .where(
+                    o.id == mid,
+                    o.delivered_at.is_(None),
+                    or_(o.claimed_until.is_(None), o.claimed_until < now),
+                )
+                .values(claimed_until=lease_until)
+            )
+            if result.rowcount == 1:
+                row = (
+                    (await self.session.execute(select(t.outbox).where(o.id == mid)))
+                    .mappings()
+                    .one()
+                )
+                claimed.append(dict(row))
+        return claimed
+
+    async def delivered(self, mid: int, now: datetime) -> None:
+        o = t.outbox.c
+        await self.session.execute(
+            update(t.outbox)
+            .where(o.id == mid)
+            .values(delivered_at=now, claimed_until=None, attempts=o.attempts + 1, last_error=None)
+        )
+
+    async def failed(self, mid: int, next_at: datetime, error: str) -> None:
+        o = t.outbox.c
+        await self.session.execute(
+            update(t.outbox)
+            .where(o.id == mid)
+            .values(
+                next_attempt_at=next_at,
+                claimed_until=None,
+                attempts=o.attempts + 1,
+                last_error=error[:500],
+            )
+        )
+
+    async def stats(self) -> dict[str, int]:
+        o = t.outbox.c
+        pending = (
+            await self.session.execute(
+                select(func.count()).select_from(t.outbox).where(o.delivered_at.is_(None))
+            )
+        ).scalar_one()
+        return {"pending": pending}
+
+    async def next_due(self) -> datetime | None:
+        o = t.outbox.c
+        return (
+            await self.session.execute(
+                select(func.min(o.next_attempt_at)).where(o.delivered_at.is_(None))
+            )
+        ).scalar_one()
+
+
+class ReviewRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, kind: str, call_id: str | None, note: str, by: str, now: datetime) -> int:
+        result = await self.session.execute(
+            insert(t.reviews).values(
+                kind=kind, call_id=call_id, note=note, created_by=by, created_at=now
+            )
+        )
+        return result.inserted_primary_key[0]
+
+    async def list(self, limit: int = 100) -> list[dict]:
+        r = t.reviews.c
+        rows = await self.session.execute(
+            select(t.reviews).order_by(r.created_at.desc(), r.id.desc()).limit(limit)
+        )
+        return [dict(x) for x in rows.mappings().all()]

@@ -1,0 +1,226 @@
+"""Calls, oral windows and written tickets (R-2, R-10, R-11, R-12): plain classes, no I/O.
+
+A call's timeline is a *projection* of its events: folding them in a canonical order gives the
+same record whatever order they arrived in and however often, so retries and out-of-order
+delivery (AGI, AMI, a spool replayed later) cannot change the log.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from callcenter.domain.errors import Conflict, ValidationError
+from callcenter.domain.events import CallEvent
+
+SERVICE_CATEGORIES = ("install", "admin", "kit_restore", "recovery", "build_update", "other")
+REFUSAL_REASONS = ("no_certificate", "identity_mismatch", "not_covered", "locked")
+
+
+class WindowStatus(enum.StrEnum):
+    OPEN = "open"
+    EXTENDED = "extended"
+    MET = "met"
+    OVERRUN = "overrun"
+    ESCALATED = "escalated"
+
+    @property
+    def running(self) -> bool:
+        return self in (WindowStatus.OPEN, WindowStatus.EXTENDED)
+
+
+class Outcome(enum.StrEnum):
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+    REFUSED = "refused"
+    ABUSIVE = "abusive"
+
+
+_ORDER = {
+    "call_started": 0,
+    "certificate_checked": 1,
+    "queued": 2,
+    "agent_connected": 3,
+    "call_ended": 4,
+}
+
+
+@dataclass
+class CallRecord:
+    call_id: str
+    caller_number: str | None = None
+    channel: str | None = None
+    started_at: datetime | None = None
+    certificate_number: str | None = None
+    certificate_status: str | None = None
+    attempts: int = 0
+    queue: str | None = None
+    queued_at: datetime | None = None
+    agent: str | None = None
+    agent_name: str | None = None
+    connected_at: datetime | None = None
+    ended_at: datetime | None = None
+    hangup_by: str | None = None
+    hangup_cause: str | None = None
+    abandoned: str | None = None
+
+    @property
+    def ivr_seconds(self) -> float | None:
+        end = self.queued_at or self.ended_at
+        if self.started_at and end:
+            return max(0.0, (end - self.started_at).total_seconds())
+        return None
+
+    @property
+    def queue_wait_seconds(self) -> float | None:
+        if self.queued_at is None:
+            return None
+        end = self.connected_at or self.ended_at
+        return max(0.0, (end - self.queued_at).total_seconds()) if end else None
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.connected_at and self.ended_at:
+            return max(0.0, (self.ended_at - self.connected_at).total_seconds())
+        return None
+
+
+def project(call_id: str, events: list[CallEvent]) -> CallRecord:
+    """Fold a call's events into its record; the result ignores arrival order and repeats."""
+    rec = CallRecord(call_id)
+    for e in sorted(events, key=lambda e: (e.at, _ORDER[e.event], e.dedup_key())):
+        d = e.data
+        if e.event == "call_started":
+            rec.started_at = rec.started_at or e.at
+            rec.caller_number = rec.caller_number or d.get("caller_number")
+            rec.channel = rec.channel or d.get("channel")
+        elif e.event == "certificate_checked":
+            rec.certificate_status = d["status"]  # the last check decides
+            rec.certificate_number = d.get("certificate") or rec.certificate_number
+            rec.attempts = max(rec.attempts, d.get("attempt", 0))
+        elif e.event == "queued":
+            rec.queued_at = rec.queued_at or e.at
+            rec.queue = rec.queue or d["queue"]
+        elif e.event == "agent_connected":
+            if rec.connected_at is None:
+                rec.connected_at, rec.agent = e.at, d["agent"]
+                rec.agent_name = d.get("agent_name")
+        elif e.event == "call_ended":
+            rec.ended_at = rec.ended_at or e.at
+            rec.hangup_by = rec.hangup_by or d.get("hangup_by")
+            rec.hangup_cause = rec.hangup_cause or d.get("cause")
+            rec.abandoned = rec.abandoned or d.get("abandoned")
+    if rec.connected_at is not None:
+        rec.abandoned = None  # an answered call was not abandoned, whatever a source guessed
+    elif rec.ended_at is not None and rec.abandoned is None and rec.queued_at is not None:
+        rec.abandoned = "queue"
+    if rec.started_at is None:
+        known = [e.at for e in events]
+        rec.started_at = min(known) if known else None
+    return rec
+
+
+@dataclass
+class Extension:
+    at: datetime
+    seconds: int
+    reason: str
+    by: str
+
+
+@dataclass
+class OralWindow:
+    """The 10-minute oral answer window of one answered call (clause 4.2)."""
+
+    call_id: str
+    opened_at: datetime
+    deadline_at: datetime
+    warn_at: datetime | None
+    status: WindowStatus = WindowStatus.OPEN
+    policy_id: int | None = None
+    length_seconds: int = 600
+    warned_at: datetime | None = None
+    closed_at: datetime | None = None
+    extensions: list[Extension] = field(default_factory=list)
+
+    @classmethod
+    def open(
+        cls,
+        call_id: str,
+        opened_at: datetime,
+        length_seconds: int,
+        warning_seconds: int,
+        policy_id: int | None,
+    ) -> OralWindow:
+        deadline = opened_at + timedelta(seconds=length_seconds)
+        warn = deadline - timedelta(seconds=warning_seconds) if warning_seconds else None
+        return cls(
+            call_id, opened_at, deadline, warn, policy_id=policy_id, length_seconds=length_seconds
+        )
+
+    def extend(self, at: datetime, seconds: int, reason: str, by: str) -> None:
+        """More time for the oral answer, with a stated reason (clause 4.2)."""
+        if not self.status.running:
+            raise Conflict(f"the oral window is already {self.status.value}", code="window_closed")
+        if not reason or not reason.strip():
+            raise ValidationError(
+                "an extension needs a reason",
+                code="reason_required",
+                fields={"reason": "is required"},
+            )
+        if not 1 <= seconds <= 3600:
+            raise ValidationError(
+                "an extension is 1 to 3600 seconds",
+                code="bad_extension",
+                fields={"seconds": "must be 1-3600"},
+            )
+        base = max(self.deadline_at, at)
+        warn_lead = (self.deadline_at - self.warn_at) if self.warn_at else None
+        self.deadline_at = base + timedelta(seconds=seconds)
+        self.warn_at = self.deadline_at - warn_lead if warn_lead is not None else None
+        self.warned_at = None
+        self.status = WindowStatus.EXTENDED
+        self.extensions.append(Extension(at, seconds, reason.strip(), by))
+
+    def close_met(self, at: datetime) -> bool:
+        if not self.status.running:
+            return False
+        self.status, self.closed_at = WindowStatus.MET, at
+        return True
+
+
+@dataclass
+class Ticket:
+    """A written request: from the portal, or a call escalated past its oral window."""
+
+    source: str
+    received_at: datetime
+    due_at: datetime
+    description: str
+    certificate_number: str | None = None
+    full_name: str = ""
+    organisation: str = ""
+    category: str = "other"
+    call_id: str | None = None
+    status: str = "open"
+    answered_at: datetime | None = None
+    answer: str | None = None
+    warn75_at: datetime | None = None
+    warn90_at: datetime | None = None
+    warned75_at: datetime | None = None
+    warned90_at: datetime | None = None
+    escalation_reason: str | None = None
+    policy_id: int | None = None
+    id: int | None = None
+
+    @property
+    def deadline_met(self) -> bool | None:
+        if self.answered_at is None:
+            return None
+        return self.answered_at <= self.due_at
+
+    def state_at(self, now: datetime) -> str:
+        if self.answered_at is not None:
+            return "answered"
+        return "overdue" if now > self.due_at else "open"

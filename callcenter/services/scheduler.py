@@ -1,0 +1,109 @@
+"""One timer task per process: sleeps until the earliest deadline, fires, sleeps again.
+
+Deadlines live in the database; the heap here is only a cache of them. On start, and every
+``resync_seconds`` (so windows opened by another instance are seen), every pending timer is
+loaded and the overdue ones fire at once (Home Assistant's restore pattern). Firing only asks
+the use case for a conditional transition, so firing twice, or in two processes, is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections import deque
+from datetime import datetime, timedelta
+from typing import Any
+
+log = logging.getLogger(__name__)
+RETRY_SECONDS = 5.0
+
+
+class Scheduler:
+    def __init__(
+        self, timing, tickets, clock, resync_seconds: float = 30.0, max_sleep: float = 60.0
+    ) -> None:
+        self.timing, self.tickets, self.clock = timing, tickets, clock
+        self.resync_seconds = resync_seconds
+        self.max_sleep = max_sleep
+        self._heap: list[tuple[datetime, int, str, Any]] = []
+        self._armed: set[tuple[datetime, str, Any]] = set()
+        self._seq = itertools.count()
+        self._wake = asyncio.Event()
+        self.fired = 0
+        self.lag_seconds: deque[float] = deque(maxlen=100_000)  # fire time - due time
+
+    def add(self, when: datetime | None, kind: str, key: Any) -> None:
+        """Arm a timer (duplicates are dropped); wakes the loop when it is the new earliest."""
+        if when is None or (when, kind, key) in self._armed:
+            return
+        self._armed.add((when, kind, key))
+        earliest = self._heap[0][0] if self._heap else None
+        heapq.heappush(self._heap, (when, next(self._seq), kind, key))
+        if earliest is None or when < earliest:
+            self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._heap)
+
+    async def load(self) -> int:
+        """Arm every pending timer from the database."""
+        timers = await self.timing.pending_timers()
+        for when, kind, key in timers:
+            self.add(when, kind, key)
+        return len(timers)
+
+    async def fire_due(self) -> int:
+        """Fire every timer whose time has come; returns how many transitions happened."""
+        now = self.clock.now()
+        changed = 0
+        while self._heap and self._heap[0][0] <= now:
+            when, _, kind, key = heapq.heappop(self._heap)
+            self._armed.discard((when, kind, key))
+            try:
+                if await self._fire(kind, key, now):
+                    changed += 1
+                    self.lag_seconds.append((self.clock.now() - when).total_seconds())
+                    self.fired += 1
+            except Exception:
+                log.exception("timer %s %s failed; retrying in %.0f s", kind, key, RETRY_SECONDS)
+                self.add(now + timedelta(seconds=RETRY_SECONDS), kind, key)
+        return changed
+
+    async def _fire(self, kind: str, key: Any, now: datetime) -> bool:
+        if kind == "window_warning":
+            return await self.timing.fire_warning(key, now)
+        if kind == "window_deadline":
+            return await self.timing.fire_deadline(key, now)
+        if kind == "ticket_warn75":
+            return await self.tickets.fire_warning(key, 75, now)
+        if kind == "ticket_warn90":
+            return await self.tickets.fire_warning(key, 90, now)
+        raise ValueError(f"unknown timer {kind}")
+
+    async def run(self) -> None:
+        """The loop; cancel the task to stop it."""
+        loop = asyncio.get_running_loop()
+        next_resync = 0.0
+        while True:
+            if loop.time() >= next_resync:
+                try:
+                    await self.load()
+                except Exception:
+                    log.exception("could not load timers; will try again")
+                next_resync = loop.time() + self.resync_seconds
+            await self.fire_due()
+            delay = min(self.max_sleep, next_resync - loop.time())
+            if self._heap:
+                delay = min(delay, (self._heap[0][0] - self.clock.now()).total_seconds())
+            self._wake.clear()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                except TimeoutError:
+                    pass

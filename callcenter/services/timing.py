@@ -1,0 +1,585 @@
+"""Use cases of call timing (R-11): the call log, the oral window and escalation to a ticket.
+
+Each use case is one unit of work. The window's absolute ``deadline_at`` is written in the
+same transaction that opens it; timers only ever *ask* for a conditional transition, so a
+duplicate fire, a restart or a second instance changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from callcenter.domain.calls import (
+    REFUSAL_REASONS,
+    SERVICE_CATEGORIES,
+    OralWindow,
+    Outcome,
+    Ticket,
+    WindowStatus,
+    project,
+)
+from callcenter.domain.errors import Conflict, NotFound, ValidationError
+from callcenter.domain.events import CallEvent, parse_event
+
+log = logging.getLogger(__name__)
+DEFAULT_EXTENSION_SECONDS = 300
+ESCALATION_TEXT = "Устное обращение не решено за отведённое время и переведено в письменную форму."
+
+TimerHook = Callable[[datetime, str, Any], None]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+class TicketFactory:
+    """Due times by the calendar and the policy version a request is judged by."""
+
+    def __init__(self, policy, calendars, forwarding_enabled: bool) -> None:
+        self.policy, self.calendars = policy, calendars
+        self.forwarding_enabled = forwarding_enabled
+
+    async def make(
+        self, *, received_at: datetime, policy_id: int | None = None, **fields: Any
+    ) -> Ticket:
+        book = await self.policy.book()
+        version = next(
+            (v for v in book.versions if v.id == policy_id and policy_id is not None), None
+        ) or book.in_force_at(received_at)
+        cal = self.calendars.for_policy(version)
+        hours = version.written_answer_hours
+        return Ticket(
+            received_at=received_at,
+            due_at=cal.add_working_hours(received_at, hours),
+            warn75_at=cal.add_working_hours(received_at, hours * 0.75),
+            warn90_at=cal.add_working_hours(received_at, hours * 0.90),
+            policy_id=version.id,
+            **fields,
+        )
+
+    async def store(self, uow, ticket: Ticket, now: datetime) -> int | None:
+        tid = await uow.tickets.insert(ticket, now)
+        if tid is not None and self.forwarding_enabled:
+            ticket.id = tid
+            await uow.outbox.add("ticket.created", f"ticket-{tid}", ticket_json(ticket, now), now)
+        return tid
+
+
+def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
+    return {
+        "id": tk.id,
+        "source": tk.source,
+        "call_id": tk.call_id,
+        "certificate": tk.certificate_number,
+        "full_name": tk.full_name,
+        "organisation": tk.organisation,
+        "description": tk.description,
+        "category": tk.category,
+        "received_at": _iso(tk.received_at),
+        "due_at": _iso(tk.due_at),
+        "warn75_at": _iso(tk.warn75_at),
+        "warn90_at": _iso(tk.warn90_at),
+        "status": tk.state_at(now),
+        "answered_at": _iso(tk.answered_at),
+        "deadline_met": tk.deadline_met,
+        "escalation_reason": tk.escalation_reason,
+        "answer": tk.answer,
+    }
+
+
+class CallTiming:
+    def __init__(
+        self, uow_factory: Callable, policy, factory: TicketFactory, registry, notifier
+    ) -> None:
+        self._uow = uow_factory
+        self.policy = policy
+        self.factory = factory
+        self.registry = registry
+        self.notifier = notifier
+        self.on_timer: TimerHook = lambda when, kind, key: None
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def record(self, body: Any, now: datetime) -> tuple[CallEvent, bool]:
+        """Store one event and bring the call, its window and its ticket up to date."""
+        event = parse_event(body, now)
+        timers: list[tuple[datetime, str, str]] = []
+        notes: list[dict] = []
+        async with self._uow() as uow:
+            if not await uow.events.add(event, now):
+                return event, False  # the same event again changes nothing
+            await uow.calls.lock(event.call_id, now)
+            rec = project(event.call_id, await uow.events.for_call(event.call_id))
+            await uow.calls.save_record(rec, now)
+            await self._follow(uow, rec, now, timers, notes)
+            await uow.commit()
+        self._after(timers, notes)
+        log.info("call %s: %s stored", event.call_id, event.event)
+        return event, True
+
+    async def events(self, call_id: str) -> list[CallEvent]:
+        async with self._uow() as uow:
+            return await uow.events.for_call(call_id)
+
+    async def _follow(self, uow, rec, now, timers, notes) -> None:
+        """Open the window when the agent answers; close or escalate it when the call ends."""
+        win = await uow.windows.get(rec.call_id)
+        if win is None and rec.connected_at is not None:
+            version = await self.policy.in_force_at(rec.connected_at)
+            opened = rec.connected_at
+            if version.window_start == "queue_entry" and rec.queued_at is not None:
+                opened = rec.queued_at
+            win = OralWindow.open(
+                rec.call_id,
+                opened,
+                version.oral_window_seconds,
+                version.warning_seconds,
+                version.id,
+            )
+            if await uow.windows.insert(win):
+                notes.append(
+                    {
+                        "type": "window_opened",
+                        "call_id": rec.call_id,
+                        "agent": rec.agent,
+                        "deadline_at": _iso(win.deadline_at),
+                    }
+                )
+                if win.warn_at is not None:
+                    timers.append((win.warn_at, "window_warning", rec.call_id))
+                timers.append((win.deadline_at, "window_deadline", rec.call_id))
+        if win is None or rec.ended_at is None or not win.status.running:
+            return
+        if rec.ended_at <= win.deadline_at:
+            if await uow.windows.transition(rec.call_id, WindowStatus.MET, rec.ended_at):
+                notes.append({"type": "window_met", "call_id": rec.call_id})
+        elif await uow.windows.transition(rec.call_id, WindowStatus.OVERRUN, now, due_by=now):
+            await self._escalate(uow, rec.call_id, now, "overrun", notes)
+
+    def _after(self, timers, notes) -> None:
+        for when, kind, key in timers:
+            self.on_timer(when, kind, key)
+        for note in notes:
+            self.notifier.publish(note)
+
+    # --- timers ------------------------------------------------------------------------------
+
+    async def fire_warning(self, call_id: str, now: datetime) -> bool:
+        async with self._uow() as uow:
+            if not await uow.windows.mark_warned(call_id, now):
+                return False
+            win = await uow.windows.get(call_id)
+            call = await uow.calls.get(call_id)
+            await uow.commit()
+        self.notifier.publish(
+            {
+                "type": "window_warning",
+                "call_id": call_id,
+                "agent": call and call["agent"],
+                "deadline_at": _iso(win.deadline_at),
+            }
+        )
+        log.info("call %s: oral window warning sent", call_id)
+        return True
+
+    async def fire_deadline(self, call_id: str, now: datetime) -> bool:
+        """At the deadline: overrun, and a written ticket unless the call already closed."""
+        notes: list[dict] = []
+        async with self._uow() as uow:
+            await uow.calls.lock(call_id, now)
+            if not await uow.windows.transition(call_id, WindowStatus.OVERRUN, now, due_by=now):
+                return False
+            await self._escalate(uow, call_id, now, "overrun", notes)
+            await uow.commit()
+        self._after([], notes)
+        log.warning("call %s: oral window overrun, escalated to a written ticket", call_id)
+        return True
+
+    async def _escalate(
+        self, uow, call_id: str, now: datetime, reason: str, notes: list, **override: Any
+    ) -> int | None:
+        """Create the call's ticket (once: the unique call_id says no to a second)."""
+        call = await uow.calls.get(call_id) or {}
+        win = await uow.windows.get(call_id)
+        name = override.get("caller_name") or call.get("caller_name") or ""
+        org = override.get("organisation") or call.get("organisation") or ""
+        number = call.get("certificate_number")
+        if number and not (name or org):
+            try:
+                cert = await self.registry.get(number)
+                name, org = cert.holder_name, cert.organisation
+            except Exception:  # a missing holder must not stop the escalation
+                pass
+        ticket = await self.factory.make(
+            received_at=now,
+            policy_id=win.policy_id if win else None,
+            source="call",
+            call_id=call_id,
+            certificate_number=number,
+            full_name=name,
+            organisation=org,
+            description=override.get("description") or call.get("description") or ESCALATION_TEXT,
+            category=override.get("category") or call.get("category") or "other",
+            escalation_reason=reason,
+        )
+        tid = await self.factory.store(uow, ticket, now)
+        if tid is None:
+            return None
+        if not call.get("outcome"):
+            await uow.calls.update_fields(
+                call_id,
+                now,
+                outcome=Outcome.ESCALATED.value,
+                outcome_at=now,
+                outcome_by=override.get("by", "system"),
+            )
+        notes.append(
+            {
+                "type": "ticket_created",
+                "call_id": call_id,
+                "ticket_id": tid,
+                "due_at": _iso(ticket.due_at),
+                "reason": reason,
+            }
+        )
+        self.on_timer(ticket.warn75_at, "ticket_warn75", tid)
+        self.on_timer(ticket.warn90_at, "ticket_warn90", tid)
+        return tid
+
+    # --- agent actions -----------------------------------------------------------------------
+
+    async def _window_for_action(self, uow, call_id: str, now: datetime) -> OralWindow:
+        if await uow.calls.get(call_id) is None:
+            raise NotFound(f"no call {call_id}", code="call_not_found")
+        await uow.calls.lock(call_id, now)
+        win = await uow.windows.get(call_id)
+        if win is None:
+            raise Conflict("the call has not been answered by an agent", code="not_answered")
+        return win
+
+    async def extend(
+        self, call_id: str, reason: str, by: str, now: datetime, seconds: int | None = None
+    ) -> dict:
+        timers: list = []
+        async with self._uow() as uow:
+            win = await self._window_for_action(uow, call_id, now)
+            old = win.deadline_at
+            win.extend(now, seconds or DEFAULT_EXTENSION_SECONDS, reason, by)
+            if not await uow.windows.extend(win, old, win.extensions[-1]):
+                raise Conflict("the oral window changed meanwhile; try again", code="window_busy")
+            await uow.commit()
+        if win.warn_at is not None:
+            timers.append((win.warn_at, "window_warning", call_id))
+        timers.append((win.deadline_at, "window_deadline", call_id))
+        self._after(
+            timers,
+            [
+                {
+                    "type": "window_extended",
+                    "call_id": call_id,
+                    "deadline_at": _iso(win.deadline_at),
+                    "by": by,
+                }
+            ],
+        )
+        return await self.get(call_id, now)
+
+    async def escalate(self, call_id: str, by: str, now: datetime, **details: Any) -> dict:
+        """The agent turns the call into a written request early (clause 4.2)."""
+        _check_details(details)
+        notes: list = []
+        async with self._uow() as uow:
+            await self._window_for_action(uow, call_id, now)
+            if not await uow.windows.transition(call_id, WindowStatus.ESCALATED, now):
+                raise Conflict("the oral window is already closed", code="window_closed")
+            await self._save_identity(uow, call_id, now, details)
+            await uow.calls.update_fields(
+                call_id, now, outcome=Outcome.ESCALATED.value, outcome_at=now, outcome_by=by
+            )
+            await self._escalate(uow, call_id, now, "agent", notes, by=by, **details)
+            await uow.commit()
+        self._after([], notes)
+        return await self.get(call_id, now)
+
+    async def set_identity(self, call_id: str, now: datetime, **details: Any) -> dict:
+        """R-2/R-8: the agent records who is calling and what about."""
+        _check_details(details)
+        async with self._uow() as uow:
+            if await uow.calls.get(call_id) is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            await self._save_identity(uow, call_id, now, details)
+            await uow.commit()
+        return await self.get(call_id, now)
+
+    async def _save_identity(self, uow, call_id, now, details) -> None:
+        fields = {
+            k: v
+            for k, v in details.items()
+            if k in ("caller_name", "organisation", "description", "category") and v
+        }
+        if fields:
+            await uow.calls.update_fields(call_id, now, **fields)
+
+    async def set_outcome(
+        self,
+        call_id: str,
+        outcome: str,
+        by: str,
+        now: datetime,
+        reason: str | None = None,
+        note: str = "",
+        **details: Any,
+    ) -> dict:
+        """Resolved orally, refused (with a reason), ended for abuse (R-10, R-12)."""
+        try:
+            kind = Outcome(outcome)
+        except ValueError:
+            raise ValidationError(
+                f"outcome must be one of {', '.join(o.value for o in Outcome)}",
+                code="invalid_outcome",
+                fields={"outcome": "unknown value"},
+            ) from None
+        if kind is Outcome.ESCALATED:
+            return await self.escalate(call_id, by, now, **details)
+        if kind is Outcome.REFUSED and reason not in REFUSAL_REASONS:
+            raise ValidationError(
+                f"a refusal needs a reason: {', '.join(REFUSAL_REASONS)}",
+                code="reason_required",
+                fields={"reason": "is required"},
+            )
+        if kind is Outcome.ABUSIVE and not (note or "").strip():
+            raise ValidationError(
+                "say what happened: the supervisor reviews it",
+                code="note_required",
+                fields={"note": "is required"},
+            )
+        _check_details(details)
+        notes: list = []
+        async with self._uow() as uow:
+            call = await uow.calls.get(call_id)
+            if call is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            await uow.calls.lock(call_id, now)
+            await self._save_identity(uow, call_id, now, details)
+            await uow.calls.update_fields(
+                call_id,
+                now,
+                outcome=kind.value,
+                outcome_reason=reason,
+                outcome_note=note or "",
+                outcome_at=now,
+                outcome_by=by,
+            )
+            if kind is Outcome.RESOLVED:
+                if await uow.windows.transition(call_id, WindowStatus.MET, now):
+                    notes.append({"type": "window_met", "call_id": call_id})
+            elif await uow.windows.transition(call_id, WindowStatus.MET, now):
+                notes.append({"type": "window_closed", "call_id": call_id, "outcome": kind.value})
+            if kind is Outcome.ABUSIVE:
+                rid = await uow.reviews.add("abuse", call_id, note, by, now)
+                notes.append(
+                    {
+                        "type": "supervisor_alert",
+                        "kind": "abuse",
+                        "review_id": rid,
+                        "call_id": call_id,
+                        "agent": by,
+                        "note": note,
+                    }
+                )
+            await uow.commit()
+        self._after([], notes)
+        if kind is Outcome.ABUSIVE:
+            log.warning("call %s ended for abuse by %s: supervisor notified", call_id, by)
+        return await self.get(call_id, now)
+
+    async def complaint(self, call_id: str | None, note: str, by: str, now: datetime) -> int:
+        """R-12: a complaint about staff goes to the head of support's review list."""
+        if not (note or "").strip():
+            raise ValidationError(
+                "the complaint text is required",
+                code="note_required",
+                fields={"note": "is required"},
+            )
+        async with self._uow() as uow:
+            rid = await uow.reviews.add("complaint", call_id, note.strip(), by, now)
+            await uow.commit()
+        self.notifier.publish(
+            {"type": "supervisor_alert", "kind": "complaint", "review_id": rid, "call_id": call_id}
+        )
+        return rid
+
+    async def reviews(self) -> list[dict]:
+        async with self._uow() as uow:
+            rows = await uow.reviews.list()
+        return [
+            {**r, "created_at": _iso(r["created_at"]), "resolved_at": _iso(r["resolved_at"])}
+            for r in rows
+        ]
+
+    # --- reading -----------------------------------------------------------------------------
+
+    async def get(self, call_id: str, now: datetime) -> dict:
+        async with self._uow() as uow:
+            row = await uow.calls.get(call_id)
+            if row is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            win = await uow.windows.get(call_id)
+            ticket = await uow.tickets.for_call(call_id)
+            events = await uow.events.for_call(call_id)
+        return call_json(row, win, ticket, now, events)
+
+    async def search(
+        self,
+        now: datetime,
+        *,
+        start=None,
+        end=None,
+        agent=None,
+        status=None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict:
+        async with self._uow() as uow:
+            rows, total = await uow.calls.search(
+                start=start, end=end, agent=agent, status=status, limit=limit, offset=offset
+            )
+        items = [call_summary(r) for r in rows]
+        return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+    async def pending_timers(self) -> list[tuple[datetime, str, Any]]:
+        """Everything a scheduler must arm on start: running windows, unwarned tickets."""
+        out: list[tuple[datetime, str, Any]] = []
+        async with self._uow() as uow:
+            for call_id, warn_at, warned_at, deadline in await uow.windows.running():
+                if warn_at is not None and warned_at is None:
+                    out.append((warn_at, "window_warning", call_id))
+                out.append((deadline, "window_deadline", call_id))
+            for tid, w75, done75, w90, done90 in await uow.tickets.pending():
+                if w75 is not None and done75 is None:
+                    out.append((w75, "ticket_warn75", tid))
+                if w90 is not None and done90 is None:
+                    out.append((w90, "ticket_warn90", tid))
+        return out
+
+
+def _check_details(details: dict) -> None:
+    problems = {}
+    category = details.get("category")
+    if category is not None and category not in SERVICE_CATEGORIES:
+        problems["category"] = f"must be one of {', '.join(SERVICE_CATEGORIES)}"
+    for key, limit in (("caller_name", 300), ("organisation", 300), ("description", 10000)):
+        value = details.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > limit):
+            problems[key] = f"must be text of at most {limit} characters"
+    if problems:
+        raise ValidationError(
+            "; ".join(f"{k} {v}" for k, v in problems.items()),
+            code="invalid_request",
+            fields=problems,
+        )
+
+
+def _seconds(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def call_summary(r: dict) -> dict:
+    return {
+        "call_id": r["call_id"],
+        "caller_number": r["caller_number"],
+        "certificate": r["certificate_number"],
+        "certificate_status": r["certificate_status"],
+        "agent": r["agent"],
+        "started_at": _iso(r["started_at"]),
+        "connected_at": _iso(r["connected_at"]),
+        "ended_at": _iso(r["ended_at"]),
+        "abandoned": r["abandoned"],
+        "outcome": r["outcome"],
+        "window_status": r.get("window_status"),
+        "deadline_at": _iso(r.get("deadline_at")),
+    }
+
+
+def call_json(
+    r: dict, win: OralWindow | None, ticket: Ticket | None, now: datetime, events: list[CallEvent]
+) -> dict:
+    from callcenter.domain.calls import CallRecord
+
+    rec = CallRecord(
+        **{
+            k: r[k]
+            for k in (
+                "call_id",
+                "caller_number",
+                "channel",
+                "started_at",
+                "certificate_number",
+                "certificate_status",
+                "attempts",
+                "queue",
+                "queued_at",
+                "agent",
+                "agent_name",
+                "connected_at",
+                "ended_at",
+                "hangup_by",
+                "hangup_cause",
+                "abandoned",
+            )
+        }
+    )
+    window = None
+    if win is not None:
+        window = {
+            "opened_at": _iso(win.opened_at),
+            "deadline_at": _iso(win.deadline_at),
+            "warn_at": _iso(win.warn_at),
+            "warned_at": _iso(win.warned_at),
+            "status": win.status.value,
+            "closed_at": _iso(win.closed_at),
+            "length_seconds": win.length_seconds,
+            "policy_id": win.policy_id,
+            "remaining_seconds": max(0.0, (win.deadline_at - now).total_seconds())
+            if win.status.running
+            else 0.0,
+            "extensions": [
+                {"at": _iso(x.at), "seconds": x.seconds, "reason": x.reason, "by": x.by}
+                for x in win.extensions
+            ],
+        }
+    return {
+        **call_summary(
+            {
+                **r,
+                "window_status": win.status.value if win else None,
+                "deadline_at": win.deadline_at if win else None,
+            }
+        ),
+        "channel": r["channel"],
+        "attempts": r["attempts"],
+        "queue": r["queue"],
+        "queued_at": _iso(r["queued_at"]),
+        "agent_name": r["agent_name"],
+        "hangup_by": r["hangup_by"],
+        "hangup_cause": r["hangup_cause"],
+        "caller_name": r["caller_name"],
+        "organisation": r["organisation"],
+        "description": r["description"],
+        "category": r["category"],
+        "outcome_reason": r["outcome_reason"],
+        "outcome_note": r["outcome_note"],
+        "outcome_at": _iso(r["outcome_at"]),
+        "outcome_by": r["outcome_by"],
+        "timings": {
+            "ivr_seconds": _seconds(rec.ivr_seconds),
+            "queue_wait_seconds": _seconds(rec.queue_wait_seconds),
+            "talk_seconds": _seconds(rec.talk_seconds),
+        },
+        "window": window,
+        "ticket": ticket_json(ticket, now) if ticket else None,
+        "events": [e.to_dict() for e in events],
+    }

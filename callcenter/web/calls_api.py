@@ -1,0 +1,349 @@
+"""The call log, agent actions, tickets, reviews and the push channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from datetime import datetime, time
+
+from aiohttp import WSMsgType, web
+
+from callcenter.calendar import MOSCOW
+from callcenter.domain.errors import ValidationError
+from callcenter.services.auth import Principal
+from callcenter.web.auth import COOKIE, SIGNER, principal, require
+from callcenter.web.errors import read_json
+from callcenter.web.keys import CONTAINER
+
+routes = web.RouteTableDef()
+
+
+def _json(data, status: int = 200) -> web.Response:
+    return web.json_response(
+        data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str)
+    )
+
+
+def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:
+    """An instant with an offset, or a date (Moscow midnight; for ``to``, the day after)."""
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            from datetime import date, timedelta
+
+            day = date.fromisoformat(raw) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time(0), MOSCOW)
+        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=MOSCOW)
+        return value
+    except ValueError:
+        raise ValidationError(
+            f"'{name}' must be a date or an ISO 8601 date-time",
+            code="invalid_query",
+            fields={name: "bad date"},
+        ) from None
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    try:
+        limit = int(request.query.get("limit", "50"))
+        offset = int(request.query.get("offset", "0"))
+    except ValueError:
+        raise ValidationError("limit and offset must be integers", code="invalid_query") from None
+    if not 1 <= limit <= 500 or offset < 0:
+        raise ValidationError("limit must be 1-500 and offset not negative", code="invalid_query")
+    return limit, offset
+
+
+def _text(body: dict, *keys: str) -> dict:
+    return {k: body[k] for k in keys if k in body and body[k] is not None}
+
+
+# --- session ---------------------------------------------------------------------------------
+
+
+@routes.post("/api/v1/session")
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name, password = body.get("login"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise ValidationError(
+            "login and password are required",
+            code="invalid_request",
+            fields={"login": "is required", "password": "is required"},
+        )
+    who = await request.app[CONTAINER].auth.login(name, password)
+    resp = _json({"login": who.name, "role": who.role})
+    http = request.app[CONTAINER].settings.http
+    resp.set_cookie(
+        COOKIE,
+        request.app[SIGNER].sign(who),
+        httponly=True,
+        samesite="Lax",
+        secure=http.secure_cookies,
+        max_age=request.app[SIGNER].max_age,
+        path="/",
+    )
+    return resp
+
+
+@routes.get("/api/v1/session")
+async def whoami(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return _json({"login": who.name, "role": who.role})
+
+
+@routes.delete("/api/v1/session")
+async def logout(request: web.Request) -> web.Response:
+    resp = _json({"logged_out": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+# --- calls -----------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/calls")
+async def list_calls(request: web.Request) -> web.Response:
+    await require(request, "calls:read")
+    c = request.app[CONTAINER]
+    q = request.query
+    limit, offset = _paging(request)
+    return _json(
+        await c.calls.search(
+            c.clock.now(),
+            start=_when(q.get("from"), "from"),
+            end=_when(q.get("to"), "to", True),
+            agent=q.get("agent") or None,
+            status=q.get("status") or None,
+            limit=limit,
+            offset=offset,
+        )
+    )
+
+
+@routes.get("/api/v1/calls/{call_id}")
+async def get_call(request: web.Request) -> web.Response:
+    await require(request, "calls:read")
+    c = request.app[CONTAINER]
+    return _json(await c.calls.get(request.match_info["call_id"], c.clock.now()))
+
+
+@routes.patch("/api/v1/calls/{call_id}")
+async def call_identity(request: web.Request) -> web.Response:
+    """The agent records the caller's name, organisation, problem and its category."""
+    await require(request, "calls:act")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(body, "caller_name", "organisation", "description", "category")
+    return _json(
+        await c.calls.set_identity(
+            request.match_info["call_id"],
+            c.clock.now(),
+            **_text(body, "caller_name", "organisation", "description", "category"),
+        )
+    )
+
+
+@routes.post("/api/v1/calls/{call_id}/extend")
+async def extend_window(request: web.Request) -> web.Response:
+    who = await require(request, "calls:act")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(body, "reason", "seconds")
+    seconds = body.get("seconds")
+    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool)):
+        raise ValidationError(
+            "seconds must be an integer",
+            code="invalid_request",
+            fields={"seconds": "must be an integer"},
+        )
+    reason = body.get("reason")
+    if not isinstance(reason, str):
+        raise ValidationError(
+            "an extension needs a reason", code="reason_required", fields={"reason": "is required"}
+        )
+    return _json(
+        await c.calls.extend(
+            request.match_info["call_id"], reason, who.name, c.clock.now(), seconds
+        )
+    )
+
+
+@routes.post("/api/v1/calls/{call_id}/escalate")
+async def escalate_call(request: web.Request) -> web.Response:
+    who = await require(request, "calls:act")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(body, "caller_name", "organisation", "description", "category")
+    return _json(
+        await c.calls.escalate(
+            request.match_info["call_id"],
+            who.name,
+            c.clock.now(),
+            **_text(body, "caller_name", "organisation", "description", "category"),
+        )
+    )
+
+
+@routes.post("/api/v1/calls/{call_id}/outcome")
+async def call_outcome(request: web.Request) -> web.Response:
+    who = await require(request, "calls:act")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(
+        body, "outcome", "reason", "note", "caller_name", "organisation", "description", "category"
+    )
+    if not isinstance(body.get("outcome"), str):
+        raise ValidationError(
+            "outcome is required", code="invalid_request", fields={"outcome": "is required"}
+        )
+    note = body.get("note") or ""
+    if not isinstance(note, str):
+        raise ValidationError("note must be text", code="invalid_request")
+    return _json(
+        await c.calls.set_outcome(
+            request.match_info["call_id"],
+            body["outcome"],
+            who.name,
+            c.clock.now(),
+            reason=body.get("reason"),
+            note=note,
+            **_text(body, "caller_name", "organisation", "description", "category"),
+        )
+    )
+
+
+@routes.post("/api/v1/complaints")
+async def complaint(request: web.Request) -> web.Response:
+    """R-12: a caller's complaint about staff, recorded for the head of support."""
+    who = await require(request, "calls:act")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(body, "call_id", "note")
+    note = body.get("note")
+    call_id = body.get("call_id")
+    if not isinstance(note, str) or (call_id is not None and not isinstance(call_id, str)):
+        raise ValidationError(
+            "note (text) is required; call_id is optional text",
+            code="invalid_request",
+            fields={"note": "is required"},
+        )
+    rid = await c.calls.complaint(call_id, note, who.name, c.clock.now())
+    return _json({"review_id": rid}, 201)
+
+
+@routes.get("/api/v1/reviews")
+async def reviews(request: web.Request) -> web.Response:
+    """Calls ended for abuse and complaints about staff, newest first (R-12)."""
+    await require(request, "reports:read")
+    return _json({"items": await request.app[CONTAINER].calls.reviews()})
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+@routes.post("/api/v1/tickets")
+async def create_ticket(request: web.Request) -> web.Response:
+    await require(request, "tickets:write")
+    c = request.app[CONTAINER]
+    return _json(await c.tickets.create_from_portal(await read_json(request), c.clock.now()), 201)
+
+
+@routes.get("/api/v1/tickets/{ticket_id}")
+async def get_ticket(request: web.Request) -> web.Response:
+    await require(request, "tickets:read")
+    c = request.app[CONTAINER]
+    return _json(await c.tickets.get(_ticket_id(request), c.clock.now()))
+
+
+@routes.get("/api/v1/tickets")
+async def list_tickets(request: web.Request) -> web.Response:
+    await require(request, "tickets:read")
+    c = request.app[CONTAINER]
+    q = request.query
+    limit, offset = _paging(request)
+    status = q.get("status") or None
+    if status not in (None, "open", "overdue", "answered"):
+        raise ValidationError("status must be open, overdue or answered", code="invalid_query")
+    source = q.get("source") or None
+    if source not in (None, "call", "portal"):
+        raise ValidationError("source must be call or portal", code="invalid_query")
+    return _json(
+        await c.tickets.search(
+            c.clock.now(),
+            start=_when(q.get("from"), "from"),
+            end=_when(q.get("to"), "to", True),
+            status=status,
+            source=source,
+            limit=limit,
+            offset=offset,
+        )
+    )
+
+
+@routes.post("/api/v1/tickets/{ticket_id}/answer")
+async def answer_ticket(request: web.Request) -> web.Response:
+    await require(request, "tickets:answer")
+    c = request.app[CONTAINER]
+    body = await read_json(request)
+    _only(body, "answer")
+    return _json(await c.tickets.answer(_ticket_id(request), body.get("answer"), c.clock.now()))
+
+
+def _ticket_id(request: web.Request) -> int:
+    raw = request.match_info["ticket_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ValidationError("a ticket id is a positive integer", code="invalid_ticket_id")
+    return int(raw)
+
+
+def _only(body: dict, *allowed: str) -> None:
+    extra = sorted(set(body) - set(allowed))
+    if extra:
+        raise ValidationError(
+            f"unknown field(s): {', '.join(extra)}",
+            code="invalid_request",
+            fields={k: "is not accepted here" for k in extra},
+        )
+
+
+# --- push ------------------------------------------------------------------------------------
+
+
+@routes.get("/api/v1/stream")
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    """WebSocket push: window warnings, overruns, new tickets, supervisor alerts."""
+    who: Principal = await require(request, "calls:read")
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    c = request.app[CONTAINER]
+    async with c.notifier.subscribe() as queue:
+        await ws.send_json({"type": "hello", "login": who.name, "role": who.role})
+        reader = asyncio.ensure_future(_drain(ws))
+        try:
+            while not ws.closed:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                msg = getter.result()
+                if who.role == "agent" and msg.get("type") == "supervisor_alert":
+                    continue
+                await ws.send_str(json.dumps(msg, ensure_ascii=False, default=str))
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+            await ws.close()
+    return ws
+
+
+async def _drain(ws: web.WebSocketResponse) -> None:
+    async for msg in ws:
+        if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break
