@@ -324,6 +324,23 @@ class TicketRepository:
         ).all()
         return [_ticket_from(r) for r in rows], total
 
+    async def fill_certificate(self, call_id: str, number: str, name: str, org: str) -> bool:
+        """A call's ticket made before its certificate was known gets it (and the holder)."""
+        k = t.tickets.c
+        values: dict[str, Any] = {"certificate_number": number}
+        result = await self.session.execute(
+            update(t.tickets)
+            .where(k.call_id == call_id, k.certificate_number.is_(None))
+            .values(**values)
+        )
+        if result.rowcount == 1 and (name or org):
+            await self.session.execute(
+                update(t.tickets)
+                .where(k.call_id == call_id, k.full_name == "", k.organisation == "")
+                .values(full_name=name, organisation=org)
+            )
+        return result.rowcount == 1
+
     async def mark_warned(self, ticket_id: int, which: int, now: datetime) -> bool:
         k = t.tickets.c
         col, at = (k.warned75_at, k.warn75_at) if which == 75 else (k.warned90_at, k.warn90_at)

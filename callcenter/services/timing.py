@@ -23,6 +23,7 @@ from callcenter.domain.calls import (
 )
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.events import CallEvent, parse_event
+from callcenter.domain.policy import MOSCOW
 
 log = logging.getLogger(__name__)
 DEFAULT_EXTENSION_SECONDS = 300
@@ -32,7 +33,8 @@ TimerHook = Callable[[datetime, str, Any], None]
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+    """Instants leave the service in Moscow time with their offset, as the regulation counts."""
+    return value.astimezone(MOSCOW).isoformat() if value is not None else None
 
 
 class TicketFactory:
@@ -151,6 +153,9 @@ class CallTiming:
                 if win.warn_at is not None:
                     timers.append((win.warn_at, "window_warning", rec.call_id))
                 timers.append((win.deadline_at, "window_deadline", rec.call_id))
+        if rec.certificate_number and win is not None and not win.status.running:
+            name, org = await self._holder(rec.certificate_number)
+            await uow.tickets.fill_certificate(rec.call_id, rec.certificate_number, name, org)
         if win is None or rec.ended_at is None or not win.status.running:
             return
         if rec.ended_at <= win.deadline_at:
@@ -208,11 +213,7 @@ class CallTiming:
         org = override.get("organisation") or call.get("organisation") or ""
         number = call.get("certificate_number")
         if number and not (name or org):
-            try:
-                cert = await self.registry.get(number)
-                name, org = cert.holder_name, cert.organisation
-            except Exception:  # a missing holder must not stop the escalation
-                pass
+            name, org = await self._holder(number)
         ticket = await self.factory.make(
             received_at=now,
             policy_id=win.policy_id if win else None,
@@ -248,6 +249,14 @@ class CallTiming:
         self.on_timer(ticket.warn75_at, "ticket_warn75", tid)
         self.on_timer(ticket.warn90_at, "ticket_warn90", tid)
         return tid
+
+    async def _holder(self, number: str) -> tuple[str, str]:
+        """The certificate holder's name and organisation, or blanks if it cannot be read."""
+        try:
+            cert = await self.registry.get(number)
+        except Exception:  # a missing holder must not stop an escalation
+            return "", ""
+        return cert.holder_name, cert.organisation
 
     # --- agent actions -----------------------------------------------------------------------
 

@@ -1,0 +1,183 @@
+"""The call/ticket API over a real socket: roles, errors, session login, push."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from callcenter.domain.certificates import Certificate, HolderType
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def agent_client(client, container, clock):
+    await container.auth.add_user(
+        "оператор", "agent", "пароль-агента", clock.now(), display_name="Оператор Иванова"
+    )
+    r = await client.post(
+        "/api/v1/session", json={"login": "оператор", "password": "пароль-агента"}
+    )
+    assert r.status == 200
+    return client
+
+
+async def post_event(client, token, **body):
+    return await client.post("/api/v1/events", json=body, headers=bearer(token))
+
+
+async def test_events_are_strict_and_idempotent(client, pbx_token):
+    r = await post_event(
+        client,
+        pbx_token,
+        event="agent_connected",
+        call_id="5.1",
+        agent="PJSIP/101",
+        at="2026-03-17T11:00:00+03:00",
+    )
+    assert r.status == 201
+    again = await post_event(
+        client,
+        pbx_token,
+        event="agent_connected",
+        call_id="5.1",
+        agent="PJSIP/101",
+        at="2026-03-17T11:00:00+03:00",
+    )
+    assert (again.status, (await again.json())["duplicate"]) == (200, True)
+    for bad in (
+        {"event": "teleported", "call_id": "5.1"},
+        {"event": "queued", "call_id": "5.1"},
+        {"event": "queued", "call_id": "5.1", "queue": 7},
+        {"event": "queued", "call_id": "5.1", "queue": "q", "colour": "red"},
+        {"event": "queued", "call_id": "a b", "queue": "q"},
+        {"event": "queued", "call_id": "5.1", "queue": "q", "at": "yesterday"},
+        {"event": "certificate_checked", "call_id": "5.1", "status": "MAYBE"},
+    ):
+        r = await client.post("/api/v1/events", json=bad, headers=bearer(pbx_token))
+        body = await r.json()
+        assert r.status == 422, bad
+        assert body["error"] == "invalid_event" and body["fields"]
+    r = await client.post("/api/v1/events", data=b"{not json", headers=bearer(pbx_token))
+    assert (r.status, (await r.json())["error"]) == (400, "malformed_json")
+    r = await client.post("/api/v1/events", data="[1,2]", headers=bearer(pbx_token))
+    assert r.status == 400
+
+
+async def test_roles(client, pbx_token, supervisor_token, container, clock):
+    await post_event(client, pbx_token, event="agent_connected", call_id="5.2", agent="PJSIP/1")
+    assert (await client.get("/api/v1/calls/5.2", headers=bearer(pbx_token))).status == 403
+    r = await client.get("/api/v1/calls/5.2", headers=bearer(supervisor_token))
+    body = await r.json()
+    assert r.status == 200 and body["window"]["status"] == "open"
+    assert body["window"]["deadline_at"].endswith("+03:00")
+    r = await client.get("/api/v1/calls/nope", headers=bearer(supervisor_token))
+    assert (r.status, (await r.json())["error"]) == (404, "call_not_found")
+    r = await client.get("/api/v1/calls?status=open", headers=bearer(supervisor_token))
+    assert (await r.json())["total"] == 1
+    r = await client.get("/api/v1/calls?from=someday", headers=bearer(supervisor_token))
+    assert r.status == 422
+    r = await client.get("/api/v1/calls?limit=100000", headers=bearer(supervisor_token))
+    assert r.status == 422
+    r = await client.get("/api/v1/tickets/abc", headers=bearer(supervisor_token))
+    assert r.status == 422
+    r = await client.get("/api/v1/tickets/77", headers=bearer(supervisor_token))
+    assert r.status == 404
+
+
+async def test_agent_session_and_actions(agent_client, pbx_token, container, clock):
+    client = agent_client
+    assert (await (await client.get("/api/v1/session")).json())["role"] == "agent"
+    await post_event(client, pbx_token, event="agent_connected", call_id="5.3", agent="PJSIP/1")
+    r = await client.patch(
+        "/api/v1/calls/5.3",
+        json={
+            "caller_name": "Щербакова Ёлка Юрьевна",
+            "organisation": "ООО «Ёж»",
+            "description": "Ошибка при запуске",
+            "category": "recovery",
+        },
+    )
+    assert (await r.json())["caller_name"] == "Щербакова Ёлка Юрьевна"
+    r = await client.patch("/api/v1/calls/5.3", json={"category": "astrology"})
+    assert r.status == 422
+    r = await client.post("/api/v1/calls/5.3/extend", json={"seconds": 120})
+    assert (r.status, (await r.json())["error"]) == (422, "reason_required")
+    r = await client.post("/api/v1/calls/5.3/extend", json={"reason": "проверка", "seconds": 120})
+    assert (await r.json())["window"]["status"] == "extended"
+    r = await client.post("/api/v1/calls/5.3/escalate", json={})
+    body = await r.json()
+    assert body["ticket"]["full_name"] == "Щербакова Ёлка Юрьевна"
+    assert body["ticket"]["organisation"] == "ООО «Ёж»"
+    r = await client.post("/api/v1/calls/5.3/escalate", json={})
+    assert (r.status, (await r.json())["error"]) == (409, "window_closed")
+    r = await client.post("/api/v1/calls/5.3/outcome", json={"outcome": "maybe"})
+    assert r.status == 422
+    r = await client.get("/api/v1/reviews")
+    assert r.status == 403  # agents do not read the review list
+    await client.delete("/api/v1/session")
+    assert (await client.get("/api/v1/calls/5.3")).status == 401
+
+
+async def test_tampered_session_cookie_is_refused(client):
+    client.session.cookie_jar.update_cookies({"cc_session": "eyJuIjoiYSIsInIiOiJhZG1pbiJ9.00"})
+    assert (await client.get("/api/v1/calls")).status == 401
+
+
+async def test_portal_tickets_over_http(client, container, clock, pbx_token):
+    token = await container.auth.create_token("portal", "portal", clock.now())
+    await container.registry.import_certificates(
+        [
+            Certificate(
+                "7654321",
+                HolderType.PERSON,
+                "Иванов",
+                "",
+                "П",
+                "5.0.1",
+                date(2026, 1, 1),
+                date(2026, 12, 31),
+            )
+        ],
+        clock.now(),
+    )
+    r = await client.post(
+        "/api/v1/tickets", json={"description": "не работает"}, headers=bearer(token)
+    )
+    body = await r.json()
+    assert r.status == 422 and set(body["fields"]) == {"full_name", "certificate"}
+    r = await client.post(
+        "/api/v1/tickets",
+        json={
+            "full_name": "Иванов Иван Иванович",
+            "certificate": "7654321",
+            "description": "Не устанавливается",
+            "category": "install",
+        },
+        headers=bearer(token),
+    )
+    created = await r.json()
+    assert r.status == 201 and created["source"] == "portal"
+    assert created["due_at"] == "2026-03-18T14:00:00+03:00"  # Tue 11:00 + 12 working hours
+    r = await client.get(f"/api/v1/tickets/{created['id']}", headers=bearer(token))
+    assert (await r.json())["full_name"] == "Иванов Иван Иванович"
+    r = await client.post("/api/v1/tickets", json={"description": "x"}, headers=bearer(pbx_token))
+    assert r.status == 403
+
+
+async def test_push_over_websocket(agent_client, pbx_token, container, clock):
+    async with agent_client.ws_connect("/api/v1/stream") as ws:
+        hello = await ws.receive_json(timeout=5)
+        assert hello["type"] == "hello" and hello["role"] == "agent"
+        await post_event(
+            agent_client, pbx_token, event="agent_connected", call_id="5.9", agent="PJSIP/1"
+        )
+        msg = await ws.receive_json(timeout=5)
+        assert (msg["type"], msg["call_id"]) == ("window_opened", "5.9")
+        clock.advance(480)
+        await container.scheduler.fire_due()
+        msg = await ws.receive_json(timeout=5)
+        assert msg["type"] == "window_warning"
