@@ -41,11 +41,11 @@ def cli(db_url: str, *args: str, **extra: str) -> str:
 
 class Served:
     def __init__(self, db_url: str, workdir: Path, **extra: str) -> None:
-        self.port = free_port()
+        self.port, self.agi_port = free_port(), free_port()
         env = env_for(
             db_url,
             CALLCENTER_HTTP_PORT=str(self.port),
-            CALLCENTER_FASTAGI_PORT=str(free_port()),
+            CALLCENTER_FASTAGI_PORT=str(self.agi_port),
             CALLCENTER_LOGGING_LEVEL="WARNING",
             **extra,
         )

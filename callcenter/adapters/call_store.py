@@ -42,17 +42,21 @@ class CallRepository:
         self.session = session
 
     async def lock(self, call_id: str, now: datetime) -> None:
-        """Create the call row if needed and hold it until commit (PostgreSQL row lock)."""
+        """Create the call row if needed and hold it until commit.
+
+        On PostgreSQL the row lock serialises concurrent events of one call; SQLite units of
+        work already take turns, so the extra SELECT would only cost time.
+        """
         dialect = self.session.bind.dialect.name
         await self.session.execute(
             _upsert(dialect, t.calls)
             .values(call_id=call_id, updated_at=now)
             .on_conflict_do_nothing(index_elements=[t.calls.c.call_id])
         )
-        stmt = select(t.calls.c.call_id).where(t.calls.c.call_id == call_id)
         if dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        await self.session.execute(stmt)
+            await self.session.execute(
+                select(t.calls.c.call_id).where(t.calls.c.call_id == call_id).with_for_update()
+            )
 
     async def save_record(self, rec: CallRecord, now: datetime) -> None:
         values = {f: getattr(rec, f) for f in _RECORD_FIELDS}

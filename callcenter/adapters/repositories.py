@@ -91,9 +91,32 @@ def select_by_phone(conn: Connection, phone: str) -> list[Certificate]:
     return [cert for n in numbers if (cert := select_certificate(conn, n)) is not None]
 
 
-def _asyncpg_sql(stmt) -> str:
-    """The statement as asyncpg wants it ($1 parameters), compiled from the same Core query."""
-    return str(stmt.compile(dialect=postgresql.dialect(paramstyle="numeric_dollar")))
+def _failures_query(since, caller, number):
+    f = t.ivr_failures.c
+    by_caller = select(func.count()).where(f.caller == caller, f.at >= since).scalar_subquery()
+    by_number = (
+        select(func.count()).where(f.certificate_number == number, f.at >= since).scalar_subquery()
+    )
+    return select(by_caller.label("by_caller"), by_number.label("by_number"))
+
+
+def select_failures(
+    conn: Connection, since: datetime, caller: str | None, number: str
+) -> tuple[int, int]:
+    row = conn.execute(_failures_query(since, caller or "", number)).one()
+    return row.by_caller if caller else 0, row.by_number
+
+
+class _PgQuery:
+    """A Core statement compiled once for asyncpg ($n parameters, in their SQL order)."""
+
+    def __init__(self, stmt) -> None:
+        compiled = stmt.compile(dialect=postgresql.dialect(paramstyle="numeric_dollar"))
+        self.sql = str(compiled)
+        self.names = list(compiled.positiontup or [])
+
+    def args(self, **values) -> list:
+        return [values[n] for n in self.names]
 
 
 class CertificateReader:
@@ -117,8 +140,11 @@ class CertificateReader:
             event.listen(self._sync, "connect", _sqlite_read_pragmas)
         elif u.get_backend_name() == "postgresql":
             self._dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._cert_sql = _asyncpg_sql(_certificate_query(bindparam("number")))
-            self._phone_sql = _asyncpg_sql(_phone_query(bindparam("phone")))
+            self._cert_q = _PgQuery(_certificate_query(bindparam("number")))
+            self._phone_q = _PgQuery(_phone_query(bindparam("phone")))
+            self._failures_q = _PgQuery(
+                _failures_query(bindparam("since"), bindparam("caller"), bindparam("number"))
+            )
         else:
             raise NotImplementedError(f"no certificate reader for {u.get_backend_name()}")
 
@@ -141,14 +167,29 @@ class CertificateReader:
             with self._sync.connect() as conn:
                 return select_certificate(conn, number)
         pool = await self._pg()
-        return _certificate_from_rows(await pool.fetch(self._cert_sql, number))
+        return _certificate_from_rows(
+            await pool.fetch(self._cert_q.sql, *self._cert_q.args(number=number))
+        )
+
+    async def failures(self, since: datetime, caller: str | None, number: str) -> tuple[int, int]:
+        """Failed IVR numbers since ``since``: (from this caller, against this number)."""
+        if self._sync is not None:
+            with self._sync.connect() as conn:
+                return select_failures(conn, since, caller, number)
+        pool = await self._pg()
+        q = self._failures_q
+        row = await pool.fetchrow(q.sql, *q.args(since=since, caller=caller or "", number=number))
+        return (row[0] if caller else 0), row[1]
 
     async def by_phone(self, phone: str) -> list[Certificate]:
         if self._sync is not None:
             with self._sync.connect() as conn:
                 return select_by_phone(conn, phone)
         pool = await self._pg()
-        numbers = [r["number"] for r in await pool.fetch(self._phone_sql, phone)]
+        numbers = [
+            r["number"]
+            for r in await pool.fetch(self._phone_q.sql, *self._phone_q.args(phone=phone))
+        ]
         return [cert for n in numbers if (cert := await self.get(n)) is not None]
 
     async def dispose(self) -> None:
@@ -380,14 +421,6 @@ class LockoutRepository:
                 call_id=call_id, caller=caller, certificate_number=number, status=status, at=at
             )
         )
-
-    async def failures(
-        self, since: datetime, *, caller: str | None = None, number: str | None = None
-    ) -> int:
-        f = t.ivr_failures.c
-        cond = f.caller == caller if caller is not None else f.certificate_number == number
-        stmt = select(func.count()).select_from(t.ivr_failures).where(cond, f.at >= since)
-        return (await self.session.execute(stmt)).scalar_one()
 
 
 class _TaskLock:

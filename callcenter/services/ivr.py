@@ -42,28 +42,32 @@ class IvrService:
         ]
 
     async def check(self, call_id: str, caller: str | None, number: str, at: datetime) -> dict:
-        """A lookup that counts failures, so guessing is locked out across calls (R-10)."""
+        """A lookup that counts failures, so guessing is locked out across calls (R-10).
+
+        The counts are read on the lock-free read path; only a failure, or the holder's very
+        first request (R-7), costs a write.
+        """
         phone = normalize_phone(caller or "")
         since = at - timedelta(seconds=self.rule.window_seconds)
-        async with self._uow() as uow:
-            if await self._locked(uow, since, phone, number):
-                log.warning("call %s: locked out before lookup", call_id)
-                return {"status": LOCKED, "last4": number[-4:]}
+        reader = self.registry.reader
+        if self._locked(*await reader.failures(since, phone, number)):
+            log.warning("call %s: locked out before lookup", call_id)
+            return {"status": LOCKED, "last4": number[-4:]}
         result = await self.registry.lookup(number, at)
         status = result.status.value
+        if result.status is LookupStatus.VALID:
+            if result.certificate.first_request_at is None:
+                async with self._uow() as uow:
+                    await uow.certificates.mark_first_request(number, at)
+                    await uow.commit()
+            return {"status": status, "last4": number[-4:]}
         async with self._uow() as uow:
-            if result.status is LookupStatus.VALID:
-                await uow.certificates.mark_first_request(number, at)
-            else:
-                await uow.lockouts.add_failure(call_id, phone, number, status, at)
-                if await self._locked(uow, since, phone, number):
-                    log.warning("call %s: lockout threshold reached", call_id)
-                    status = LOCKED
+            await uow.lockouts.add_failure(call_id, phone, number, status, at)
             await uow.commit()
+        if self._locked(*await reader.failures(since, phone, number)):
+            log.warning("call %s: lockout threshold reached", call_id)
+            status = LOCKED
         return {"status": status, "last4": number[-4:]}
 
-    async def _locked(self, uow, since: datetime, phone: str | None, number: str) -> bool:
-        limit = self.rule.failures
-        if phone and await uow.lockouts.failures(since, caller=phone) >= limit:
-            return True
-        return await uow.lockouts.failures(since, number=number) >= limit
+    def _locked(self, by_caller: int, by_number: int) -> bool:
+        return max(by_caller, by_number) >= self.rule.failures

@@ -54,7 +54,7 @@ class CertificateRegistry:
         self, uow_factory: Callable, reader, number_format: NumberFormat, cache_seconds: float = 2.0
     ) -> None:
         self._uow = uow_factory
-        self._reader = reader
+        self.reader = reader
         self.number_format = number_format
         self._cache = _TtlCache(cache_seconds)
 
@@ -62,7 +62,7 @@ class CertificateRegistry:
         hit, cert = self._cache.get(number)
         if hit:
             return cert
-        cert = await self._reader.get(number)
+        cert = await self.reader.get(number)
         self._cache.put(number, cert)
         return cert
 
@@ -86,7 +86,7 @@ class CertificateRegistry:
         phone = normalize_phone(raw_phone)
         if phone is None:
             return []
-        certs = await self._reader.by_phone(phone)
+        certs = await self.reader.by_phone(phone)
         day = at.astimezone(MOSCOW).date()
         return [LookupResult(c.number, c.status_on(day), c) for c in certs]
 

@@ -128,6 +128,8 @@ class CallTiming:
 
     async def _follow(self, uow, rec, now, timers, notes) -> None:
         """Open the window when the agent answers; close or escalate it when the call ends."""
+        if rec.connected_at is None:
+            return  # no answer, no window (the common case in the IVR: spare the queries)
         win = await uow.windows.get(rec.call_id)
         if win is None and rec.connected_at is not None:
             version = await self.policy.in_force_at(rec.connected_at)

@@ -82,6 +82,7 @@ class Session:
         self.resolve, self.options, self.metrics = resolve, options, metrics
         self.parser = agi.ReplyParser()
         self.hangup_seen = False
+        self.busy = 0.0  # seconds spent here between a reply and the next command
 
     async def run(self) -> flows.Outcome | None:
         env = await asyncio.wait_for(self._read_env(), ENV_TIMEOUT)
@@ -101,6 +102,11 @@ class Session:
                 script=script,
                 route=outcome.route or "none",
             )
+            self.metrics.sample(
+                f"callcenter_fastagi_{script}_service_seconds",
+                "Time the service itself spent on one FastAGI session (not waiting on Asterisk).",
+                self.busy,
+            )
         log.info(
             "call %s: %s done in %.0f ms: route=%s status=%s%s",
             outcome.call_id,
@@ -113,15 +119,19 @@ class Session:
         return outcome
 
     async def _drive(self, flow) -> flows.Outcome:
+        mark = time.perf_counter()
         try:
             action = next(flow)
             while True:
                 if isinstance(action, flows.Agi):
+                    self.busy += time.perf_counter() - mark
                     result = await self._send(action.line)
+                    mark = time.perf_counter()
                 else:
                     result = await self.resolve(action)
                 action = flow.send(result)
         except StopIteration as stop:
+            self.busy += time.perf_counter() - mark
             return stop.value
 
     async def _read_env(self) -> dict[str, str]:

@@ -15,7 +15,6 @@ import json
 import os
 import sys
 import time
-from http.client import HTTPConnection, HTTPException, HTTPSConnection
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -26,22 +25,27 @@ DEAD = flows.DEAD
 REPORT_TIMEOUT = 1.5
 
 
+class _HttpError(Exception):
+    pass
+
+
 class ServiceClient:
-    """A few JSON calls with hard timeouts; after one failure it stops trying for this call."""
+    """A few JSON calls with hard timeouts; after one failure it stops trying for this call.
+
+    A raw HTTP/1.1 keep-alive client on a socket: ``http.client`` imports the ``email``
+    package, which alone costs a process AGI ~30 ms at every call's start.
+    """
 
     def __init__(self, base_url: str, token: str, lookup_timeout: float = 3.0) -> None:
         parts = urlsplit(base_url)
-        self._https = parts.scheme == "https"
+        self._tls = parts.scheme == "https"
         self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or (443 if self._https else 80)
+        self._port = parts.port or (443 if self._tls else 80)
         self._prefix = parts.path.rstrip("/")
-        self._headers = {
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        self._auth = f"Bearer {token}"
         self.lookup_timeout = lookup_timeout
-        self._conn: HTTPConnection | None = None
+        self._sock = None
+        self._buf = b""
         self.down = False
         self.errors: list[str] = []
 
@@ -49,30 +53,79 @@ class ServiceClient:
         """The decoded JSON answer, or None when the service failed (and is now 'down')."""
         if self.down:
             return None
-        payload = json.dumps(body, ensure_ascii=False).encode() if body is not None else None
         try:
-            if self._conn is None:
-                cls = HTTPSConnection if self._https else HTTPConnection
-                self._conn = cls(self._host, self._port, timeout=timeout)
-            self._conn.timeout = timeout
-            if self._conn.sock is not None:
-                self._conn.sock.settimeout(timeout)
-            self._conn.request(method, self._prefix + path, payload, self._headers)
-            resp = self._conn.getresponse()
-            data = resp.read()
-            if resp.status >= 400:
-                raise HTTPException(f"HTTP {resp.status}: {data[:200]!r}")
-            return json.loads(data) if data else {}
-        except (OSError, HTTPException, ValueError) as exc:
+            return self._request(method, path, body, timeout)
+        except (OSError, _HttpError, ValueError) as exc:
             self.down = True
             self.errors.append(f"{method} {path}: {exc}")
-            if self._conn is not None:
-                self._conn.close()
+            self.close()
             return None
 
+    def _connect(self, timeout: float):
+        import socket
+
+        sock = socket.create_connection((self._host, self._port), timeout=timeout)
+        if self._tls:
+            import ssl
+
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+        return sock
+
+    def _request(self, method: str, path: str, body: Any, timeout: float):
+        deadline = time.monotonic() + timeout
+        payload = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
+        head = (
+            f"{method} {self._prefix}{path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+            f"Authorization: {self._auth}\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        if self._sock is None:
+            self._sock = self._connect(timeout)
+        self._sock.settimeout(max(0.05, deadline - time.monotonic()))
+        self._sock.sendall(head.encode() + payload)
+        status_line, headers = self._read_head(deadline)
+        length = int(headers.get("content-length", "0"))
+        data = self._read_exact(length, deadline)
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        status = int(status_line.split()[1])
+        if status >= 400:
+            raise _HttpError(f"HTTP {status}: {data[:200]!r}")
+        return json.loads(data) if data else {}
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("service answer timed out")
+        self._sock.settimeout(remaining)
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("service closed the connection")
+        self._buf += chunk
+
+    def _read_head(self, deadline: float) -> tuple[str, dict[str, str]]:
+        while b"\r\n\r\n" not in self._buf:
+            self._fill(deadline)
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return lines[0], headers
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        while len(self._buf) < n:
+            self._fill(deadline)
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock, self._buf = None, b""
 
 
 def resolve(action, client: ServiceClient, spool: Spool | None = None):
@@ -169,12 +222,22 @@ class Spool:
         return sent
 
 
+_SECTIONS = ("CALLCENTER_CERTIFICATES_", "CALLCENTER_IVR_", "CALLCENTER_AGI_")
+
+
 def options_from_env() -> tuple[flows.IvrOptions, str, str, float, str]:
     """Options, service URL, token, lookup budget and spool folder for a script.
 
-    Settings come as everywhere (defaults < CALLCENTER_CONFIG file < CALLCENTER_* variables);
-    ``CALLCENTER_URL`` and ``CALLCENTER_TOKEN`` override ``[agi] service_url`` and ``token``.
+    Settings are read as everywhere (defaults < CALLCENTER_CONFIG file < CALLCENTER_*
+    variables), but only when something asks for them: with just CALLCENTER_URL and
+    CALLCENTER_TOKEN the defaults apply and the script starts ~15 ms sooner.
     """
+    url = os.environ.get("CALLCENTER_URL")
+    token = os.environ.get("CALLCENTER_TOKEN")
+    spool = os.environ.get("CALLCENTER_AGI_SPOOL_DIR")
+    tuned = any(k.startswith(_SECTIONS) and k != "CALLCENTER_AGI_SPOOL_DIR" for k in os.environ)
+    if url and token and not tuned and not os.environ.get("CALLCENTER_CONFIG"):
+        return flows.IvrOptions(source="agi"), url, token, 3.0, spool or _default_spool()
     from callcenter.config import load_settings
 
     s = load_settings()
@@ -187,8 +250,8 @@ def options_from_env() -> tuple[flows.IvrOptions, str, str, float, str]:
         queue=s.ivr.queue,
         source="agi",
     )
-    url = os.environ.get("CALLCENTER_URL") or s.agi.service_url
-    token = os.environ.get("CALLCENTER_TOKEN") or s.agi.token
+    url = url or s.agi.service_url
+    token = token or s.agi.token
     return opts, url, token, s.ivr.lookup_timeout_seconds, s.agi.spool_dir or _default_spool()
 
 

@@ -21,6 +21,7 @@ class Metrics:
         self.help: dict[str, str] = {}
         self.hist_counts: dict[tuple, list[int]] = {}
         self.hist_sums: dict[tuple, float] = defaultdict(float)
+        self.samples: dict[str, list[float]] = defaultdict(list)  # for percentiles in /metrics
         self.gauges: dict[str, callable] = {}
 
     def inc(self, name: str, help_: str, value: float = 1.0, **labels: str) -> None:
@@ -33,6 +34,14 @@ class Metrics:
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.hist_sums[key] += seconds
 
+    def sample(self, name: str, help_: str, value: float, keep: int = 10_000) -> None:
+        """A summary kept as the last ``keep`` values; /metrics shows its quantiles."""
+        self.help.setdefault(name, help_)
+        values = self.samples[name]
+        values.append(value)
+        if len(values) > keep:
+            del values[: len(values) - keep]
+
     def gauge(self, name: str, help_: str, fn) -> None:
         self.help[name] = help_
         self.gauges[name] = fn
@@ -44,6 +53,13 @@ class Metrics:
             out += [f"{name}{_labels(k)} {v:g}" for k, v in sorted(series.items())]
         for name, fn in sorted(self.gauges.items()):
             out += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} gauge", f"{name} {fn():g}"]
+        for name, values in sorted(self.samples.items()):
+            ordered = sorted(values)
+            out += [f"# HELP {name} {self.help[name]}", f"# TYPE {name} summary"]
+            for q in (0.5, 0.9, 0.99):
+                v = ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0
+                out.append(f'{name}{{quantile="{q}"}} {v:.6f}')
+            out += [f"{name}_sum {sum(ordered):.6f}", f"{name}_count {len(ordered)}"]
         if self.hist_counts:
             h = "callcenter_http_request_duration_seconds"
             out += [f"# HELP {h} HTTP request latency.", f"# TYPE {h} histogram"]

@@ -263,7 +263,7 @@ async def test_database_down_fastagi_queues_unverified(container, registry_data)
         dead = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
         container.engine = db.create_engine(dead)
         container.sessions.configure(bind=container.engine)
-        container.registry._reader = CertificateReader(dead)
+        container.registry.reader = CertificateReader(dead)
         container.registry._cache.clear()
         res = await run_fastagi(
             "127.0.0.1", port, "collect_certificate", Caller(actions=[typed(VALID)]), options=SOUNDS
