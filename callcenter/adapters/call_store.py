@@ -7,6 +7,7 @@ update (``... WHERE status IN ('open', 'extended')``) whose row count says who w
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -18,23 +19,7 @@ from callcenter.adapters.repositories import _upsert
 from callcenter.domain.calls import CallRecord, Extension, OralWindow, Ticket, WindowStatus
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
-_RECORD_FIELDS = (
-    "caller_number",
-    "channel",
-    "started_at",
-    "certificate_number",
-    "certificate_status",
-    "attempts",
-    "queue",
-    "queued_at",
-    "agent",
-    "agent_name",
-    "connected_at",
-    "ended_at",
-    "hangup_by",
-    "hangup_cause",
-    "abandoned",
-)
+_RECORD_FIELDS = tuple(f.name for f in fields(CallRecord) if f.name != "call_id")
 
 
 class CallRepository:

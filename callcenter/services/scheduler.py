@@ -65,10 +65,10 @@ class Scheduler:
         while self._heap and self._heap[0][0] <= now:
             when, _, kind, key = heapq.heappop(self._heap)
             self._armed.discard((when, kind, key))
+            self.lag_seconds.append((self.clock.now() - when).total_seconds())
             try:
                 if await self._fire(kind, key, now):
                     changed += 1
-                    self.lag_seconds.append((self.clock.now() - when).total_seconds())
                     self.fired += 1
             except Exception:
                 log.exception("timer %s %s failed; retrying in %.0f s", kind, key, RETRY_SECONDS)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from callcenter.domain.calls import (
     REFUSAL_REASONS,
     SERVICE_CATEGORIES,
+    CallRecord,
     OralWindow,
     Outcome,
     Ticket,
@@ -518,31 +520,7 @@ def call_summary(r: dict) -> dict:
 def call_json(
     r: dict, win: OralWindow | None, ticket: Ticket | None, now: datetime, events: list[CallEvent]
 ) -> dict:
-    from callcenter.domain.calls import CallRecord
-
-    rec = CallRecord(
-        **{
-            k: r[k]
-            for k in (
-                "call_id",
-                "caller_number",
-                "channel",
-                "started_at",
-                "certificate_number",
-                "certificate_status",
-                "attempts",
-                "queue",
-                "queued_at",
-                "agent",
-                "agent_name",
-                "connected_at",
-                "ended_at",
-                "hangup_by",
-                "hangup_cause",
-                "abandoned",
-            )
-        }
-    )
+    rec = CallRecord(**{f.name: r[f.name] for f in fields(CallRecord)})
     window = None
     if win is not None:
         window = {

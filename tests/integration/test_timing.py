@@ -15,23 +15,22 @@ from callcenter.domain.policy import PolicyVersion
 CERT = "1234567"
 
 
+def romashka() -> Certificate:
+    return Certificate(
+        CERT,
+        HolderType.ORGANISATION,
+        "",
+        "ООО «Ромашка»",
+        "П",
+        "5.0.1",
+        date(2026, 1, 1),
+        date(2026, 12, 31),
+    )
+
+
 @pytest.fixture
 async def cert(container, clock):
-    await container.registry.import_certificates(
-        [
-            Certificate(
-                CERT,
-                HolderType.ORGANISATION,
-                "",
-                "ООО «Ромашка»",
-                "П",
-                "5.0.1",
-                date(2026, 1, 1),
-                date(2026, 12, 31),
-            )
-        ],
-        clock.now(),
-    )
+    await container.registry.import_certificates([romashka()], clock.now())
 
 
 async def call_to_agent(c, clock, call_id="1795483251.54", offset=0.0):
@@ -300,21 +299,7 @@ async def test_replayed_twice_and_shuffled_gives_the_same_log(
     other = bootstrap.build(other_settings, clock=clock)
     await db.upgrade(other.engine)
     try:
-        await other.registry.import_certificates(
-            [
-                Certificate(
-                    CERT,
-                    HolderType.ORGANISATION,
-                    "",
-                    "ООО «Ромашка»",
-                    "П",
-                    "5.0.1",
-                    date(2026, 1, 1),
-                    date(2026, 12, 31),
-                )
-            ],
-            clock.now(),
-        )
+        await other.registry.import_certificates([romashka()], clock.now())
         replay = events * 2
         random.Random(42).shuffle(replay)
         results = await asyncio.gather(*(other.calls.record(e, clock.now()) for e in replay))

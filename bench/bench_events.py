@@ -1,0 +1,121 @@
+"""Event ingest over HTTP: events/s and p99, beside a bare aiohttp insert in the same run.
+
+Usage: python bench/bench_events.py [--pg URL] [--events N] [--concurrency C]
+Events are the IVR's own mix (call_started, certificate_checked, queued per call), posted
+with keep-alive by this process to `callcenter serve` in a child process, then the same
+bodies to bench/bare_ingest.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+from _common import ROOT, Served, cli, env_for, free_port, load, summary
+
+
+def bodies(n: int, tag: str) -> list[dict]:
+    out = []
+    for i in range(n // 3 + 1):
+        cid = f"{tag}.{i}"
+        out += [
+            {"event": "call_started", "call_id": cid, "caller_number": "79001234567"},
+            {
+                "event": "certificate_checked",
+                "call_id": cid,
+                "certificate": "1234567",
+                "status": "VALID",
+                "attempt": 1,
+            },
+            {"event": "queued", "call_id": cid, "queue": "support"},
+        ]
+    return out[:n]
+
+
+async def post_all(url: str, token: str, events: list[dict], conc: int):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=conc), headers=headers
+    ) as s:
+
+        async def one(i: int) -> None:
+            async with s.post(url + "/api/v1/events", json=events[i]) as r:
+                if r.status not in (200, 201):
+                    raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
+                await r.read()
+
+        return await load(one, len(events), conc)
+
+
+def bare(db_url: str, work: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "bare_ingest.py"), db_url, str(port)],
+        env=env_for(db_url),
+        cwd=work,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+        except urllib.error.HTTPError:
+            return proc, url  # 404/405: it is up
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("bare server did not start")
+
+
+def run(db_url: str, work: Path, n: int, conc: int, label: str, reset=None) -> None:
+    if reset:
+        reset()
+    cli(db_url, "db", "upgrade")
+    token = cli(db_url, "tokens", "create", "bench", "--role", "pbx").strip().splitlines()[-1]
+    served = Served(db_url, work)
+    try:
+        asyncio.run(post_all(served.url, token, bodies(300, "warm"), conc))
+        secs, lat = asyncio.run(post_all(served.url, token, bodies(n, "svc"), conc))
+    finally:
+        served.stop()
+    print(summary(f"{label} callcenter /api/v1/events", secs, lat))
+    proc, url = bare(db_url, work)
+    try:
+        asyncio.run(post_all(url, "", bodies(300, "warmbare"), conc))
+        bsecs, blat = asyncio.run(post_all(url, "", bodies(n, "bare"), conc))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(summary(f"{label} bare aiohttp insert", bsecs, blat))
+    print(f"{label}: callcenter at {(n / secs) / (n / bsecs) * 100:.0f} % of the bare figure\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg")
+    ap.add_argument("--events", type=int, default=6000)
+    ap.add_argument("--concurrency", type=int, default=16)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="cc-bench-ev-"))
+    run(f"sqlite+aiosqlite:///{work}/ev.sqlite3", work, args.events, args.concurrency, "SQLite")
+    if args.pg:
+        sys.path.insert(0, str(ROOT))
+        from tests.conftest import reset_postgres
+
+        run(
+            args.pg,
+            work,
+            args.events,
+            args.concurrency,
+            "PostgreSQL",
+            reset=lambda: asyncio.run(reset_postgres(args.pg)),
+        )
+
+
+if __name__ == "__main__":
+    main()
