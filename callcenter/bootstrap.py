@@ -125,12 +125,16 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     if fwd.url:
         from callcenter.adapters.forwarding import HttpForwarder
 
+        batch = 20
         outbox = OutboxWorker(
             uow_factory,
             HttpForwarder(fwd.url, fwd.token, fwd.timeout_seconds),
             clock,
+            batch=batch,
             max_backoff=fwd.max_backoff_seconds,
+            lease_seconds=batch * fwd.timeout_seconds + 30,  # a claim outlives a slow batch
         )
+        factory.on_outbox = outbox.wake
     return Container(
         settings=settings,
         engine=engine,

@@ -7,6 +7,7 @@ duplicate fire, a restart or a second instance changes nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import fields
@@ -45,6 +46,7 @@ class TicketFactory:
     def __init__(self, policy, calendars, forwarding_enabled: bool) -> None:
         self.policy, self.calendars = policy, calendars
         self.forwarding_enabled = forwarding_enabled
+        self.on_outbox: Callable[[], None] = lambda: None  # wakes the outbox worker
 
     async def make(
         self, *, received_at: datetime, policy_id: int | None = None, **fields: Any
@@ -69,6 +71,8 @@ class TicketFactory:
         if tid is not None and self.forwarding_enabled:
             ticket.id = tid
             await uow.outbox.add("ticket.created", f"ticket-{tid}", ticket_json(ticket, now), now)
+            # the worker looks once the row is committed; a wake-up now saves its idle wait
+            asyncio.get_running_loop().call_later(0.05, self.on_outbox)
         return tid
 
 
@@ -165,8 +169,17 @@ class CallTiming:
         if rec.ended_at <= win.deadline_at:
             if await uow.windows.transition(rec.call_id, WindowStatus.MET, rec.ended_at):
                 notes.append({"type": "window_met", "call_id": rec.call_id})
-        elif await uow.windows.transition(rec.call_id, WindowStatus.OVERRUN, now, due_by=now):
-            await self._escalate(uow, rec.call_id, now, "overrun", notes)
+        else:
+            await self._overrun(uow, win, now, notes)
+
+    async def _overrun(self, uow, win: OralWindow, now: datetime, notes: list) -> bool:
+        """The window ran out: it closed at its deadline, and the written request was received
+        then, even if this process only learns of it later (after a restart or an outage)."""
+        at = win.deadline_at
+        if not await uow.windows.transition(win.call_id, WindowStatus.OVERRUN, at, due_by=now):
+            return False
+        await self._escalate(uow, win.call_id, at, "overrun", notes)
+        return True
 
     def _after(self, timers, notes) -> None:
         for when, kind, key in timers:
@@ -199,9 +212,9 @@ class CallTiming:
         notes: list[dict] = []
         async with self._uow() as uow:
             await uow.calls.lock(call_id, now)
-            if not await uow.windows.transition(call_id, WindowStatus.OVERRUN, now, due_by=now):
+            win = await uow.windows.get(call_id)
+            if win is None or not await self._overrun(uow, win, now, notes):
                 return False
-            await self._escalate(uow, call_id, now, "overrun", notes)
             await uow.commit()
         self._after([], notes)
         log.warning("call %s: oral window overrun, escalated to a written ticket", call_id)
