@@ -78,7 +78,7 @@ def _upsert(dialect: str, table):
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"upsert is not written for {dialect}")
+    raise ValueError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
 
 
 def select_certificate(conn: Connection, number: str) -> Certificate | None:
@@ -146,7 +146,9 @@ class CertificateReader:
                 _failures_query(bindparam("since"), bindparam("caller"), bindparam("number"))
             )
         else:
-            raise NotImplementedError(f"no certificate reader for {u.get_backend_name()}")
+            raise ValueError(
+                f"database {u.get_backend_name()!r} is not supported: use SQLite or PostgreSQL"
+            )
 
     async def _pg(self):
         if self._pool is None:

@@ -10,7 +10,8 @@ from typing import Any
 from callcenter.domain.calls import SERVICE_CATEGORIES
 from callcenter.domain.certificates import LookupStatus
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
-from callcenter.services.timing import TicketFactory, ticket_json
+from callcenter.services.timing import TicketFactory
+from callcenter.services.views import ticket_json
 
 log = logging.getLogger(__name__)
 _LIMITS = {

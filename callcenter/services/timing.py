@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
 from callcenter.domain.calls import (
     REFUSAL_REASONS,
     SERVICE_CATEGORIES,
-    CallRecord,
     OralWindow,
     Outcome,
     Ticket,
@@ -26,18 +24,13 @@ from callcenter.domain.calls import (
 )
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.events import CallEvent, parse_event
-from callcenter.domain.policy import MOSCOW
+from callcenter.services.views import call_json, call_summary, iso, ticket_json
 
 log = logging.getLogger(__name__)
 DEFAULT_EXTENSION_SECONDS = 300
 ESCALATION_TEXT = "Устное обращение не решено за отведённое время и переведено в письменную форму."
 
 TimerHook = Callable[[datetime, str, Any], None]
-
-
-def _iso(value: datetime | None) -> str | None:
-    """Instants leave the service in Moscow time with their offset, as the regulation counts."""
-    return value.astimezone(MOSCOW).isoformat() if value is not None else None
 
 
 class TicketFactory:
@@ -74,28 +67,6 @@ class TicketFactory:
             # the worker looks once the row is committed; a wake-up now saves its idle wait
             asyncio.get_running_loop().call_later(0.05, self.on_outbox)
         return tid
-
-
-def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
-    return {
-        "id": tk.id,
-        "source": tk.source,
-        "call_id": tk.call_id,
-        "certificate": tk.certificate_number,
-        "full_name": tk.full_name,
-        "organisation": tk.organisation,
-        "description": tk.description,
-        "category": tk.category,
-        "received_at": _iso(tk.received_at),
-        "due_at": _iso(tk.due_at),
-        "warn75_at": _iso(tk.warn75_at),
-        "warn90_at": _iso(tk.warn90_at),
-        "status": tk.state_at(now),
-        "answered_at": _iso(tk.answered_at),
-        "deadline_met": tk.deadline_met,
-        "escalation_reason": tk.escalation_reason,
-        "answer": tk.answer,
-    }
 
 
 class CallTiming:
@@ -155,7 +126,7 @@ class CallTiming:
                         "type": "window_opened",
                         "call_id": rec.call_id,
                         "agent": rec.agent,
-                        "deadline_at": _iso(win.deadline_at),
+                        "deadline_at": iso(win.deadline_at),
                     }
                 )
                 if win.warn_at is not None:
@@ -201,7 +172,7 @@ class CallTiming:
                 "type": "window_warning",
                 "call_id": call_id,
                 "agent": call and call["agent"],
-                "deadline_at": _iso(win.deadline_at),
+                "deadline_at": iso(win.deadline_at),
             }
         )
         log.info("call %s: oral window warning sent", call_id)
@@ -259,7 +230,7 @@ class CallTiming:
                 "type": "ticket_created",
                 "call_id": call_id,
                 "ticket_id": tid,
-                "due_at": _iso(ticket.due_at),
+                "due_at": iso(ticket.due_at),
                 "reason": reason,
             }
         )
@@ -306,7 +277,7 @@ class CallTiming:
                 {
                     "type": "window_extended",
                     "call_id": call_id,
-                    "deadline_at": _iso(win.deadline_at),
+                    "deadline_at": iso(win.deadline_at),
                     "by": by,
                 }
             ],
@@ -442,7 +413,7 @@ class CallTiming:
         async with self._uow() as uow:
             rows = await uow.reviews.list()
         return [
-            {**r, "created_at": _iso(r["created_at"]), "resolved_at": _iso(r["resolved_at"])}
+            {**r, "created_at": iso(r["created_at"]), "resolved_at": iso(r["resolved_at"])}
             for r in rows
         ]
 
@@ -507,81 +478,3 @@ def _check_details(details: dict) -> None:
             code="invalid_request",
             fields=problems,
         )
-
-
-def _seconds(value: float | None) -> float | None:
-    return round(value, 3) if value is not None else None
-
-
-def call_summary(r: dict) -> dict:
-    return {
-        "call_id": r["call_id"],
-        "caller_number": r["caller_number"],
-        "certificate": r["certificate_number"],
-        "certificate_status": r["certificate_status"],
-        "agent": r["agent"],
-        "started_at": _iso(r["started_at"]),
-        "connected_at": _iso(r["connected_at"]),
-        "ended_at": _iso(r["ended_at"]),
-        "abandoned": r["abandoned"],
-        "outcome": r["outcome"],
-        "window_status": r.get("window_status"),
-        "deadline_at": _iso(r.get("deadline_at")),
-    }
-
-
-def call_json(
-    r: dict, win: OralWindow | None, ticket: Ticket | None, now: datetime, events: list[CallEvent]
-) -> dict:
-    rec = CallRecord(**{f.name: r[f.name] for f in fields(CallRecord)})
-    window = None
-    if win is not None:
-        window = {
-            "opened_at": _iso(win.opened_at),
-            "deadline_at": _iso(win.deadline_at),
-            "warn_at": _iso(win.warn_at),
-            "warned_at": _iso(win.warned_at),
-            "status": win.status.value,
-            "closed_at": _iso(win.closed_at),
-            "length_seconds": win.length_seconds,
-            "policy_id": win.policy_id,
-            "remaining_seconds": max(0.0, (win.deadline_at - now).total_seconds())
-            if win.status.running
-            else 0.0,
-            "extensions": [
-                {"at": _iso(x.at), "seconds": x.seconds, "reason": x.reason, "by": x.by}
-                for x in win.extensions
-            ],
-        }
-    return {
-        **call_summary(
-            {
-                **r,
-                "window_status": win.status.value if win else None,
-                "deadline_at": win.deadline_at if win else None,
-            }
-        ),
-        "channel": r["channel"],
-        "attempts": r["attempts"],
-        "queue": r["queue"],
-        "queued_at": _iso(r["queued_at"]),
-        "agent_name": r["agent_name"],
-        "hangup_by": r["hangup_by"],
-        "hangup_cause": r["hangup_cause"],
-        "caller_name": r["caller_name"],
-        "organisation": r["organisation"],
-        "description": r["description"],
-        "category": r["category"],
-        "outcome_reason": r["outcome_reason"],
-        "outcome_note": r["outcome_note"],
-        "outcome_at": _iso(r["outcome_at"]),
-        "outcome_by": r["outcome_by"],
-        "timings": {
-            "ivr_seconds": _seconds(rec.ivr_seconds),
-            "queue_wait_seconds": _seconds(rec.queue_wait_seconds),
-            "talk_seconds": _seconds(rec.talk_seconds),
-        },
-        "window": window,
-        "ticket": ticket_json(ticket, now) if ticket else None,
-        "events": [e.to_dict() for e in events],
-    }

@@ -1,0 +1,116 @@
+"""JSON views of calls and tickets: instants in Moscow time with their offset."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any
+
+from callcenter.domain.calls import CallRecord, OralWindow, Ticket
+from callcenter.domain.events import CallEvent
+from callcenter.domain.policy import MOSCOW
+
+
+def iso(value: datetime | None) -> str | None:
+    """Instants leave the service in Moscow time with their offset, as the regulation counts."""
+    return value.astimezone(MOSCOW).isoformat() if value is not None else None
+
+
+def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
+    return {
+        "id": tk.id,
+        "source": tk.source,
+        "call_id": tk.call_id,
+        "certificate": tk.certificate_number,
+        "full_name": tk.full_name,
+        "organisation": tk.organisation,
+        "description": tk.description,
+        "category": tk.category,
+        "received_at": iso(tk.received_at),
+        "due_at": iso(tk.due_at),
+        "warn75_at": iso(tk.warn75_at),
+        "warn90_at": iso(tk.warn90_at),
+        "status": tk.state_at(now),
+        "answered_at": iso(tk.answered_at),
+        "deadline_met": tk.deadline_met,
+        "escalation_reason": tk.escalation_reason,
+        "answer": tk.answer,
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def call_summary(r: dict) -> dict:
+    return {
+        "call_id": r["call_id"],
+        "caller_number": r["caller_number"],
+        "certificate": r["certificate_number"],
+        "certificate_status": r["certificate_status"],
+        "agent": r["agent"],
+        "started_at": iso(r["started_at"]),
+        "connected_at": iso(r["connected_at"]),
+        "ended_at": iso(r["ended_at"]),
+        "abandoned": r["abandoned"],
+        "outcome": r["outcome"],
+        "window_status": r.get("window_status"),
+        "deadline_at": iso(r.get("deadline_at")),
+    }
+
+
+def call_json(
+    r: dict, win: OralWindow | None, ticket: Ticket | None, now: datetime, events: list[CallEvent]
+) -> dict:
+    rec = CallRecord(**{f.name: r[f.name] for f in fields(CallRecord)})
+    window = None
+    if win is not None:
+        window = {
+            "opened_at": iso(win.opened_at),
+            "deadline_at": iso(win.deadline_at),
+            "warn_at": iso(win.warn_at),
+            "warned_at": iso(win.warned_at),
+            "status": win.status.value,
+            "closed_at": iso(win.closed_at),
+            "length_seconds": win.length_seconds,
+            "policy_id": win.policy_id,
+            "remaining_seconds": max(0.0, (win.deadline_at - now).total_seconds())
+            if win.status.running
+            else 0.0,
+            "extensions": [
+                {"at": iso(x.at), "seconds": x.seconds, "reason": x.reason, "by": x.by}
+                for x in win.extensions
+            ],
+        }
+    return {
+        **call_summary(
+            {
+                **r,
+                "window_status": win.status.value if win else None,
+                "deadline_at": win.deadline_at if win else None,
+            }
+        ),
+        "channel": r["channel"],
+        "attempts": r["attempts"],
+        "queue": r["queue"],
+        "queued_at": iso(r["queued_at"]),
+        "agent_name": r["agent_name"],
+        "hangup_by": r["hangup_by"],
+        "hangup_cause": r["hangup_cause"],
+        "caller_name": r["caller_name"],
+        "organisation": r["organisation"],
+        "description": r["description"],
+        "category": r["category"],
+        "outcome_reason": r["outcome_reason"],
+        "outcome_note": r["outcome_note"],
+        "outcome_at": iso(r["outcome_at"]),
+        "outcome_by": r["outcome_by"],
+        "timings": {
+            "ivr_seconds": _seconds(rec.ivr_seconds),
+            "queue_wait_seconds": _seconds(rec.queue_wait_seconds),
+            "talk_seconds": _seconds(rec.talk_seconds),
+        },
+        "window": window,
+        "ticket": ticket_json(ticket, now) if ticket else None,
+        "events": [e.to_dict() for e in events],
+    }
