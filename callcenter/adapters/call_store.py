@@ -184,7 +184,12 @@ class WindowRepository:
         w = t.oral_windows.c
         result = await self.session.execute(
             update(t.oral_windows)
-            .where(w.call_id == win.call_id, w.status.in_(RUNNING), w.deadline_at == old_deadline)
+            .where(
+                w.call_id == win.call_id,
+                w.status.in_(RUNNING),
+                w.deadline_at == old_deadline,
+                w.deadline_at > ext.at,
+            )
             .values(
                 deadline_at=win.deadline_at,
                 warn_at=win.warn_at,

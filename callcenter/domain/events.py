@@ -93,7 +93,7 @@ def parse_event(body: Any, received_at: datetime) -> CallEvent:
         raise ValidationError("an event must be a JSON object", code="invalid_event")
     problems: dict[str, str] = {}
     kind = body.get("event")
-    if kind not in SCHEMA:
+    if not isinstance(kind, str) or kind not in SCHEMA:
         problems["event"] = f"must be one of {', '.join(SCHEMA)}"
         raise ValidationError(_summary(problems), code="invalid_event", fields=problems)
     call_id = body.get("call_id")

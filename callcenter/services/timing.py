@@ -263,8 +263,15 @@ class CallTiming:
         timers: list = []
         async with self._uow() as uow:
             win = await self._window_for_action(uow, call_id, now)
+            if win.status.running and win.deadline_at <= now:
+                # too late: the deadline passed even if its timer has not fired yet
+                notes: list = []
+                await self._overrun(uow, win, now, notes)
+                await uow.commit()
+                self._after([], notes)
+                raise Conflict("the oral window has already run out", code="window_closed")
             old = win.deadline_at
-            win.extend(now, seconds or DEFAULT_EXTENSION_SECONDS, reason, by)
+            win.extend(now, DEFAULT_EXTENSION_SECONDS if seconds is None else seconds, reason, by)
             if not await uow.windows.extend(win, old, win.extensions[-1]):
                 raise Conflict("the oral window changed meanwhile; try again", code="window_busy")
             await uow.commit()

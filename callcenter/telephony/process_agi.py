@@ -11,6 +11,7 @@ Imports stay lean: a process AGI is started for every call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -26,7 +27,18 @@ REPORT_TIMEOUT = 1.5
 
 
 class _HttpError(Exception):
-    pass
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """A 4xx that sending again cannot fix (auth and rate limits aside)."""
+        return 400 <= self.status < 500 and self.status not in (401, 403, 408, 429)
+
+
+class _Stale(Exception):
+    """A kept-alive socket the server had closed: nothing was answered, try a fresh one."""
 
 
 class ServiceClient:
@@ -48,14 +60,20 @@ class ServiceClient:
         self._buf = b""
         self.down = False
         self.errors: list[str] = []
+        self.last_error: Exception | None = None
 
     def call(self, method: str, path: str, body: Any = None, timeout: float = REPORT_TIMEOUT):
         """The decoded JSON answer, or None when the service failed (and is now 'down')."""
         if self.down:
             return None
         try:
-            return self._request(method, path, body, timeout)
-        except (OSError, _HttpError, ValueError) as exc:
+            try:
+                return self._request(method, path, body, timeout)
+            except _Stale:
+                self.close()  # aiohttp drops idle keep-alive sockets after 75 s
+                return self._request(method, path, body, timeout)
+        except (OSError, _HttpError, _Stale, ValueError, KeyError, IndexError) as exc:
+            self.last_error = exc
             self.down = True
             self.errors.append(f"{method} {path}: {exc}")
             self.close()
@@ -79,18 +97,26 @@ class ServiceClient:
             f"Authorization: {self._auth}\r\nAccept: application/json\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
+        reused = self._sock is not None
         if self._sock is None:
             self._sock = self._connect(timeout)
         self._sock.settimeout(max(0.05, deadline - time.monotonic()))
-        self._sock.sendall(head.encode() + payload)
-        status_line, headers = self._read_head(deadline)
+        try:
+            self._sock.sendall(head.encode() + payload)
+            status_line, headers = self._read_head(deadline)
+        except (ConnectionError, BrokenPipeError) as exc:
+            if reused and not self._buf:
+                raise _Stale(str(exc)) from exc
+            raise
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise _HttpError("chunked responses are not supported")
         length = int(headers.get("content-length", "0"))
         data = self._read_exact(length, deadline)
         if headers.get("connection", "").lower() == "close":
             self.close()
         status = int(status_line.split()[1])
         if status >= 400:
-            raise _HttpError(f"HTTP {status}: {data[:200]!r}")
+            raise _HttpError(f"HTTP {status}: {data[:200]!r}", status)
         return json.loads(data) if data else {}
 
     def _fill(self, deadline: float) -> None:
@@ -133,7 +159,8 @@ def resolve(action, client: ServiceClient, spool: Spool | None = None):
     if isinstance(action, flows.Report):
         ok = client.call("POST", "/api/v1/events", action.event)
         if ok is None:
-            if spool is not None:
+            rejected = isinstance(client.last_error, _HttpError) and client.last_error.permanent
+            if spool is not None and not rejected:  # a rejected event would block the spool
                 spool.keep(action.event)
             return flows.SERVICE_DOWN
         return ok
@@ -216,8 +243,14 @@ class Spool:
             except (OSError, ValueError):
                 continue
             if client.call("POST", "/api/v1/events", event) is None:
-                break
-            os.unlink(path)
+                err = client.last_error
+                if not (isinstance(err, _HttpError) and err.permanent):
+                    break
+                client.down = False  # the service answered; only this event is refused
+                os.replace(path, path + ".rejected")
+                continue
+            with contextlib.suppress(FileNotFoundError):  # another hangup handler sent it too
+                os.unlink(path)
             sent += 1
         return sent
 

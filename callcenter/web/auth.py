@@ -43,7 +43,7 @@ class SessionSigner:
     def verify(self, value: str) -> Principal | None:
         b, _, mac = value.rpartition(".")
         good = hmac.new(self._key, b.encode(), hashlib.sha256).hexdigest()
-        if not b or not hmac.compare_digest(mac, good):
+        if not b or not hmac.compare_digest(mac.encode("utf-8", "replace"), good.encode()):
             return None
         try:
             data = json.loads(base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)))

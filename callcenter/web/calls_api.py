@@ -204,6 +204,13 @@ async def call_outcome(request: web.Request) -> web.Response:
     note = body.get("note") or ""
     if not isinstance(note, str):
         raise ValidationError("note must be text", code="invalid_request")
+    reason = body.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 32):
+        raise ValidationError(
+            "reason must be a short code",
+            code="invalid_request",
+            fields={"reason": "must be one of the refusal reasons"},
+        )
     return _json(
         await c.calls.set_outcome(
             request.match_info["call_id"],

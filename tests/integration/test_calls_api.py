@@ -181,3 +181,31 @@ async def test_push_over_websocket(agent_client, pbx_token, container, clock):
         await container.scheduler.fire_due()
         msg = await ws.receive_json(timeout=5)
         assert msg["type"] == "window_warning"
+
+
+async def test_odd_shapes_are_4xx_not_500(agent_client, pbx_token):
+    r = await agent_client.post(
+        "/api/v1/events", json={"event": [], "call_id": "1.1"}, headers=bearer(pbx_token)
+    )
+    assert r.status == 422
+    await post_event(
+        agent_client, pbx_token, event="agent_connected", call_id="6.1", agent="PJSIP/1"
+    )
+    r = await agent_client.post(
+        "/api/v1/calls/6.1/outcome", json={"outcome": "refused", "reason": {"a": 1}}
+    )
+    assert r.status == 422
+    r = await agent_client.post("/api/v1/calls/6.1/extend", json={"reason": "x", "seconds": 0})
+    assert r.status == 422
+
+
+def test_non_ascii_or_forged_cookies_are_refused_not_errors():
+    from callcenter.services.auth import Principal
+    from callcenter.web.auth import SessionSigner
+
+    signer = SessionSigner("secret", 1)
+    good = signer.sign(Principal("оператор", "agent"))
+    assert signer.verify(good) == Principal("оператор", "agent")
+    for forged in ("é.é", good[:-1] + "0", "nodot", ".", good.replace(".", "x.", 1)):
+        assert signer.verify(forged) is None
+    assert SessionSigner("other", 1).verify(good) is None

@@ -383,3 +383,21 @@ async def test_portal_ticket_due_warnings_and_answer(container, clock, cert):
     assert answered["status"] == "answered" and answered["deadline_met"] is True
     with pytest.raises(Conflict):
         await container.tickets.answer(t["id"], "ещё раз", clock.now())
+
+
+async def test_no_extension_once_the_deadline_has_passed(container, clock, cert):
+    """Even before its timer fires, a run-out window cannot be revived by an extension."""
+    cid = await call_to_agent(container, clock)
+    clock.advance(700)  # the timer has not fired (nobody called fire_due)
+    with pytest.raises(Conflict):
+        await container.calls.extend(cid, "ещё минуту", "operator", clock.now(), seconds=60)
+    call = await container.calls.get(cid, clock.now())
+    assert call["window"]["status"] == "overrun"
+    assert call["ticket"] is not None
+    assert await container.scheduler.fire_due() == 0  # and the late timer adds nothing
+
+
+async def test_zero_second_extension_is_refused(container, clock, cert):
+    cid = await call_to_agent(container, clock)
+    with pytest.raises(ValidationError):
+        await container.calls.extend(cid, "причина", "operator", clock.now(), seconds=0)
