@@ -23,19 +23,6 @@ REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
 ENV_TIMEOUT = 10.0
 
 
-def ivr_options(settings, source: str = "fastagi") -> flows.IvrOptions:
-    c, i = settings.certificates, settings.ivr
-    return flows.IvrOptions(
-        min_length=c.min_length,
-        max_length=c.max_length,
-        luhn=c.check_digit == "luhn",
-        max_attempts=i.max_attempts,
-        digit_timeout_ms=i.digit_timeout_ms,
-        queue=i.queue,
-        source=source,
-    )
-
-
 class InProcessResolver:
     """Answers the flows' service actions with the use cases of this process."""
 
@@ -171,7 +158,7 @@ class Session:
 async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
     """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
     resolve = InProcessResolver(container)
-    options = ivr_options(container.settings)
+    options = flows.IvrOptions.from_settings(container.settings, "fastagi")
     sessions: set[asyncio.Task] = set()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

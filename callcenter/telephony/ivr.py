@@ -95,6 +95,20 @@ class IvrOptions:
     queue: str = "support"
     source: str = "agi"
 
+    @classmethod
+    def from_settings(cls, settings, source: str) -> IvrOptions:
+        """The options of ``callcenter.config.Settings`` (duck-typed: this module stays lean)."""
+        c, i = settings.certificates, settings.ivr
+        return cls(
+            min_length=c.min_length,
+            max_length=c.max_length,
+            luhn=c.check_digit == "luhn",
+            max_attempts=i.max_attempts,
+            digit_timeout_ms=i.digit_timeout_ms,
+            queue=i.queue,
+            source=source,
+        )
+
     def number_problem(self, digits: str) -> str | None:
         """The local check, so a typo costs no lookup (same rules as the registry)."""
         from callcenter.domain.certificates import CheckDigit, NumberFormat

@@ -274,15 +274,7 @@ def options_from_env() -> tuple[flows.IvrOptions, str, str, float, str]:
     from callcenter.config import load_settings
 
     s = load_settings()
-    opts = flows.IvrOptions(
-        min_length=s.certificates.min_length,
-        max_length=s.certificates.max_length,
-        luhn=s.certificates.check_digit == "luhn",
-        max_attempts=s.ivr.max_attempts,
-        digit_timeout_ms=s.ivr.digit_timeout_ms,
-        queue=s.ivr.queue,
-        source="agi",
-    )
+    opts = flows.IvrOptions.from_settings(s, "agi")
     url = url or s.agi.service_url
     token = token or s.agi.token
     return opts, url, token, s.ivr.lookup_timeout_seconds, s.agi.spool_dir or _default_spool()

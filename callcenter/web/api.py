@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from aiohttp import web
@@ -10,14 +9,10 @@ from sqlalchemy import text
 
 from callcenter.domain.errors import ValidationError
 from callcenter.web.auth import require
-from callcenter.web.errors import read_json
+from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 
 routes = web.RouteTableDef()
-
-
-def _json(data, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
 
 @routes.get("/healthz")
@@ -26,9 +21,11 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         async with c.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
-        return _json({"status": "ok", "database": "ok"})
+        return json_response({"status": "ok", "database": "ok"})
     except Exception as exc:  # the probe must answer whatever the database does
-        return _json({"status": "degraded", "database": f"unavailable: {type(exc).__name__}"}, 503)
+        return json_response(
+            {"status": "degraded", "database": f"unavailable: {type(exc).__name__}"}, 503
+        )
 
 
 @routes.get("/metrics")
@@ -54,7 +51,7 @@ async def certificate_lookup(request: web.Request) -> web.Response:
         "Certificate lookups by status.",
         status=result.status.value,
     )
-    return _json(result.to_dict())
+    return json_response(result.to_dict())
 
 
 @routes.get("/api/v1/certificates")
@@ -66,7 +63,7 @@ async def certificates_by_phone(request: web.Request) -> web.Response:
     if not phone:
         raise ValidationError("query parameter 'phone' is required", code="missing_phone")
     results = await c.registry.by_phone(phone, c.clock.now())
-    return _json({"phone": phone, "certificates": [r.to_dict() for r in results]})
+    return json_response({"phone": phone, "certificates": [r.to_dict() for r in results]})
 
 
 @routes.get("/api/v1/policy")
@@ -75,7 +72,9 @@ async def policy_versions(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     book = await c.policy.book()
     current = book.in_force_at(c.clock.now())
-    return _json({"versions": [v.to_dict() for v in book.versions], "in_force": current.to_dict()})
+    return json_response(
+        {"versions": [v.to_dict() for v in book.versions], "in_force": current.to_dict()}
+    )
 
 
 @routes.post("/api/v1/events")
@@ -90,7 +89,7 @@ async def post_event(request: web.Request) -> web.Response:
         event=event.event,
         new=str(new).lower(),
     )
-    return _json(
+    return json_response(
         {"stored": new, "duplicate": not new, "event": event.to_dict()}, 201 if new else 200
     )
 
@@ -102,7 +101,9 @@ async def ivr_working_time(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     at = _instant(request.query.get("at")) or c.clock.now()
     is_open, next_opening = await c.ivr.working_time(at)
-    return _json({"at": at.isoformat(), "open": is_open, "next_opening": next_opening.isoformat()})
+    return json_response(
+        {"at": at.isoformat(), "open": is_open, "next_opening": next_opening.isoformat()}
+    )
 
 
 @routes.post("/api/v1/ivr/check")
@@ -129,7 +130,7 @@ async def ivr_check(request: web.Request) -> web.Response:
     c.metrics.inc(
         "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
     )
-    return _json(result)
+    return json_response(result)
 
 
 def _instant(raw: str | None):

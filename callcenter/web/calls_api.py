@@ -13,16 +13,10 @@ from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
 from callcenter.services.auth import Principal
 from callcenter.web.auth import COOKIE, SIGNER, principal, require
-from callcenter.web.errors import read_json
+from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 
 routes = web.RouteTableDef()
-
-
-def _json(data, status: int = 200) -> web.Response:
-    return web.json_response(
-        data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False, default=str)
-    )
 
 
 def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:
@@ -76,7 +70,7 @@ async def login(request: web.Request) -> web.Response:
             fields={"login": "is required", "password": "is required"},
         )
     who = await request.app[CONTAINER].auth.login(name, password)
-    resp = _json({"login": who.name, "role": who.role})
+    resp = json_response({"login": who.name, "role": who.role})
     http = request.app[CONTAINER].settings.http
     resp.set_cookie(
         COOKIE,
@@ -93,12 +87,12 @@ async def login(request: web.Request) -> web.Response:
 @routes.get("/api/v1/session")
 async def whoami(request: web.Request) -> web.Response:
     who = await principal(request)
-    return _json({"login": who.name, "role": who.role})
+    return json_response({"login": who.name, "role": who.role})
 
 
 @routes.delete("/api/v1/session")
 async def logout(request: web.Request) -> web.Response:
-    resp = _json({"logged_out": True})
+    resp = json_response({"logged_out": True})
     resp.del_cookie(COOKIE, path="/")
     return resp
 
@@ -112,7 +106,7 @@ async def list_calls(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     q = request.query
     limit, offset = _paging(request)
-    return _json(
+    return json_response(
         await c.calls.search(
             c.clock.now(),
             start=_when(q.get("from"), "from"),
@@ -129,7 +123,7 @@ async def list_calls(request: web.Request) -> web.Response:
 async def get_call(request: web.Request) -> web.Response:
     await require(request, "calls:read")
     c = request.app[CONTAINER]
-    return _json(await c.calls.get(request.match_info["call_id"], c.clock.now()))
+    return json_response(await c.calls.get(request.match_info["call_id"], c.clock.now()))
 
 
 @routes.patch("/api/v1/calls/{call_id}")
@@ -139,7 +133,7 @@ async def call_identity(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, "caller_name", "organisation", "description", "category")
-    return _json(
+    return json_response(
         await c.calls.set_identity(
             request.match_info["call_id"],
             c.clock.now(),
@@ -166,7 +160,7 @@ async def extend_window(request: web.Request) -> web.Response:
         raise ValidationError(
             "an extension needs a reason", code="reason_required", fields={"reason": "is required"}
         )
-    return _json(
+    return json_response(
         await c.calls.extend(
             request.match_info["call_id"], reason, who.name, c.clock.now(), seconds
         )
@@ -179,7 +173,7 @@ async def escalate_call(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, "caller_name", "organisation", "description", "category")
-    return _json(
+    return json_response(
         await c.calls.escalate(
             request.match_info["call_id"],
             who.name,
@@ -211,7 +205,7 @@ async def call_outcome(request: web.Request) -> web.Response:
             code="invalid_request",
             fields={"reason": "must be one of the refusal reasons"},
         )
-    return _json(
+    return json_response(
         await c.calls.set_outcome(
             request.match_info["call_id"],
             body["outcome"],
@@ -240,14 +234,14 @@ async def complaint(request: web.Request) -> web.Response:
             fields={"note": "is required"},
         )
     rid = await c.calls.complaint(call_id, note, who.name, c.clock.now())
-    return _json({"review_id": rid}, 201)
+    return json_response({"review_id": rid}, 201)
 
 
 @routes.get("/api/v1/reviews")
 async def reviews(request: web.Request) -> web.Response:
     """Calls ended for abuse and complaints about staff, newest first (R-12)."""
     await require(request, "reports:read")
-    return _json({"items": await request.app[CONTAINER].calls.reviews()})
+    return json_response({"items": await request.app[CONTAINER].calls.reviews()})
 
 
 # --- tickets ---------------------------------------------------------------------------------
@@ -257,14 +251,16 @@ async def reviews(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:write")
     c = request.app[CONTAINER]
-    return _json(await c.tickets.create_from_portal(await read_json(request), c.clock.now()), 201)
+    return json_response(
+        await c.tickets.create_from_portal(await read_json(request), c.clock.now()), 201
+    )
 
 
 @routes.get("/api/v1/tickets/{ticket_id}")
 async def get_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:read")
     c = request.app[CONTAINER]
-    return _json(await c.tickets.get(_ticket_id(request), c.clock.now()))
+    return json_response(await c.tickets.get(_ticket_id(request), c.clock.now()))
 
 
 @routes.get("/api/v1/tickets")
@@ -279,7 +275,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     source = q.get("source") or None
     if source not in (None, "call", "portal"):
         raise ValidationError("source must be call or portal", code="invalid_query")
-    return _json(
+    return json_response(
         await c.tickets.search(
             c.clock.now(),
             start=_when(q.get("from"), "from"),
@@ -298,7 +294,9 @@ async def answer_ticket(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, "answer")
-    return _json(await c.tickets.answer(_ticket_id(request), body.get("answer"), c.clock.now()))
+    return json_response(
+        await c.tickets.answer(_ticket_id(request), body.get("answer"), c.clock.now())
+    )
 
 
 def _ticket_id(request: web.Request) -> int:

@@ -23,9 +23,17 @@ STATUS_BY_CLASS: list[tuple[type[e.DomainError], int]] = [
 ]
 
 
+def _dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def json_response(data, status: int = 200) -> web.Response:
+    """JSON with Cyrillic as UTF-8 on the wire, not \\u escapes."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
 def json_error(status: int, code: str, message: str, **extra) -> web.Response:
-    body = {"error": code, "message": message, **extra}
-    return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+    return json_response({"error": code, "message": message, **extra}, status)
 
 
 def status_for(exc: e.DomainError) -> int:

@@ -42,6 +42,16 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def agi_env(url: str, token: str, tmp_path: Path) -> dict[str, str]:
+    """What an AGI script's process gets from Asterisk's environment in these tests."""
+    return {
+        "CALLCENTER_URL": url,
+        "CALLCENTER_TOKEN": token,
+        "PYTHONPATH": str(ROOT),
+        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def cli(request, tmp_path) -> Cli:
     """The command line against an empty database of either kind, run from a scratch folder."""

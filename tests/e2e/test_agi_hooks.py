@@ -11,6 +11,7 @@ from callcenter.telephony import simulator
 from callcenter.telephony.fastagi import fastagi_server
 from tests.agi_peer import Caller, run_fastagi, run_process_agi
 from tests.conftest import ROOT
+from tests.e2e.conftest import agi_env
 
 CALLER_LINKEDID = "1795483251.54"
 
@@ -18,12 +19,7 @@ CALLER_LINKEDID = "1795483251.54"
 @pytest.fixture(params=["process", "fastagi"])
 async def run_script(request, container, client, pbx_token, tmp_path):
     url = str(client.make_url("/")).rstrip("/")
-    env = {
-        "CALLCENTER_URL": url,
-        "CALLCENTER_TOKEN": pbx_token,
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(url, pbx_token, tmp_path)
 
     async def run(name: str, caller: Caller):
         if request.param == "process":
@@ -125,12 +121,7 @@ async def test_call_ended_flushes_the_spool(container, client, clock, pbx_token,
     spool = Spool(str(tmp_path / "spool"))
     spool.keep({"event": "queued", "call_id": "1795480000.1", "queue": "support", "source": "agi"})
     url = str(client.make_url("/")).rstrip("/")
-    env = {
-        "CALLCENTER_URL": url,
-        "CALLCENTER_TOKEN": pbx_token,
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(url, pbx_token, tmp_path)
     await asyncio.to_thread(
         run_process_agi,
         [ROOT / "agi_scripts/call_ended.py"],

@@ -18,7 +18,8 @@ from callcenter.calendar import MOSCOW
 from callcenter.domain.certificates import Certificate, Contact, HolderType, luhn_complete
 from callcenter.telephony.fastagi import fastagi_server
 from tests.agi_peer import Caller, Dtmf, Hangup, PeerOptions, Timeout, run_fastagi, run_process_agi
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.e2e.conftest import agi_env, free_port
 
 VALID = luhn_complete("100000000001")
 EXPIRED = luhn_complete("100000000002")
@@ -75,12 +76,7 @@ async def registry_data(container, clock):
 async def dial(request, container, client, pbx_token, registry_data, tmp_path):
     """dial(caller, **peer kwargs) -> PeerResult, over the transport under test."""
     url = str(client.make_url("/")).rstrip("/")
-    env = {
-        "CALLCENTER_URL": url,
-        "CALLCENTER_TOKEN": pbx_token,
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(url, pbx_token, tmp_path)
     script = ROOT / "agi_scripts" / "collect_certificate.py"
     if request.param == "process":
 
@@ -197,12 +193,7 @@ async def test_hangup_during_entry(dial, container):
 
 async def test_service_down_queues_unverified_within_3s(container, registry_data, tmp_path):
     port = free_port()  # nothing listens there
-    env = {
-        "CALLCENTER_URL": f"http://127.0.0.1:{port}",
-        "CALLCENTER_TOKEN": "x",
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(f"http://127.0.0.1:{port}", "x", tmp_path)
     t0 = time.monotonic()
     res = await asyncio.to_thread(
         run_process_agi,
@@ -228,12 +219,7 @@ async def test_slow_service_queues_unverified(container, registry_data, tmp_path
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    env = {
-        "CALLCENTER_URL": f"http://127.0.0.1:{port}",
-        "CALLCENTER_TOKEN": "x",
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(f"http://127.0.0.1:{port}", "x", tmp_path)
     try:
         res = await asyncio.to_thread(
             run_process_agi,
@@ -276,12 +262,7 @@ async def test_lockout_holds_across_calls_and_transports(
 ):
     """Five failed numbers from one phone lock it out, whichever transport took them."""
     url = str(client.make_url("/")).rstrip("/")
-    env = {
-        "CALLCENTER_URL": url,
-        "CALLCENTER_TOKEN": pbx_token,
-        "PYTHONPATH": str(ROOT),
-        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
-    }
+    env = agi_env(url, pbx_token, tmp_path)
     caller = "79005550101"
     first = await asyncio.to_thread(
         run_process_agi,
