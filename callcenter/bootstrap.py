@@ -117,7 +117,9 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     notifier = Notifier()
     fwd = settings.forwarding
     factory = TicketFactory(policy, calendars, forwarding_enabled=bool(fwd.url))
-    timing = CallTiming(uow_factory, policy, factory, registry, notifier)
+    # SQLite has one writer; PostgreSQL batches mostly wait on round trips, so a few overlap
+    writers = 1 if engine.dialect.name == "sqlite" else 2
+    timing = CallTiming(uow_factory, policy, factory, registry, notifier, writers=writers)
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
     timing.on_timer = tickets.on_timer = scheduler.add

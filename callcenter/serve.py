@@ -112,9 +112,18 @@ async def ami_context(app):
             await task
 
 
+async def events_context(app):
+    """Events still being written when the service stops are written before it goes
+    (first in, so cleaned up last: after FastAGI and AMI have stopped adding)."""
+    from callcenter.web.keys import CONTAINER
+
+    yield
+    await app[CONTAINER].calls.drain()
+
+
 def background_contexts(container, *, demo: bool = False) -> list:
     """Cleanup contexts for the timers, the outbox, FastAGI and other owned tasks."""
-    contexts = [timers_context]
+    contexts = [events_context, timers_context]
     if container.outbox is not None:
         contexts.append(outbox_context)
     if container.settings.ami.enabled:

@@ -15,7 +15,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
-from callcenter.adapters.repositories import _upsert
+from callcenter.adapters.event_sql import _upsert, lock_calls_statement
 from callcenter.domain.calls import CallRecord, Extension, OralWindow, Ticket, WindowStatus
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
@@ -27,26 +27,10 @@ class CallRepository:
         self.session = session
 
     async def lock(self, call_id: str, now: datetime) -> None:
-        """Create the call row if needed and hold it until commit.
-
-        On PostgreSQL the row lock serialises concurrent events of one call; SQLite units of
-        work already take turns, so the extra SELECT would only cost time.
-        """
-        dialect = self.session.bind.dialect.name
+        """Create the call's row if needed and hold it until commit (see lock_calls_statement)."""
         await self.session.execute(
-            _upsert(dialect, t.calls)
-            .values(call_id=call_id, updated_at=now)
-            .on_conflict_do_nothing(index_elements=[t.calls.c.call_id])
-        )
-        if dialect == "postgresql":
-            await self.session.execute(
-                select(t.calls.c.call_id).where(t.calls.c.call_id == call_id).with_for_update()
-            )
-
-    async def save_record(self, rec: CallRecord, now: datetime) -> None:
-        values = {f: getattr(rec, f) for f in _RECORD_FIELDS}
-        await self.session.execute(
-            update(t.calls).where(t.calls.c.call_id == rec.call_id).values(updated_at=now, **values)
+            lock_calls_statement(self.session.bind.dialect.name),
+            {"call_id": call_id, "updated_at": now},
         )
 
     async def get(self, call_id: str) -> dict[str, Any] | None:

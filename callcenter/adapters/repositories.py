@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncSession,
@@ -28,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from callcenter.adapters import tables as t
+from callcenter.adapters.event_sql import _upsert
+from callcenter.domain.calls import timeline
 from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
 from callcenter.domain.events import CallEvent
 from callcenter.domain.policy import PolicyVersion
@@ -71,14 +72,6 @@ def _certificate_from_rows(rows: Sequence[Mapping]) -> Certificate | None:
         return None
     contacts = [Contact(r["full_name"], r["phone"]) for r in rows if r["phone"] is not None]
     return _cert_from_row(rows[0], contacts)
-
-
-def _upsert(dialect: str, table):
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise ValueError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
 
 
 def select_certificate(conn: Connection, number: str) -> Certificate | None:
@@ -383,32 +376,11 @@ class EventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, event: CallEvent, received_at: datetime) -> bool:
-        """Store the event unless it is already there; True when it was new."""
-        dialect = self.session.bind.dialect.name
-        stmt = (
-            _upsert(dialect, t.call_events)
-            .values(
-                call_id=event.call_id,
-                event=event.event,
-                at=event.at,
-                received_at=received_at,
-                source=event.source,
-                data=json.dumps(event.data, ensure_ascii=False, sort_keys=True),
-                dedup_key=event.dedup_key(),
-            )
-            .on_conflict_do_nothing(index_elements=[t.call_events.c.dedup_key])
-        )
-        return (await self.session.execute(stmt)).rowcount == 1
-
     async def for_call(self, call_id: str) -> list[CallEvent]:
-        e = t.call_events.c
-        rows = await self.session.execute(
-            select(t.call_events).where(e.call_id == call_id).order_by(e.at, e.id)
-        )
-        return [
-            CallEvent(r.event, r.call_id, r.at, json.loads(r.data), r.source) for r in rows.all()
-        ]
+        """The call's events in the order they happened (see ``timeline``)."""
+        from callcenter.adapters.event_sql import CoreEvents
+
+        return timeline((await CoreEvents(self.session).history([call_id]))[call_id])
 
 
 class LockoutRepository:
@@ -498,6 +470,12 @@ class UnitOfWork:
             await self.session.close()
             if self._lock is not None:
                 self._lock.release()
+
+    async def call_log(self):
+        """The call log's batch statements, in this unit of work's transaction."""
+        from callcenter.adapters.event_sql import for_session
+
+        return await for_session(self.session)
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -86,10 +86,16 @@ class CallRecord:
         return None
 
 
+def timeline(events: list[CallEvent]) -> list[CallEvent]:
+    """A call's events in the order they happened; ties (one instant) in the call's natural
+    order, then by key, so arrival order never shows."""
+    return sorted(events, key=lambda e: (e.at, _ORDER[e.event], e.dedup_key()))
+
+
 def project(call_id: str, events: list[CallEvent]) -> CallRecord:
     """Fold a call's events into its record; the result ignores arrival order and repeats."""
     rec = CallRecord(call_id)
-    for e in sorted(events, key=lambda e: (e.at, _ORDER[e.event], e.dedup_key())):
+    for e in timeline(events):
         d = e.data
         if e.event == "call_started":
             rec.started_at = rec.started_at or e.at

@@ -70,12 +70,25 @@ class CallEvent:
 
     def dedup_key(self) -> str:
         """Same event, same key: type, call, instant and fields (not the source)."""
-        canon = json.dumps(
-            [self.event, self.call_id, self.at.isoformat(), self.data],
-            sort_keys=True,
-            ensure_ascii=False,
-        )
-        return hashlib.sha256(canon.encode()).hexdigest()
+        key = self.__dict__.get("_key")
+        if key is None:
+            canon = json.dumps(
+                [self.event, self.call_id, self.at.isoformat(), self.data],
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+            key = hashlib.sha256(canon.encode()).hexdigest()
+            object.__setattr__(self, "_key", key)  # computed once: a hash per sort is costly
+        return key
+
+    @classmethod
+    def stored(
+        cls, event: str, call_id: str, at: datetime, data: dict, source: str, key: str
+    ) -> CallEvent:
+        """An event read back from the store, with the key it was stored under."""
+        ev = cls(event, call_id, at, data, source)
+        object.__setattr__(ev, "_key", key)
+        return ev
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from callcenter.domain.calls import (
 )
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.events import CallEvent, parse_event
+from callcenter.services.group_commit import GroupCommit
 from callcenter.services.views import call_json, call_summary, iso, ticket_json
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,14 @@ class TicketFactory:
 
 class CallTiming:
     def __init__(
-        self, uow_factory: Callable, policy, factory: TicketFactory, registry, notifier
+        self,
+        uow_factory: Callable,
+        policy,
+        factory: TicketFactory,
+        registry,
+        notifier,
+        *,
+        writers: int = 1,
     ) -> None:
         self._uow = uow_factory
         self.policy = policy
@@ -79,25 +87,48 @@ class CallTiming:
         self.registry = registry
         self.notifier = notifier
         self.on_timer: TimerHook = lambda when, kind, key: None
+        self._journal = GroupCommit(self._record_batch, parallel=writers, name="call events")
 
     # --- events ------------------------------------------------------------------------------
 
     async def record(self, body: Any, now: datetime) -> tuple[CallEvent, bool]:
-        """Store one event and bring the call, its window and its ticket up to date."""
+        """Store one event and bring the call, its window and its ticket up to date.
+
+        Shape errors are raised here, before anything is queued; events arriving together
+        share one transaction (group commit), which is what carries the ingest rate.
+        """
         event = parse_event(body, now)
+        new = await self._journal.submit((event, now))
+        log.info("call %s: %s %s", event.call_id, event.event, "stored" if new else "repeated")
+        return event, new
+
+    async def _record_batch(self, items: Sequence[tuple[CallEvent, datetime]]) -> list[bool]:
+        """One unit of work for many events: store the new ones, re-project their calls."""
         timers: list[tuple[datetime, str, str]] = []
         notes: list[dict] = []
         async with self._uow() as uow:
-            if not await uow.events.add(event, now):
-                return event, False  # the same event again changes nothing
-            await uow.calls.lock(event.call_id, now)
-            rec = project(event.call_id, await uow.events.for_call(event.call_id))
-            await uow.calls.save_record(rec, now)
-            await self._follow(uow, rec, now, timers, notes)
+            log_ = await uow.call_log()
+            fresh = await log_.insert_events(items)
+            flags = []
+            for event, _ in items:  # the same event twice in one batch: the first is new
+                flags.append(event.dedup_key() in fresh)
+                fresh.discard(event.dedup_key())
+            touched = sorted({e.call_id for (e, _), new in zip(items, flags, strict=True) if new})
+            if touched:
+                now = max(n for _, n in items)
+                await log_.lock_calls(touched, now)
+                history = await log_.history(touched)
+                records = [project(cid, history[cid]) for cid in touched]
+                await log_.save_calls(records, now)
+                for rec in records:
+                    await self._follow(uow, rec, now, timers, notes)
             await uow.commit()
         self._after(timers, notes)
-        log.info("call %s: %s stored", event.call_id, event.event)
-        return event, True
+        return flags
+
+    async def drain(self) -> None:
+        """Wait for events still being written (shutdown)."""
+        await self._journal.drain()
 
     async def events(self, call_id: str) -> list[CallEvent]:
         async with self._uow() as uow:

@@ -70,6 +70,7 @@ class Session:
         self.parser = agi.ReplyParser()
         self.hangup_seen = False
         self.busy = 0.0  # seconds spent here between a reply and the next command
+        self.reports: list[asyncio.Task] = []
 
     async def run(self) -> flows.Outcome | None:
         env = await asyncio.wait_for(self._read_env(), ENV_TIMEOUT)
@@ -114,12 +115,20 @@ class Session:
                     self.busy += time.perf_counter() - mark
                     result = await self._send(action.line)
                     mark = time.perf_counter()
+                elif isinstance(action, flows.Report):
+                    # the flow ignores a report's answer: the caller need not wait for the write
+                    self.reports.append(asyncio.ensure_future(self.resolve(action)))
+                    result = None
                 else:
                     result = await self.resolve(action)
                 action = flow.send(result)
         except StopIteration as stop:
-            self.busy += time.perf_counter() - mark
             return stop.value
+        finally:
+            # ...but the session is not over until its events are stored
+            if self.reports:
+                await asyncio.gather(*self.reports, return_exceptions=True)
+            self.busy += time.perf_counter() - mark
 
     async def _read_env(self) -> dict[str, str]:
         parser = agi.EnvParser()

@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 
 from callcenter.adapters import db
 from callcenter.adapters.tables import metadata
@@ -146,3 +147,28 @@ async def test_tokens_and_users(container, clock):
         await container.auth.login("оператор", "wrong-password")
     with pytest.raises(Conflict):
         await container.auth.add_user("оператор", "agent", "другой-пароль", clock.now())
+
+
+@pytest.mark.postgres
+async def test_a_pooled_connection_killed_while_idle_is_replaced(monkeypatch):
+    """No pre-ping on busy connections, but one that sat idle is checked before use."""
+    from tests.conftest import PG_SKIP, PG_URL
+
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    engine = db.create_engine(PG_URL, pool_size=1)
+    killer = db.create_engine(PG_URL, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with killer.connect() as k:
+            assert (
+                await k.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            ).scalar_one()
+        monkeypatch.setattr(db, "IDLE_PING_SECONDS", -1.0)  # "idle for long enough"
+        async with engine.connect() as conn:
+            again = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert again != pid
+    finally:
+        await engine.dispose()
+        await killer.dispose()

@@ -1,0 +1,301 @@
+"""The call log's four hot statements as driver SQL, inside the unit of work's transaction.
+
+A batch of events costs four statements: store the events, create-and-lock their calls,
+read the calls' histories, write the projected calls. Through SQLAlchemy each costs 0.15-0.3
+ms of Python (statement caching, parameter processing, result wrapping), ten times the SQL
+itself on SQLite, and that Python was most of what event ingest spent per event. Here the same
+statements go straight to sqlite3 or asyncpg, on the very connection (and transaction) of the
+unit of work, so what follows in that transaction (opening a window, escalating) still
+commits or rolls back with them.
+
+Values are stored exactly as the SQLAlchemy tables store them (UTC instants: naive ISO text
+on SQLite, ``timestamptz`` on PostgreSQL); ``tests/integration/test_event_sql.py`` reads
+them back both ways. Another driver gets :class:`CoreEvents`, the same four statements
+through SQLAlchemy Core (also what tests compare the fast ones with).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from callcenter.adapters import tables as t
+from callcenter.domain.calls import CallRecord
+from callcenter.domain.events import CallEvent
+
+EVENT_COLUMNS = ("call_id", "event", "at", "received_at", "source", "data", "dedup_key")
+#: CallRecord fields stored in ``calls`` (all but the key), and which of them are instants
+RECORD_FIELDS = tuple(f for f in CallRecord.__dataclass_fields__ if f != "call_id")
+_INSTANTS = frozenset({"started_at", "queued_at", "connected_at", "ended_at"})
+
+
+def event_rows(items: Sequence[tuple[CallEvent, datetime]]) -> list[dict[str, Any]]:
+    """Rows of (event, received_at) pairs, by dedup key: every writer takes the unique
+    index's locks in one order."""
+    rows = [_event_row(ev, received_at) for ev, received_at in items]
+    rows.sort(key=lambda r: r["dedup_key"])
+    return rows
+
+
+def _event_row(ev: CallEvent, received_at: datetime) -> dict[str, Any]:
+    return {
+        "call_id": ev.call_id,
+        "event": ev.event,
+        "at": ev.at,
+        "received_at": received_at,
+        "source": ev.source,
+        "data": json.dumps(ev.data, ensure_ascii=False, sort_keys=True),
+        "dedup_key": ev.dedup_key(),
+    }
+
+
+#: False: always SQLAlchemy Core (tests compare the two)
+DRIVER_SQL = True
+
+
+async def for_session(session) -> SqliteEvents | PostgresEvents | CoreEvents:
+    """The four statements on this session's connection, in its transaction."""
+    if DRIVER_SQL:
+        conn = await session.connection()
+        raw = (await conn.get_raw_connection()).dbapi_connection
+        if isinstance(raw, sqlite3.Connection):
+            return SqliteEvents(raw)
+        driver = getattr(raw, "_connection", None)
+        if type(driver).__module__.startswith("asyncpg") and hasattr(raw, "_start_transaction"):
+            return await PostgresEvents.begin(raw)
+    return CoreEvents(session)
+
+
+def _sqlite_instant(value: datetime | None) -> str | None:
+    """As SQLAlchemy's SQLite DateTime stores UTCDateTime values: naive UTC, microseconds."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _from_sqlite(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+
+class SqliteEvents:
+    """sqlite3 opens the transaction itself before the first INSERT (its legacy mode, the
+    one SQLAlchemy's pysqlite dialect relies on); SQLAlchemy's commit ends it."""
+
+    _UPSERT_CALLS = (
+        f"INSERT INTO calls (call_id, updated_at, {', '.join(RECORD_FIELDS)}) "
+        f"VALUES ({', '.join('?' * (len(RECORD_FIELDS) + 2))}) "
+        "ON CONFLICT (call_id) DO UPDATE SET updated_at = excluded.updated_at, "
+        + ", ".join(f"{f} = excluded.{f}" for f in RECORD_FIELDS)
+    )
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
+        """Store the events not stored yet; the dedup keys of those that were new."""
+        rows = event_rows(items)
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+        params: list[Any] = []
+        for r in rows:
+            params += [
+                r["call_id"],
+                r["event"],
+                _sqlite_instant(r["at"]),
+                _sqlite_instant(r["received_at"]),
+                r["source"],
+                r["data"],
+                r["dedup_key"],
+            ]
+        cur = self.conn.execute(
+            f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
+            "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
+            params,
+        )
+        return {k for (k,) in cur.fetchall()}
+
+    async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
+        """Nothing to do: SQLite units of work take turns, and save_calls creates the rows."""
+
+    async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
+        cur = self.conn.execute(
+            "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
+            f"WHERE call_id IN ({', '.join('?' * len(call_ids))}) ORDER BY call_id, at, id",
+            list(call_ids),
+        )
+        for event, call_id, at, data, source, key in cur.fetchall():
+            out[call_id].append(
+                CallEvent.stored(event, call_id, _from_sqlite(at), json.loads(data), source, key)
+            )
+        return out
+
+    async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
+        stamp = _sqlite_instant(now)
+        self.conn.executemany(
+            self._UPSERT_CALLS,
+            [
+                (
+                    rec.call_id,
+                    stamp,
+                    *(
+                        _sqlite_instant(getattr(rec, f)) if f in _INSTANTS else getattr(rec, f)
+                        for f in RECORD_FIELDS
+                    ),
+                )
+                for rec in records
+            ],
+        )
+
+
+class PostgresEvents:
+    """asyncpg statements prepared once whatever the batch size (arrays, not VALUES lists)."""
+
+    _INSERT = (
+        f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
+        "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], "
+        "$4::timestamptz[], $5::varchar[], $6::text[], $7::varchar[]) "
+        "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key"
+    )
+    # DO UPDATE takes each row's lock, in the order given (sorted): two batches cannot deadlock
+    _LOCK = (
+        "INSERT INTO calls (call_id, updated_at) SELECT unnest($1::varchar[]), $2 "
+        "ON CONFLICT (call_id) DO UPDATE SET updated_at = EXCLUDED.updated_at"
+    )
+    _HISTORY = (
+        "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
+        "WHERE call_id = ANY($1::varchar[]) ORDER BY call_id, at, id"
+    )
+    _SAVE = (
+        "UPDATE calls SET updated_at = $2, "
+        + ", ".join(f"{f} = ${i}" for i, f in enumerate(RECORD_FIELDS, start=3))
+        + " WHERE call_id = $1"
+    )
+
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def begin(cls, adapted) -> PostgresEvents:
+        """The statements must run in SQLAlchemy's transaction, which its asyncpg adapter
+        opens lazily at the first statement it runs: open it now if it is not open yet."""
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+        return cls(adapted._connection)
+
+    async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
+        rows = event_rows(items)
+        cols = [[r[c] for r in rows] for c in EVENT_COLUMNS]
+        return {r[0] for r in await self.conn.fetch(self._INSERT, *cols)}
+
+    async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
+        await self.conn.execute(self._LOCK, sorted(set(call_ids)), now)
+
+    async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
+        for event, call_id, at, data, source, key in await self.conn.fetch(
+            self._HISTORY, list(call_ids)
+        ):
+            out[call_id].append(
+                CallEvent.stored(event, call_id, at.astimezone(UTC), json.loads(data), source, key)
+            )
+        return out
+
+    async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
+        await self.conn.executemany(
+            self._SAVE,
+            [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records],
+        )
+
+
+class CoreEvents:
+    """The same statements through SQLAlchemy Core, for any dialect it speaks."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.dialect = session.bind.dialect.name
+
+    async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
+        rows = event_rows(items)
+        # executemany: compiled once, sent as multi-row INSERTs ("insertmanyvalues")
+        result = await self.session.execute(_insert_events(self.dialect), rows)
+        return set(result.scalars().all())
+
+    async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
+        await self.session.execute(
+            lock_calls_statement(self.dialect),
+            [{"call_id": cid, "updated_at": now} for cid in sorted(set(call_ids))],
+        )
+
+    async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
+        rows = await self.session.execute(_history(self.dialect), {"ids": list(call_ids)})
+        for r in rows.all():
+            out[r.call_id].append(
+                CallEvent.stored(
+                    r.event, r.call_id, r.at, json.loads(r.data), r.source, r.dedup_key
+                )
+            )
+        return out
+
+    async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
+        rows = [
+            {
+                "b_call_id": rec.call_id,
+                "updated_at": now,
+                **{f: getattr(rec, f) for f in RECORD_FIELDS},
+            }
+            for rec in records
+        ]
+        await self.session.execute(_SAVE_CALL, rows)
+
+
+def _upsert(dialect: str, table):
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise ValueError(f"database {dialect!r} is not supported: use SQLite or PostgreSQL")
+
+
+@functools.cache
+def _insert_events(dialect: str):
+    return (
+        _upsert(dialect, t.call_events)
+        .on_conflict_do_nothing(index_elements=[t.call_events.c.dedup_key])
+        .returning(t.call_events.c.dedup_key)
+    )
+
+
+@functools.cache
+def lock_calls_statement(dialect: str):
+    """Create a call's row if needed and lock it: ``DO UPDATE`` takes the row lock on
+    PostgreSQL (serialising concurrent writers of one call), rows in the order given."""
+    stmt = _upsert(dialect, t.calls)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.calls.c.call_id], set_={"updated_at": stmt.excluded.updated_at}
+    )
+
+
+@functools.cache
+def _history(dialect: str):
+    e = t.call_events.c
+    if dialect == "postgresql":  # one prepared statement whatever the number of calls
+        among = e.call_id == any_(bindparam("ids", type_=postgresql.ARRAY(String)))
+    else:
+        among = e.call_id.in_(bindparam("ids", expanding=True))
+    return (
+        select(e.event, e.call_id, e.at, e.data, e.source, e.dedup_key)
+        .where(among)
+        .order_by(e.call_id, e.at, e.id)
+    )
+
+
+_SAVE_CALL = update(t.calls).where(t.calls.c.call_id == bindparam("b_call_id"))

@@ -1,0 +1,84 @@
+"""The call log's driver SQL stores exactly what SQLAlchemy Core would, on both databases."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from callcenter.adapters import event_sql
+
+
+def call_events(call_id: str, clock) -> list[dict]:
+    t0 = clock.now()
+
+    def at(seconds: float) -> str:
+        return (t0 + timedelta(seconds=seconds)).isoformat()
+
+    return [
+        {"event": "call_started", "call_id": call_id, "caller_number": "79001234567", "at": at(0)},
+        {
+            "event": "certificate_checked",
+            "call_id": call_id,
+            "certificate": "1234567",
+            "status": "VALID",
+            "attempt": 2,
+            "at": at(20.5),
+        },
+        {"event": "queued", "call_id": call_id, "queue": "поддержка", "at": at(21)},
+        {
+            "event": "agent_connected",
+            "call_id": call_id,
+            "agent": "PJSIP/101",
+            "agent_name": "Иванова Мария",
+            "at": at(50.123456),
+        },
+        {"event": "call_ended", "call_id": call_id, "hangup_by": "agent", "at": at(170)},
+    ]
+
+
+async def record_all(container, clock, bodies) -> None:
+    for body in bodies:
+        await container.calls.record(body, clock.now())
+
+
+async def test_the_fast_statements_are_the_ones_in_use(container):
+    async with container.calls._uow() as uow:
+        log = await uow.call_log()
+    assert type(log).__name__ in ("SqliteEvents", "PostgresEvents")
+
+
+async def test_driver_sql_and_core_build_the_same_call(container, clock, monkeypatch):
+    bodies = call_events("1795480100.1", clock)
+    random.Random(7).shuffle(bodies)
+    await record_all(container, clock, bodies)
+    monkeypatch.setattr(event_sql, "DRIVER_SQL", False)
+    await record_all(container, clock, [{**b, "call_id": "1795480100.2"} for b in bodies])
+    fast = await container.calls.get("1795480100.1", clock.now())
+    core = await container.calls.get("1795480100.2", clock.now())
+    assert fast["queue"] == "поддержка" and fast["agent_name"] == "Иванова Мария"
+    assert fast["connected_at"] == (clock.now() + timedelta(seconds=50.123456)).isoformat()
+    assert fast["window"]["status"] == "met"
+    for key in ("call_id", "window", "events"):
+        fast.pop(key, None), core.pop(key, None)
+    assert fast == core
+    read_fast = await container.calls.events("1795480100.1")
+    read_core = await container.calls.events("1795480100.2")
+    assert [(e.event, e.at, e.data) for e in read_fast] == [
+        (e.event, e.at, e.data) for e in read_core
+    ]
+
+
+@pytest.mark.parametrize("first_fast", [True, False])
+async def test_one_call_written_by_both_paths(container, clock, monkeypatch, first_fast):
+    bodies = call_events("1795480200.1", clock)
+    monkeypatch.setattr(event_sql, "DRIVER_SQL", first_fast)
+    await record_all(container, clock, bodies[:3])
+    monkeypatch.setattr(event_sql, "DRIVER_SQL", not first_fast)
+    await record_all(container, clock, bodies[3:])
+    await record_all(container, clock, bodies[:2])  # repeats: stored once, whatever path
+    call = await container.calls.get("1795480200.1", clock.now())
+    assert call["certificate"] == "1234567" and call["agent"] == "PJSIP/101"
+    assert call["ended_at"] == (clock.now() + timedelta(seconds=170)).isoformat()
+    assert len(await container.calls.events("1795480200.1")) == 5
