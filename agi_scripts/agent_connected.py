@@ -8,9 +8,7 @@ The service is found through CALLCENTER_URL and CALLCENTER_TOKEN, else the callc
 configuration file (CALLCENTER_CONFIG).
 """
 
-import sys
-
-from callcenter.telephony.process_agi import main
+from callcenter.telephony.process_agi import exit_now, main
 
 if __name__ == "__main__":
-    sys.exit(main("agent_connected"))
+    exit_now(main("agent_connected"))

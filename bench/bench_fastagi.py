@@ -1,13 +1,17 @@
 """FastAGI dialogues per second and service-side time, and process-AGI start-up overhead.
 
 Usage: python bench/bench_fastagi.py [--pg URL] [--dialogues N] [--concurrency C]
+                                     [--agi-runs N] [--only-process]
 
 FastAGI: `callcenter serve` in a child process; this process plays Asterisk with instant
 replies (the simulator's switch side, speed 0) running full valid-number collect_certificate
 dialogues. Service-side time is what the server itself spent per dialogue (between a reply
 arriving and its next command leaving, lookups and event writes included), read from its
 /metrics summary. Process AGI: the pyst2 script as a real subprocess against the test peer
-(tests/agi_peer.py) and a live service, side by side with a bare `python3 -c pass`.
+(tests/agi_peer.py) and a live service, side by side with a bare `python3 -c pass`: run from
+this checkout as it is, and from a copy with its bytecode compiled, as an installed package
+has it (with PYTHONDONTWRITEBYTECODE=1 and no __pycache__, a checkout compiles every module
+from source at every start).
 """
 
 from __future__ import annotations
@@ -65,7 +69,8 @@ async def dialogues(port: int, n: int, conc: int) -> float:
     return time.perf_counter() - t0
 
 
-def bench_fastagi(db_url: str, work: Path, n: int, conc: int, label: str) -> None:
+def prepare(db_url: str, work: Path) -> None:
+    """A migrated database holding the one valid certificate the dialogues enter."""
     cli(db_url, "db", "upgrade")
     csv = work / "one.csv"
     csv.write_text(
@@ -73,6 +78,10 @@ def bench_fastagi(db_url: str, work: Path, n: int, conc: int, label: str) -> Non
         encoding="utf-8",
     )
     cli(db_url, "certificates", "import", str(csv))
+
+
+def bench_fastagi(db_url: str, work: Path, n: int, conc: int, label: str) -> None:
+    prepare(db_url, work)
     # a moment inside working hours, so every dialogue goes the full way to QUEUE
     served = Served(db_url, work, **OPEN)
     try:
@@ -100,37 +109,72 @@ def always_open(work: Path) -> Path:
     return p
 
 
+def installed_copy(work: Path) -> Path:
+    """The package and scripts copied with their bytecode compiled, as ``pip install`` leaves
+    them (a checkout run with PYTHONDONTWRITEBYTECODE=1 recompiles our modules every start)."""
+    import compileall
+    import shutil
+
+    dest = work / "installed"
+    for name in ("callcenter", "agi_scripts"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if not compileall.compile_dir(dest / "callcenter", quiet=1):
+        raise RuntimeError("compileall failed")
+    return dest
+
+
+def bytecode_note() -> str:
+    cached = any((ROOT / "callcenter" / "telephony" / "__pycache__").glob("ivr.*.pyc"))
+    if cached:
+        return "bytecode cached in the checkout"
+    off = " (PYTHONDONTWRITEBYTECODE is set)" if sys.dont_write_bytecode else ""
+    return f"no bytecode cache: sources compiled at every start{off}"
+
+
 def bench_process_agi(db_url: str, work: Path, runs: int) -> None:
     from tests.agi_peer import Caller, Dtmf, PeerOptions, run_process_agi
 
     token = cli(db_url, "tokens", "create", "bench", "--role", "pbx").strip().splitlines()[-1]
     served = Served(db_url, work, **OPEN)
-    env = {"CALLCENTER_URL": served.url, "CALLCENTER_TOKEN": token, "PYTHONPATH": str(ROOT)}
-    script = ROOT / "agi_scripts" / "collect_certificate.py"
+    installed = installed_copy(work)
+    trees = {"checkout": ROOT, "installed": installed}
     opts = PeerOptions(sound_patterns=("callcenter/*",))
+    times: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
     try:
-        script_ms, bare_ms = [], []
-        for i in range(runs):
-            t0 = time.perf_counter()
-            res = run_process_agi(
-                [script],
-                Caller(uniqueid=f"1795480000.{i}", actions=[Dtmf(NUMBER + "#")]),
-                options=opts,
-                extra_env=env,
-            )
-            script_ms.append((time.perf_counter() - t0) * 1000)
-            if res.variables.get("CC_ROUTE") != "QUEUE":
-                raise RuntimeError(f"unexpected {res.variables} {res.stderr}")
+        for i in range(runs):  # interleaved, so a busy moment hits every variant alike
+            for name, root in trees.items():
+                env = {
+                    "CALLCENTER_URL": served.url,
+                    "CALLCENTER_TOKEN": token,
+                    "PYTHONPATH": str(root),
+                }
+                t0 = time.perf_counter()
+                res = run_process_agi(
+                    [root / "agi_scripts" / "collect_certificate.py"],
+                    Caller(uniqueid=f"1795480000.{name}{i}", actions=[Dtmf(NUMBER + "#")]),
+                    options=opts,
+                    extra_env=env,
+                )
+                times[name].append((time.perf_counter() - t0) * 1000)
+                if res.variables.get("CC_ROUTE") != "QUEUE":
+                    raise RuntimeError(f"unexpected {res.variables} {res.stderr}")
             t0 = time.perf_counter()
             subprocess.run([sys.executable, "-c", "pass"], check=True)
-            bare_ms.append((time.perf_counter() - t0) * 1000)
+            times["bare"].append((time.perf_counter() - t0) * 1000)
     finally:
         served.stop()
-    s, b = statistics.median(script_ms), statistics.median(bare_ms)
+    b = statistics.median(times["bare"])
+    labels = {
+        "checkout": f"this checkout, {bytecode_note()}",
+        "installed": "installed copy, bytecode compiled (as pip install leaves it)",
+    }
     print(
-        f"process AGI: full valid-number dialogue median {s:.1f} ms; bare `python -c pass` "
-        f"median {b:.1f} ms; ratio {s / b:.2f}x ({runs} runs each)"
+        f"process AGI: full valid-number dialogue, median of {runs} runs each; "
+        f"bare `python -c pass` median {b:.1f} ms"
     )
+    for name, label in labels.items():
+        s = statistics.median(times[name])
+        print(f"  {s:6.1f} ms  ratio {s / b:.2f}x  {label}")
 
 
 def main() -> None:
@@ -139,6 +183,9 @@ def main() -> None:
     ap.add_argument("--dialogues", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=50)
     ap.add_argument("--agi-runs", type=int, default=30)
+    ap.add_argument(
+        "--only-process", action="store_true", help="only the process-AGI part (no FastAGI)"
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-agi-"))
     OPEN.update(
@@ -147,6 +194,10 @@ def main() -> None:
         CALLCENTER_POLICY_DAY_END="23:59",
     )
     sqlite = f"sqlite+aiosqlite:///{work}/bench.sqlite3"
+    if args.only_process:
+        prepare(sqlite, work)
+        bench_process_agi(sqlite, work, args.agi_runs)
+        return
     bench_fastagi(sqlite, work, args.dialogues, args.concurrency, "SQLite")
     if args.pg:
         from tests.conftest import reset_postgres

@@ -29,9 +29,13 @@ variable values through as raw bytes).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Final
+
+# A process AGI imports this module at every call's start: no typing, no dataclasses at
+# run time (annotations are not evaluated, see ``from __future__ import annotations``).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Final
 
 __all__ = [
     "AGI_COMMANDS",
@@ -263,7 +267,6 @@ _RESULT_200 = re.compile(
 )
 
 
-@dataclass(frozen=True)
 class AgiReply:
     """One complete reply.
 
@@ -273,13 +276,55 @@ class AgiReply:
     ``result`` is ``""`` and ``data``/``endpos`` are ``None``; see :attr:`message` and
     :attr:`usage`.  ``raw`` is the reply text without the final newline (lines joined
     with ``"\\n"`` for a multi-line 520).
+
+    Immutable, compared and hashed by its fields, like the frozen dataclass it was (written
+    out by hand: ``dataclasses`` imports ``inspect``, ~8 ms at every process AGI's start).
     """
+
+    __slots__ = ("code", "data", "endpos", "raw", "result")
+    __match_args__ = ("code", "result", "data", "endpos", "raw")
 
     code: int
     result: str
     data: str | None
     endpos: int | None
     raw: str
+
+    def __init__(
+        self, code: int, result: str, data: str | None, endpos: int | None, raw: str
+    ) -> None:
+        _set = object.__setattr__
+        _set(self, "code", code)
+        _set(self, "result", result)
+        _set(self, "data", data)
+        _set(self, "endpos", endpos)
+        _set(self, "raw", raw)
+
+    def _astuple(self) -> tuple:
+        return (self.code, self.result, self.data, self.endpos, self.raw)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__qualname__}(code={self.code!r}, result={self.result!r}, "
+            f"data={self.data!r}, endpos={self.endpos!r}, raw={self.raw!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), self._astuple())
 
     @property
     def ok(self) -> bool:

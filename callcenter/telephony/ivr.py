@@ -8,8 +8,9 @@ The flow yields *actions* and is sent their results:
 - :class:`Check` — the certificate lookup with lockout accounting; a status string.
 - :class:`Report` — a call event for the service; the answer is ignored.
 
-A service action may be answered with :data:`SERVICE_DOWN` instead; the flow never waits
-twice for a service that failed once in a call, and never leaves the caller without a route.
+A service action may be answered with :data:`SERVICE_DOWN` instead; the flow asks no more
+questions of a service that failed once in a call (its reports are still handed over, for the
+driver to keep and send later), and never leaves the caller without a route.
 Three drivers run it: the pyst2 script (blocking I/O), the FastAGI server (asyncio) and tests.
 The flow has no clock and no I/O of its own, so it imports only the standard library and the
 AGI wire helpers (a process-AGI script must start fast).
@@ -17,43 +18,98 @@ AGI wire helpers (a process-AGI script must start fast).
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
-
 from callcenter.telephony import agi
 from callcenter.telephony import variables as v
 from callcenter.telephony.prompts import sound
 
+# No typing, dataclasses or datetime at run time: a process AGI imports this module at every
+# call's start, and ``dataclasses`` alone pulls in ``inspect`` (~8 ms). The records below are
+# what ``@dataclass`` generated for them, written out: same fields and argument order, same
+# equality, hashing and repr; the frozen ones refuse assignment with an AttributeError.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Generator
+    from datetime import datetime
+    from typing import Any
+
+
+class _Frozen:
+    """Shared behaviour of the immutable records (``@dataclass(frozen=True)``)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...] = ()
+
+    def _astuple(self) -> tuple:
+        return tuple([getattr(self, name) for name in self.__match_args__])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), self._astuple())
+
+
+_set = object.__setattr__
+
 # --- actions ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Agi:
+class Agi(_Frozen):
+    __slots__ = __match_args__ = ("line",)
     line: str
 
-
-@dataclass(frozen=True)
-class WorkingTime:
-    pass
+    def __init__(self, line: str) -> None:
+        _set(self, "line", line)
 
 
-@dataclass(frozen=True)
-class CallerCertificates:
+class WorkingTime(_Frozen):
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        pass
+
+
+class CallerCertificates(_Frozen):
+    __slots__ = __match_args__ = ("caller",)
     caller: str
 
+    def __init__(self, caller: str) -> None:
+        _set(self, "caller", caller)
 
-@dataclass(frozen=True)
-class Check:
+
+class Check(_Frozen):
+    __slots__ = __match_args__ = ("call_id", "caller", "number")
     call_id: str
     caller: str | None
     number: str
 
+    def __init__(self, call_id: str, caller: str | None, number: str) -> None:
+        _set(self, "call_id", call_id)
+        _set(self, "caller", caller)
+        _set(self, "number", number)
 
-@dataclass(frozen=True)
-class Report:
+
+class Report(_Frozen):
+    __slots__ = __match_args__ = ("event",)
     event: dict[str, Any]
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        _set(self, "event", event)
 
 
 class _ServiceDown:
@@ -67,33 +123,70 @@ SERVICE_DOWN = _ServiceDown()
 DEAD = agi.parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
 
 
-@dataclass(frozen=True)
-class OpenState:
+class OpenState(_Frozen):
+    __slots__ = __match_args__ = ("open", "next_opening")
     open: bool
-    next_opening: datetime | None = None
+    next_opening: datetime | None
+
+    def __init__(self, open: bool, next_opening: datetime | None = None) -> None:
+        _set(self, "open", open)
+        _set(self, "next_opening", next_opening)
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(_Frozen):
+    __slots__ = __match_args__ = ("number", "status")
     number: str
     status: str
+
+    def __init__(self, number: str, status: str) -> None:
+        _set(self, "number", number)
+        _set(self, "status", status)
 
 
 # --- options and outcome ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class IvrOptions:
+class IvrOptions(_Frozen):
     """What the flow needs to know; built from settings by the drivers."""
 
-    min_length: int = 6
-    max_length: int = 20
-    luhn: bool = False
-    max_attempts: int = 3
-    digit_timeout_ms: int = 7000
-    offer_timeout_ms: int = 5000
-    queue: str = "support"
-    source: str = "agi"
+    __slots__ = __match_args__ = (
+        "min_length",
+        "max_length",
+        "luhn",
+        "max_attempts",
+        "digit_timeout_ms",
+        "offer_timeout_ms",
+        "queue",
+        "source",
+    )
+    min_length: int
+    max_length: int
+    luhn: bool
+    max_attempts: int
+    digit_timeout_ms: int
+    offer_timeout_ms: int
+    queue: str
+    source: str
+
+    def __init__(
+        self,
+        min_length: int = 6,
+        max_length: int = 20,
+        luhn: bool = False,
+        max_attempts: int = 3,
+        digit_timeout_ms: int = 7000,
+        offer_timeout_ms: int = 5000,
+        queue: str = "support",
+        source: str = "agi",
+    ) -> None:
+        _set(self, "min_length", min_length)
+        _set(self, "max_length", max_length)
+        _set(self, "luhn", luhn)
+        _set(self, "max_attempts", max_attempts)
+        _set(self, "digit_timeout_ms", digit_timeout_ms)
+        _set(self, "offer_timeout_ms", offer_timeout_ms)
+        _set(self, "queue", queue)
+        _set(self, "source", source)
 
     @classmethod
     def from_settings(cls, settings, source: str) -> IvrOptions:
@@ -110,32 +203,113 @@ class IvrOptions:
         )
 
     def number_problem(self, digits: str) -> str | None:
-        """The local check, so a typo costs no lookup (same rules as the registry)."""
-        from callcenter.domain.certificates import CheckDigit, NumberFormat
+        """The local check, so a typo costs no lookup.
 
-        fmt = NumberFormat(
-            self.min_length, self.max_length, CheckDigit.LUHN if self.luhn else CheckDigit.NONE
-        )
-        return fmt.problem(digits)
+        The registry's rules (``callcenter.domain.certificates.NumberFormat.problem``), kept
+        here because importing the domain module costs a process AGI ~10 ms; a unit test
+        holds the two equal.
+        """
+        if not digits:
+            return "empty"
+        if not digits.isascii() or not digits.isdigit():
+            return "must contain digits only"
+        if not self.min_length <= len(digits) <= self.max_length:
+            return f"must be {self.min_length}-{self.max_length} digits long"
+        if self.luhn and not _luhn_ok(digits):
+            return "check digit does not match"
+        return None
 
 
-@dataclass
+def _luhn_ok(digits: str) -> bool:
+    """The Luhn mod-10 check (``callcenter.domain.certificates.luhn_ok``)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_NEW_LIST: list[str] = []  # a marker, never used as a list
+
+
 class Outcome:
-    call_id: str = ""
-    route: str = ""
-    status: str = ""
-    number: str = ""
-    hung_up: bool = False
-    service_down: bool = False
-    attempts: int = 0
-    log: list[str] = field(default_factory=list)
+    """How a flow ended (a mutable record, compared by its fields)."""
+
+    __slots__ = __match_args__ = (
+        "call_id",
+        "route",
+        "status",
+        "number",
+        "hung_up",
+        "service_down",
+        "attempts",
+        "log",
+    )
+    call_id: str
+    route: str
+    status: str
+    number: str
+    hung_up: bool
+    service_down: bool
+    attempts: int
+    log: list[str]
+
+    def __init__(
+        self,
+        call_id: str = "",
+        route: str = "",
+        status: str = "",
+        number: str = "",
+        hung_up: bool = False,
+        service_down: bool = False,
+        attempts: int = 0,
+        log: list[str] = _NEW_LIST,  # a fresh list for each outcome
+    ) -> None:
+        self.call_id = call_id
+        self.route = route
+        self.status = status
+        self.number = number
+        self.hung_up = hung_up
+        self.service_down = service_down
+        self.attempts = attempts
+        self.log = [] if log is _NEW_LIST else log
+
+    def _astuple(self) -> tuple:
+        return tuple([getattr(self, name) for name in self.__match_args__])
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
+        return f"{type(self).__qualname__}({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._astuple() == other._astuple()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq=True
 
 
 class CallerHungUp(Exception):
     """The caller left mid-dialogue; the flow stops at once."""
 
 
-Flow = Generator[Any, Any, Outcome]
+if TYPE_CHECKING:
+    Flow = Generator[Any, Any, Outcome]
+
+
+def __getattr__(name: str):
+    """``Flow``, the type of a flow (``Generator[Any, Any, Outcome]``), built on first use."""
+    if name == "Flow":
+        from collections.abc import Generator
+        from typing import Any
+
+        return Generator[Any, Any, Outcome]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _FAIL_PROMPTS = {
     v.UNKNOWN: "not-found",
@@ -157,9 +331,9 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
     out = Outcome()
     service_up = True
 
-    def service(action) -> Generator[Any, Any, Any]:
+    def service(action, always: bool = False) -> Generator[Any, Any, Any]:
         nonlocal service_up
-        if not service_up:
+        if not service_up and not always:
             return SERVICE_DOWN
         result = yield action
         if result is SERVICE_DOWN:
@@ -187,7 +361,9 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
     def report(event: str, **fields: Any) -> Generator[Any, Any, None]:
         body = {"event": event, "call_id": out.call_id, "source": opts.source}
         body.update({k: val for k, val in fields.items() if val is not None})
-        yield from service(Report(body))
+        # always handed over, even once the service failed: the driver keeps what it
+        # cannot deliver (the process AGI's spool) rather than lose the call's history
+        yield from service(Report(body), always=True)
 
     def finish(route: str, status: str) -> Generator[Any, Any, None]:
         out.route, out.status = route, status

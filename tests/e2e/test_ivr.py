@@ -9,6 +9,7 @@ container's fixed clock; the working-time decision is the service's.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import date, datetime, timedelta
 
@@ -205,8 +206,14 @@ async def test_service_down_queues_unverified_within_3s(container, registry_data
     elapsed = time.monotonic() - t0
     routed(res, "QUEUE", "UNVERIFIED")
     assert elapsed < 10  # generous: the assertion is about the route, the bench about time
-    spooled = list((tmp_path / "spool").glob("*.json"))
-    assert len(spooled) >= 1  # call_started kept for later
+    spooled = sorted((tmp_path / "spool").glob("*.json"))
+    kept = [json.loads(f.read_text(encoding="utf-8")) for f in spooled]
+    # every report is kept for later, not only the first that failed
+    assert [(e["event"], e.get("status")) for e in kept] == [
+        ("call_started", None),
+        ("certificate_checked", "UNVERIFIED"),
+        ("queued", None),
+    ]
 
 
 async def test_slow_service_queues_unverified(container, registry_data, tmp_path):

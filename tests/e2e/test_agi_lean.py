@@ -1,0 +1,114 @@
+"""A whole process-AGI dialogue stays on the lean import path, and ends the fast way.
+
+The script is started for every call, and its start-up is most of its cost: a full
+valid-number dialogue against a real service must not load any of the heavy modules the
+driver avoids (see ``tests/unit/test_process_agi_lean.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from callcenter.calendar import MOSCOW
+from callcenter.domain.certificates import Certificate, HolderType, luhn_complete
+from tests.agi_peer import Caller, Dtmf, PeerOptions, run_process_agi
+from tests.conftest import ROOT, free_port
+from tests.e2e.conftest import agi_env
+from tests.unit.test_process_agi_lean import HEAVY
+
+VALID = luhn_complete("100000000001")
+SOUNDS = PeerOptions(sound_patterns=("callcenter/*",))
+
+WRAPPER = """\
+import sys
+
+from callcenter.telephony.process_agi import main
+
+code = main("collect_certificate")
+with open(sys.argv[1], "w") as fh:
+    fh.write("\\n".join(sys.modules))
+sys.exit(code)
+"""
+
+
+def _bare_start_modules() -> set[str]:
+    """What the interpreter loads before any script line runs (site, .pth files)."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; print(*sys.modules, sep=chr(10))"],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return set(out.stdout.split())
+
+
+async def test_a_valid_number_dialogue_loads_no_heavy_module(
+    container, client, pbx_token, clock, tmp_path
+):
+    today = clock.now().astimezone(MOSCOW).date()
+    await container.registry.import_certificates(
+        [
+            Certificate(
+                VALID,
+                HolderType.PERSON,
+                "Иванов Иван Иванович",
+                "",
+                "П",
+                "5.0.1",
+                today - timedelta(days=30),
+                today + timedelta(days=300),
+            )
+        ],
+        clock.now(),
+    )
+    url = str(client.make_url("/")).rstrip("/")
+    env = agi_env(url, pbx_token, tmp_path)
+    env.pop("CALLCENTER_AGI_SPOOL_DIR")  # the default spool folder, found only if needed
+    script = tmp_path / "collect_and_list_modules.py"
+    script.write_text(WRAPPER)
+    modules = tmp_path / "modules.txt"
+
+    res = await asyncio.to_thread(
+        run_process_agi,
+        [script, modules],
+        Caller(caller_id="79990000000", actions=[Dtmf(VALID + "#")]),
+        options=SOUNDS,
+        extra_env=env,
+    )
+
+    assert res.variables.get("CC_ROUTE") == "QUEUE", res.stderr
+    assert res.variables.get("CC_CERT_STATUS") == "VALID"
+    assert res.exit_code == 0
+    events = await container.calls.events(res.variables["CC_CALL_ID"])
+    assert [e.event for e in events] == ["call_started", "certificate_checked", "queued"]
+
+    loaded = set(modules.read_text().split()) - await asyncio.to_thread(_bare_start_modules)
+    assert "asterisk.agi" in loaded
+    assert loaded & HEAVY == set()
+
+
+async def test_the_installed_script_exits_cleanly_when_the_service_is_down(tmp_path):
+    """The script's own ending (exit_now) after a dialogue with no service at all."""
+    env = {
+        "CALLCENTER_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+        "CALLCENTER_TOKEN": "t",
+        "PYTHONPATH": str(ROOT),
+        "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
+    }
+    res = await asyncio.to_thread(
+        run_process_agi,
+        [ROOT / "agi_scripts" / "collect_certificate.py"],
+        Caller(actions=[Dtmf(VALID + "#")]),
+        options=SOUNDS,
+        extra_env=env,
+    )
+    assert res.exit_code == 0
+    assert res.variables.get("CC_ROUTE") == "QUEUE"
+    assert res.variables.get("CC_CERT_STATUS") == "UNVERIFIED"
+    assert "service error" in res.stderr
+    assert list((tmp_path / "spool").glob("*.json"))  # the failed report was kept
