@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import tempfile
@@ -17,8 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import aiohttp
-from _common import ROOT, Served, cli, env_for, free_port, load, summary
+from _common import ROOT, LeanClient, Served, cli, env_for, free_port, load, summary
 
 
 def bodies(n: int, tag: str) -> list[dict]:
@@ -40,18 +40,27 @@ def bodies(n: int, tag: str) -> list[dict]:
 
 
 async def post_all(url: str, token: str, events: list[dict], conc: int):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=conc), headers=headers
-    ) as s:
+    """Post every event once, ``conc`` at a time, each worker on its own keep-alive socket."""
+    client = LeanClient(url, {"Authorization": f"Bearer {token}"} if token else {})
+    raws = [client.encode("POST", "/api/v1/events", json.dumps(e).encode()) for e in events]
+    conns = [await client.connect() for _ in range(conc)]
+    free = asyncio.Queue()
+    for c in conns:
+        free.put_nowait(c)
 
-        async def one(i: int) -> None:
-            async with s.post(url + "/api/v1/events", json=events[i]) as r:
-                if r.status not in (200, 201):
-                    raise RuntimeError(f"HTTP {r.status}: {await r.text()}")
-                await r.read()
+    async def one(i: int) -> None:
+        conn = await free.get()
+        try:
+            status, body = await client.exchange(conn, raws[i])
+        finally:
+            free.put_nowait(conn)
+        if status not in (200, 201):
+            raise RuntimeError(f"HTTP {status}: {body[:200]!r}")
 
+    try:
         return await load(one, len(events), conc)
+    finally:
+        await client.close()
 
 
 def bare(db_url: str, work: Path) -> tuple[subprocess.Popen, str]:
