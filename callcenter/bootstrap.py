@@ -106,7 +106,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     )
     sessions = db.session_factory(engine)
     uow_factory = functools.partial(UnitOfWork, sessions)
-    reader = CertificateReader(settings.database.url)
+    reader = CertificateReader(settings.database.url, settings.database.pool_size)
     registry = CertificateRegistry(
         uow_factory, reader, number_format(settings), settings.certificates.lookup_cache_seconds
     )

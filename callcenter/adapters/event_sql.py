@@ -73,14 +73,15 @@ async def for_session(session) -> SqliteEvents | PostgresEvents | CoreEvents:
     return CoreEvents(session)
 
 
-def _sqlite_instant(value: datetime | None) -> str | None:
-    """As SQLAlchemy's SQLite DateTime stores UTCDateTime values: naive UTC, microseconds."""
+def sqlite_instant(value: datetime | None) -> str | None:
+    """As SQLAlchemy's SQLite DateTime stores UTCDateTime values: naive UTC, microseconds
+    (so text order is time order)."""
     if value is None:
         return None
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
-def _from_sqlite(value: str) -> datetime:
+def from_sqlite_instant(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
@@ -107,8 +108,8 @@ class SqliteEvents:
             params += [
                 r["call_id"],
                 r["event"],
-                _sqlite_instant(r["at"]),
-                _sqlite_instant(r["received_at"]),
+                sqlite_instant(r["at"]),
+                sqlite_instant(r["received_at"]),
                 r["source"],
                 r["data"],
                 r["dedup_key"],
@@ -132,12 +133,14 @@ class SqliteEvents:
         )
         for event, call_id, at, data, source, key in cur.fetchall():
             out[call_id].append(
-                CallEvent.stored(event, call_id, _from_sqlite(at), json.loads(data), source, key)
+                CallEvent.stored(
+                    event, call_id, from_sqlite_instant(at), json.loads(data), source, key
+                )
             )
         return out
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
-        stamp = _sqlite_instant(now)
+        stamp = sqlite_instant(now)
         self.conn.executemany(
             self._UPSERT_CALLS,
             [
@@ -145,7 +148,7 @@ class SqliteEvents:
                     rec.call_id,
                     stamp,
                     *(
-                        _sqlite_instant(getattr(rec, f)) if f in _INSTANTS else getattr(rec, f)
+                        sqlite_instant(getattr(rec, f)) if f in _INSTANTS else getattr(rec, f)
                         for f in RECORD_FIELDS
                     ),
                 )
