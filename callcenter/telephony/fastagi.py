@@ -43,10 +43,10 @@ class InProcessResolver:
                 found = await c.ivr.caller_certificates(action.caller, c.clock.now())
                 return [flows.Hint(h["number"], h["status"]) for h in found]
             if isinstance(action, flows.Check):
-                result = await asyncio.wait_for(
-                    c.ivr.check(action.call_id, action.caller, action.number, c.clock.now()),
-                    self.lookup_timeout,
-                )
+                async with asyncio.timeout(self.lookup_timeout):  # no extra task, unlike wait_for
+                    result = await c.ivr.check(
+                        action.call_id, action.caller, action.number, c.clock.now()
+                    )
                 return result["status"]
         except Exception:
             log.exception("service action %s failed", type(action).__name__)
@@ -73,7 +73,8 @@ class Session:
         self.reports: list[asyncio.Task] = []
 
     async def run(self) -> flows.Outcome | None:
-        env = await asyncio.wait_for(self._read_env(), ENV_TIMEOUT)
+        async with asyncio.timeout(ENV_TIMEOUT):
+            env = await self._read_env()
         script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
         factory = flows.FLOWS.get(script)
         if factory is None:
@@ -146,7 +147,8 @@ class Session:
         self.writer.write(line.encode("utf-8") if line.endswith("\n") else (line + "\n").encode())
         try:
             await self.writer.drain()
-            return await asyncio.wait_for(self._reply(), REPLY_TIMEOUT)
+            async with asyncio.timeout(REPLY_TIMEOUT):  # wait_for would start a task per reply
+                return await self._reply()
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             return flows.DEAD
 
