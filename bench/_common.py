@@ -67,6 +67,11 @@ class Served:
                 time.sleep(0.1)
         raise RuntimeError("service did not start")
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the service process has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)

@@ -1,6 +1,6 @@
 """FastAGI dialogues per second and service-side time, and process-AGI start-up overhead.
 
-Usage: python bench/bench_fastagi.py [--pg URL] [--dialogues N] [--concurrency C]
+Usage: python bench/bench_fastagi.py [--pg URL] [--dialogues N] [--concurrency C] [--rate R]
                                      [--agi-runs N] [--only-process]
 
 FastAGI: `callcenter serve` in a child process; this process plays Asterisk with instant
@@ -47,10 +47,15 @@ def quantiles(url: str, name: str) -> dict[str, float]:
     return out
 
 
-async def dialogues(port: int, n: int, conc: int) -> float:
+async def dialogues(port: int, n: int, conc: int, rate: float | None = None) -> float:
+    """``n`` dialogues, at most ``conc`` at once: as fast as they go, or started at ``rate``
+    a second (an open load: calls arrive whether or not earlier ones are done)."""
     sem = asyncio.Semaphore(conc)
+    start = time.perf_counter()
 
     async def one(i: int) -> None:
+        if rate:
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
         async with sem:
             call = simulator.plan_call("valid", simulator.random.Random(i), [NUMBER], {})
             s = simulator.SwitchSession(call, 0.0, simulator.random.Random(i))
@@ -80,20 +85,41 @@ def prepare(db_url: str, work: Path) -> None:
     cli(db_url, "certificates", "import", str(csv))
 
 
-def bench_fastagi(db_url: str, work: Path, n: int, conc: int, label: str) -> None:
+def bench_fastagi(db_url: str, work: Path, n: int, conc: int, rate: float, label: str) -> None:
+    """Two runs, each against a fresh service: as fast as it goes (throughput and CPU per
+    dialogue), then calls arriving at ``rate`` a second (the latency a caller meets)."""
     prepare(db_url, work)
     # a moment inside working hours, so every dialogue goes the full way to QUEUE
+    metric = "callcenter_fastagi_collect_certificate_service_seconds"
     served = Served(db_url, work, **OPEN)
     try:
-        port = served.agi_port
-        asyncio.run(dialogues(port, 200, conc))  # warm-up
-        secs = asyncio.run(dialogues(port, n, conc))
-        q = quantiles(served.url, "callcenter_fastagi_collect_certificate_service_seconds")
+        asyncio.run(dialogues(served.agi_port, 200, conc))  # warm-up
+        cpu0 = served.cpu_seconds()
+        secs = asyncio.run(dialogues(served.agi_port, n, conc))
+        cpu = served.cpu_seconds() - cpu0
+        q = quantiles(served.url, metric)
     finally:
         served.stop()
     print(
-        f"{label:<11} FastAGI: {n / secs:7.0f} dialogues/s at concurrency {conc}; "
-        f"service-side per dialogue p50 {q.get('0.5', 0):.2f} ms, p90 {q.get('0.9', 0):.2f} ms,"
+        f"{label:<11} FastAGI, as fast as it goes, {conc} at once: {n / secs:5.0f} dialogues/s;"
+        f" service CPU per dialogue {cpu / n * 1000:.2f} ms ({cpu / secs * 100:.0f} % of a core);"
+        f" service-side wall time p50 {q.get('0.5', 0):.2f} ms, p99 {q.get('0.99', 0):.2f} ms"
+        " (queueing: the service is the bottleneck by design of the run)"
+    )
+    served = Served(db_url, work, **OPEN)
+    try:
+        asyncio.run(dialogues(served.agi_port, 50, conc))  # a short warm-up (its samples count)
+        cpu0 = served.cpu_seconds()
+        secs = asyncio.run(dialogues(served.agi_port, n, conc, rate))
+        cpu = served.cpu_seconds() - cpu0
+        q = quantiles(served.url, metric)
+    finally:
+        served.stop()
+    print(
+        f"{label:<11} FastAGI, calls arriving at {rate:.0f}/s, up to {conc} at once: "
+        f"{n / secs:5.0f} dialogues/s; service CPU per dialogue {cpu / n * 1000:.2f} ms"
+        f" ({cpu / secs * 100:.0f} % of a core); service-side wall time per dialogue"
+        f" p50 {q.get('0.5', 0):.2f} ms, p90 {q.get('0.9', 0):.2f} ms,"
         f" p99 {q.get('0.99', 0):.2f} ms"
     )
 
@@ -182,6 +208,7 @@ def main() -> None:
     ap.add_argument("--pg")
     ap.add_argument("--dialogues", type=int, default=3000)
     ap.add_argument("--concurrency", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=300.0, help="calls a second, second run")
     ap.add_argument("--agi-runs", type=int, default=30)
     ap.add_argument(
         "--only-process", action="store_true", help="only the process-AGI part (no FastAGI)"
@@ -198,12 +225,12 @@ def main() -> None:
         prepare(sqlite, work)
         bench_process_agi(sqlite, work, args.agi_runs)
         return
-    bench_fastagi(sqlite, work, args.dialogues, args.concurrency, "SQLite")
+    bench_fastagi(sqlite, work, args.dialogues, args.concurrency, args.rate, "SQLite")
     if args.pg:
         from tests.conftest import reset_postgres
 
         asyncio.run(reset_postgres(args.pg))
-        bench_fastagi(args.pg, work, args.dialogues, args.concurrency, "PostgreSQL")
+        bench_fastagi(args.pg, work, args.dialogues, args.concurrency, args.rate, "PostgreSQL")
     bench_process_agi(sqlite, work, args.agi_runs)
 
 
