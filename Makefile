@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# bytecode now, as a non-editable install would have it: a process AGI starts per call,
+	# and with PYTHONDONTWRITEBYTECODE set Python would compile the sources at every start
+	$(PY) -m compileall -q callcenter agi_scripts
 	touch $(STAMP)
 
 run: $(STAMP)

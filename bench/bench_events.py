@@ -39,19 +39,20 @@ def bodies(n: int, tag: str) -> list[dict]:
     return out[:n]
 
 
-async def post_all(url: str, token: str, events: list[dict], conc: int):
-    """Post every event once, ``conc`` at a time, each worker on its own keep-alive socket."""
-    client = LeanClient(url, {"Authorization": f"Bearer {token}"} if token else {})
-    raws = [client.encode("POST", "/api/v1/events", json.dumps(e).encode()) for e in events]
-    conns = [await client.connect() for _ in range(conc)]
+async def post_all(urls: list[str], token: str, events: list[dict], conc: int):
+    """Post every event once, ``conc`` at a time, each worker on its own keep-alive socket
+    (sockets spread evenly over the instances in ``urls``)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    clients = [LeanClient(u, headers) for u in urls]
+    raws = [clients[0].encode("POST", "/api/v1/events", json.dumps(e).encode()) for e in events]
     free = asyncio.Queue()
-    for c in conns:
-        free.put_nowait(c)
+    for i in range(conc):
+        free.put_nowait(await clients[i % len(clients)].connect())
 
     async def one(i: int) -> None:
         conn = await free.get()
         try:
-            status, body = await client.exchange(conn, raws[i])
+            status, body = await LeanClient.exchange(conn, raws[i])
         finally:
             free.put_nowait(conn)
         if status not in (200, 201):
@@ -60,7 +61,8 @@ async def post_all(url: str, token: str, events: list[dict], conc: int):
     try:
         return await load(one, len(events), conc)
     finally:
-        await client.close()
+        for c in clients:
+            await c.close()
 
 
 def bare(db_url: str, work: Path) -> tuple[subprocess.Popen, str]:
@@ -81,25 +83,32 @@ def bare(db_url: str, work: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("bare server did not start")
 
 
-def run(db_url: str, work: Path, n: int, conc: int, label: str, reset=None) -> None:
+def run(
+    db_url: str, work: Path, n: int, conc: int, label: str, reset=None, instances: int = 1
+) -> None:
     if reset:
         reset()
     cli(db_url, "db", "upgrade")
     token = cli(db_url, "tokens", "create", "bench", "--role", "pbx").strip().splitlines()[-1]
-    served = Served(db_url, work)
+    label = f"{label} x{instances}" if instances > 1 else label
+    served = [Served(db_url, work) for _ in range(instances)]
+    urls = [s.url for s in served]
     try:
-        asyncio.run(post_all(served.url, token, bodies(300, "warm"), conc))
-        secs, lat = asyncio.run(post_all(served.url, token, bodies(n, "svc"), conc))
+        asyncio.run(post_all(urls, token, bodies(300, "warm"), conc))
+        secs, lat = asyncio.run(post_all(urls, token, bodies(n, "svc"), conc))
     finally:
-        served.stop()
+        for s in served:
+            s.stop()
     print(summary(f"{label} callcenter /api/v1/events", secs, lat))
-    proc, url = bare(db_url, work)
+    bares = [bare(db_url, work) for _ in range(instances)]
+    urls = [url for _, url in bares]
     try:
-        asyncio.run(post_all(url, "", bodies(300, "warmbare"), conc))
-        bsecs, blat = asyncio.run(post_all(url, "", bodies(n, "bare"), conc))
+        asyncio.run(post_all(urls, "", bodies(300, "warmbare"), conc))
+        bsecs, blat = asyncio.run(post_all(urls, "", bodies(n, "bare"), conc))
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for proc, _ in bares:
+            proc.terminate()
+            proc.wait(10)
     print(summary(f"{label} bare aiohttp insert", bsecs, blat))
     print(f"{label}: callcenter at {(n / secs) / (n / bsecs) * 100:.0f} % of the bare figure\n")
 
@@ -109,6 +118,12 @@ def main() -> None:
     ap.add_argument("--pg")
     ap.add_argument("--events", type=int, default=6000)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument(
+        "--pg-instances",
+        type=int,
+        default=1,
+        help="serve processes on the one PostgreSQL (and as many bare ones), load spread over them",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-ev-"))
     run(f"sqlite+aiosqlite:///{work}/ev.sqlite3", work, args.events, args.concurrency, "SQLite")
@@ -123,6 +138,7 @@ def main() -> None:
             args.concurrency,
             "PostgreSQL",
             reset=lambda: asyncio.run(reset_postgres(args.pg)),
+            instances=args.pg_instances,
         )
 
 

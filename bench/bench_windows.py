@@ -42,19 +42,24 @@ async def run(url: str, n: int, spread: float, label: str) -> None:
     # PostgreSQL here), so every timer is armed before it is due
     start = now + timedelta(seconds=15 + n * 0.004)
     async with c.uow() as uow:
+        records = []
         for i in range(n):
             deadline = start + timedelta(seconds=spread * i / n)
             opened = deadline - timedelta(seconds=600)
-            rec = CallRecord(
-                f"bench.{i}",
-                caller_number="79001234567",
-                started_at=opened,
-                agent="PJSIP/101",
-                connected_at=opened,
+            records.append(
+                CallRecord(
+                    f"bench.{i}",
+                    caller_number="79001234567",
+                    started_at=opened,
+                    agent="PJSIP/101",
+                    connected_at=opened,
+                )
             )
-            await uow.calls.lock(rec.call_id, now)
-            await uow.calls.save_record(rec, now)
-            await uow.windows.insert(OralWindow.open(rec.call_id, opened, 600, 0, None))
+        log = await uow.call_log()
+        await log.lock_calls([r.call_id for r in records], now)
+        await log.save_calls(records, now)
+        for rec in records:
+            await uow.windows.insert(OralWindow.open(rec.call_id, rec.connected_at, 600, 0, None))
         await uow.commit()
     setup = (c.clock.now() - now).total_seconds()
     before = rss_mib()

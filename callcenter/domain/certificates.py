@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.numbers import luhn_ok, number_problem
 
 
 class Service(enum.StrEnum):
@@ -49,19 +50,6 @@ class CheckDigit(enum.StrEnum):
     LUHN = "luhn"
 
 
-def luhn_ok(digits: str) -> bool:
-    """The Luhn mod-10 check over a digit string (last digit is the check digit)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
 def luhn_complete(payload: str) -> str:
     """``payload`` plus the Luhn check digit that makes it valid (for demo data and tests)."""
     for d in "0123456789":
@@ -80,15 +68,8 @@ class NumberFormat:
 
     def problem(self, number: str) -> str | None:
         """Why ``number`` cannot be a registration number, or None when it can."""
-        if not number:
-            return "empty"
-        if not number.isascii() or not number.isdigit():
-            return "must contain digits only"
-        if not self.min_length <= len(number) <= self.max_length:
-            return f"must be {self.min_length}-{self.max_length} digits long"
-        if self.check_digit is CheckDigit.LUHN and not luhn_ok(number):
-            return "check digit does not match"
-        return None
+        luhn = self.check_digit is CheckDigit.LUHN
+        return number_problem(number, self.min_length, self.max_length, luhn)
 
     def validate(self, number: str) -> str:
         problem = self.problem(number)

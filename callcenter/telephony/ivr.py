@@ -18,6 +18,7 @@ AGI wire helpers (a process-AGI script must start fast).
 
 from __future__ import annotations
 
+from callcenter.domain.numbers import number_problem
 from callcenter.telephony import agi
 from callcenter.telephony import variables as v
 from callcenter.telephony.prompts import sound
@@ -33,37 +34,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 
-class _Frozen:
-    """Shared behaviour of the immutable records (``@dataclass(frozen=True)``)."""
-
-    __slots__ = ()
-    __match_args__: tuple[str, ...] = ()
-
-    def _astuple(self) -> tuple:
-        return tuple([getattr(self, name) for name in self.__match_args__])
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._astuple() == other._astuple()  # type: ignore[attr-defined]
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._astuple())
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __reduce__(self) -> tuple:
-        return (type(self), self._astuple())
-
-
+_Frozen = agi.FrozenRecord
 _set = object.__setattr__
 
 # --- actions ---------------------------------------------------------------------------------
@@ -203,40 +174,14 @@ class IvrOptions(_Frozen):
         )
 
     def number_problem(self, digits: str) -> str | None:
-        """The local check, so a typo costs no lookup.
-
-        The registry's rules (``callcenter.domain.certificates.NumberFormat.problem``), kept
-        here because importing the domain module costs a process AGI ~10 ms; a unit test
-        holds the two equal.
-        """
-        if not digits:
-            return "empty"
-        if not digits.isascii() or not digits.isdigit():
-            return "must contain digits only"
-        if not self.min_length <= len(digits) <= self.max_length:
-            return f"must be {self.min_length}-{self.max_length} digits long"
-        if self.luhn and not _luhn_ok(digits):
-            return "check digit does not match"
-        return None
-
-
-def _luhn_ok(digits: str) -> bool:
-    """The Luhn mod-10 check (``callcenter.domain.certificates.luhn_ok``)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
+        """The local check, so a typo costs no lookup (the registry's own rules)."""
+        return number_problem(digits, self.min_length, self.max_length, self.luhn)
 
 
 _NEW_LIST: list[str] = []  # a marker, never used as a list
 
 
-class Outcome:
+class Outcome(agi.Record):
     """How a flow ended (a mutable record, compared by its fields)."""
 
     __slots__ = __match_args__ = (
@@ -277,20 +222,6 @@ class Outcome:
         self.service_down = service_down
         self.attempts = attempts
         self.log = [] if log is _NEW_LIST else log
-
-    def _astuple(self) -> tuple:
-        return tuple([getattr(self, name) for name in self.__match_args__])
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__match_args__)
-        return f"{type(self).__qualname__}({fields})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._astuple() == other._astuple()  # type: ignore[attr-defined]
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq=True
 
 
 class CallerHungUp(Exception):

@@ -7,10 +7,13 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from callcenter.calendar import MOSCOW
+from callcenter.domain.certificates import Certificate, Contact, HolderType, luhn_complete
 from tests.conftest import PG_SKIP, PG_URL, ROOT, free_port, reset_postgres
 
 CLI = [sys.executable, "-m", "callcenter.cli"]
@@ -131,3 +134,50 @@ def service_factory(tmp_path):
     yield start
     for s in started:
         s.stop()
+
+
+# the registry_data fixture: a valid number (with a contact), an expired one, another valid
+VALID = luhn_complete("100000000001")
+EXPIRED = luhn_complete("100000000002")
+OTHER = luhn_complete("100000000003")
+
+
+@pytest.fixture
+async def registry_data(container, clock):
+    today = clock.now().astimezone(MOSCOW).date()
+    await container.registry.import_certificates(
+        [
+            Certificate(
+                VALID,
+                HolderType.PERSON,
+                "Иванов Иван Иванович",
+                "",
+                "П",
+                "5.0.1",
+                today - timedelta(days=30),
+                today + timedelta(days=300),
+                contacts=[Contact("Иванов Иван Иванович", "+79001112233")],
+            ),
+            Certificate(
+                EXPIRED,
+                HolderType.PERSON,
+                "Петров Пётр",
+                "",
+                "П",
+                "5.0.1",
+                date(2024, 1, 1),
+                date(2024, 12, 31),
+            ),
+            Certificate(
+                OTHER,
+                HolderType.ORGANISATION,
+                "",
+                "ООО «Ромашка»",
+                "П",
+                "5.0.1",
+                today - timedelta(days=30),
+                today + timedelta(days=300),
+            ),
+        ],
+        clock.now(),
+    )

@@ -11,16 +11,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import timedelta
 
-from callcenter.calendar import MOSCOW
-from callcenter.domain.certificates import Certificate, HolderType, luhn_complete
 from tests.agi_peer import Caller, Dtmf, PeerOptions, run_process_agi
 from tests.conftest import ROOT, free_port
-from tests.e2e.conftest import agi_env
+from tests.e2e.conftest import VALID, agi_env
 from tests.unit.test_process_agi_lean import HEAVY
 
-VALID = luhn_complete("100000000001")
 SOUNDS = PeerOptions(sound_patterns=("callcenter/*",))
 
 WRAPPER = """\
@@ -48,24 +44,8 @@ def _bare_start_modules() -> set[str]:
 
 
 async def test_a_valid_number_dialogue_loads_no_heavy_module(
-    container, client, pbx_token, clock, tmp_path
+    container, client, pbx_token, registry_data, tmp_path
 ):
-    today = clock.now().astimezone(MOSCOW).date()
-    await container.registry.import_certificates(
-        [
-            Certificate(
-                VALID,
-                HolderType.PERSON,
-                "Иванов Иван Иванович",
-                "",
-                "П",
-                "5.0.1",
-                today - timedelta(days=30),
-                today + timedelta(days=300),
-            )
-        ],
-        clock.now(),
-    )
     url = str(client.make_url("/")).rstrip("/")
     env = agi_env(url, pbx_token, tmp_path)
     env.pop("CALLCENTER_AGI_SPOOL_DIR")  # the default spool folder, found only if needed

@@ -11,66 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime
 
 import pytest
 
 from callcenter.calendar import MOSCOW
-from callcenter.domain.certificates import Certificate, Contact, HolderType, luhn_complete
 from callcenter.telephony.fastagi import fastagi_server
 from tests.agi_peer import Caller, Dtmf, Hangup, PeerOptions, Timeout, run_fastagi, run_process_agi
 from tests.conftest import ROOT
-from tests.e2e.conftest import agi_env, free_port
+from tests.e2e.conftest import EXPIRED, OTHER, VALID, agi_env, free_port
 
-VALID = luhn_complete("100000000001")
-EXPIRED = luhn_complete("100000000002")
-OTHER = luhn_complete("100000000003")
 SOUNDS = PeerOptions(sound_patterns=("callcenter/*", "silence/*", "digits/*"))
 
 
 def typed(number: str) -> Dtmf:
     return Dtmf(number + "#")
-
-
-@pytest.fixture
-async def registry_data(container, clock):
-    today = clock.now().astimezone(MOSCOW).date()
-    await container.registry.import_certificates(
-        [
-            Certificate(
-                VALID,
-                HolderType.PERSON,
-                "Иванов Иван Иванович",
-                "",
-                "П",
-                "5.0.1",
-                today - timedelta(days=30),
-                today + timedelta(days=300),
-                contacts=[Contact("Иванов Иван Иванович", "+79001112233")],
-            ),
-            Certificate(
-                EXPIRED,
-                HolderType.PERSON,
-                "Петров Пётр",
-                "",
-                "П",
-                "5.0.1",
-                date(2024, 1, 1),
-                date(2024, 12, 31),
-            ),
-            Certificate(
-                OTHER,
-                HolderType.ORGANISATION,
-                "",
-                "ООО «Ромашка»",
-                "П",
-                "5.0.1",
-                today - timedelta(days=30),
-                today + timedelta(days=300),
-            ),
-        ],
-        clock.now(),
-    )
 
 
 @pytest.fixture(params=["process", "fastagi"])
