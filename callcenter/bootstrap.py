@@ -119,7 +119,15 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     factory = TicketFactory(policy, calendars, forwarding_enabled=bool(fwd.url))
     # SQLite has one writer; PostgreSQL batches mostly wait on round trips, so a few overlap
     writers = 1 if engine.dialect.name == "sqlite" else 2
-    timing = CallTiming(uow_factory, policy, factory, registry, notifier, writers=writers)
+    timing = CallTiming(
+        uow_factory,
+        policy,
+        factory,
+        registry,
+        notifier,
+        writers=writers,
+        is_outage=db.is_unavailable,
+    )
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
     timing.on_timer = tickets.on_timer = scheduler.add

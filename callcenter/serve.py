@@ -118,7 +118,10 @@ async def events_context(app):
     from callcenter.web.keys import CONTAINER
 
     yield
-    await app[CONTAINER].calls.drain()
+    try:
+        await asyncio.wait_for(app[CONTAINER].calls.drain(), 30)
+    except TimeoutError:
+        log.error("events still unwritten after 30 s at shutdown (database down?)")
 
 
 def background_contexts(container, *, demo: bool = False) -> list:

@@ -7,7 +7,6 @@ update (``... WHERE status IN ('open', 'extended')``) whose row count says who w
 from __future__ import annotations
 
 import json
-from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -16,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import _upsert, lock_calls_statement
-from callcenter.domain.calls import CallRecord, Extension, OralWindow, Ticket, WindowStatus
+from callcenter.domain.calls import Extension, OralWindow, Ticket, WindowStatus
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
-_RECORD_FIELDS = tuple(f.name for f in fields(CallRecord) if f.name != "call_id")
 
 
 class CallRepository:

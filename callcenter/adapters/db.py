@@ -19,6 +19,36 @@ class DatabaseUnavailable(RuntimeError):
     """The configured database cannot be reached or opened."""
 
 
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or used right now, as opposed to: this data is wrong.
+
+    Covers SQLAlchemy's wrapped errors and the drivers' own, which the driver-SQL paths
+    (``event_sql``, the certificate reader) raise unwrapped.
+    """
+    import sqlite3
+
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, OSError | TimeoutError | DatabaseUnavailable | sqlite3.OperationalError):
+        return True
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError):
+        return True
+    if isinstance(exc, sa.TimeoutError):  # the pool had no connection to give
+        return True
+    if type(exc).__module__.startswith("asyncpg"):
+        from asyncpg import exceptions as pg
+
+        return isinstance(
+            exc, pg.PostgresConnectionError | pg.InterfaceError | pg.OperatorInterventionError
+        )
+    return False
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
@@ -32,7 +62,7 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     """An async engine; SQLite files get their folder, WAL mode and foreign keys."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
+        if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         if u.drivername == "sqlite+aiosqlite":
             # Same URLs from users, run inline on the loop thread: see sqlite_inline.
@@ -42,7 +72,13 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         engine = create_async_engine(u, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_async_engine(u, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+    engine = create_async_engine(
+        u,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},  # asyncpg's own default is 60 s
+    )
     _ping_when_idle(engine)
     return engine
 
@@ -61,6 +97,10 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _checkout(dbapi_conn, record, _proxy) -> None:
+        driver = dialect.get_driver_connection(dbapi_conn)
+        if getattr(driver, "is_closed", lambda: False)():
+            # the server went away (asyncpg saw the socket close): free to know, no ping
+            raise DisconnectionError("database connection closed")
         if time.monotonic() - record.info.get("cc_last_used", 0.0) <= IDLE_PING_SECONDS:
             return
         try:

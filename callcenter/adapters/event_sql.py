@@ -33,7 +33,7 @@ from callcenter.domain.events import CallEvent
 EVENT_COLUMNS = ("call_id", "event", "at", "received_at", "source", "data", "dedup_key")
 #: CallRecord fields stored in ``calls`` (all but the key), and which of them are instants
 RECORD_FIELDS = tuple(f for f in CallRecord.__dataclass_fields__ if f != "call_id")
-_INSTANTS = frozenset({"started_at", "queued_at", "connected_at", "ended_at"})
+_INSTANTS = frozenset(c.name for c in t.calls.columns if isinstance(c.type, t.UTCDateTime))
 
 
 def event_rows(items: Sequence[tuple[CallEvent, datetime]]) -> list[dict[str, Any]]:
@@ -69,7 +69,9 @@ async def for_session(session) -> SqliteEvents | PostgresEvents | CoreEvents:
             return SqliteEvents(raw)
         driver = getattr(raw, "_connection", None)
         if type(driver).__module__.startswith("asyncpg") and hasattr(raw, "_start_transaction"):
-            return await PostgresEvents.begin(raw)
+            fast = await PostgresEvents.begin(raw, conn)
+            if fast is not None:
+                return fast
     return CoreEvents(session)
 
 
@@ -181,41 +183,54 @@ class PostgresEvents:
         + " WHERE call_id = $1"
     )
 
-    def __init__(self, conn) -> None:
-        self.conn = conn
+    def __init__(self, conn, owner) -> None:
+        self.conn = conn  # asyncpg's connection
+        self._owner = owner  # SQLAlchemy's, to invalidate when the driver finds it dead
 
     @classmethod
-    async def begin(cls, adapted) -> PostgresEvents:
+    async def begin(cls, adapted, owner) -> PostgresEvents | None:
         """The statements must run in SQLAlchemy's transaction, which its asyncpg adapter
-        opens lazily at the first statement it runs: open it now if it is not open yet."""
+        opens lazily at the first statement it runs: open it now if it is not open yet.
+        None when there is none to join (an AUTOCOMMIT engine): Core then does the work."""
+        fast = cls(adapted._connection, owner)
         async with adapted._execute_mutex:
             if adapted._transaction is None:
-                await adapted._start_transaction()
-        return cls(adapted._connection)
+                await fast._guard(adapted._start_transaction())
+        return fast if adapted._transaction is not None else None
+
+    async def _guard(self, pending):
+        """Run one driver call; a connection found dead is invalidated, not pooled again.
+
+        These calls bypass SQLAlchemy's Connection, which would otherwise notice a
+        disconnect (a database restart) and drop the connection from the pool.
+        """
+        try:
+            return await pending
+        except Exception:
+            if self.conn.is_closed():
+                await self._owner.invalidate()
+            raise
 
     async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
         rows = event_rows(items)
         cols = [[r[c] for r in rows] for c in EVENT_COLUMNS]
-        return {r[0] for r in await self.conn.fetch(self._INSERT, *cols)}
+        return {r[0] for r in await self._guard(self.conn.fetch(self._INSERT, *cols))}
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
-        await self.conn.execute(self._LOCK, sorted(set(call_ids)), now)
+        await self._guard(self.conn.execute(self._LOCK, sorted(set(call_ids)), now))
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
         out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
-        for event, call_id, at, data, source, key in await self.conn.fetch(
-            self._HISTORY, list(call_ids)
-        ):
+        rows = await self._guard(self.conn.fetch(self._HISTORY, list(call_ids)))
+        for event, call_id, at, data, source, key in rows:
             out[call_id].append(
                 CallEvent.stored(event, call_id, at.astimezone(UTC), json.loads(data), source, key)
             )
         return out
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
-        await self.conn.executemany(
-            self._SAVE,
-            [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records],
-        )
+        rows = [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records]
+        await self._guard(self.conn.executemany(self._SAVE, rows))
 
 
 class CoreEvents:

@@ -19,12 +19,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncSession,
     async_sessionmaker,
 )
 
+from callcenter.adapters import db
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import _upsert, from_sqlite_instant, sqlite_instant
 from callcenter.domain.calls import timeline
@@ -170,7 +172,9 @@ class CertificateReader:
         self._pool_lock = asyncio.Lock()
         self._pool_size = pool_size
         if u.get_backend_name() == "sqlite":
+            # the URL's own options (uri=true, mode=..., timeout=...) as SQLAlchemy reads them
             self._path = u.database or ":memory:"
+            self._connect_args = SQLiteDialect_pysqlite().create_connect_args(u)
             self._cert_sq = _SqliteQuery(_CERTIFICATE_Q)
             self._phone_sq = _SqliteQuery(_PHONE_Q)
             self._failures_sq = _SqliteQuery(_FAILURES_Q)
@@ -195,13 +199,16 @@ class CertificateReader:
                         min_size=1,
                         max_size=self._pool_size,
                         max_inactive_connection_lifetime=300,
+                        timeout=db.CONNECT_TIMEOUT_SECONDS,
                     )
         return self._pool
 
     def _sqlite(self) -> sqlite3.Connection:
         """One read-only connection, autocommit: every read sees the latest commit."""
         if self._conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            args, kwargs = self._connect_args
+            kwargs = {**kwargs, "isolation_level": None, "check_same_thread": False}
+            conn = sqlite3.connect(*args, **kwargs)
             conn.execute("PRAGMA busy_timeout=200")
             conn.execute("PRAGMA query_only=ON")
             self._conn = conn

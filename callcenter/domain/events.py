@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.domain.errors import ValidationError
@@ -122,7 +122,8 @@ def parse_event(body: Any, received_at: datetime) -> CallEvent:
             at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
             if at.tzinfo is None:
                 raise ValueError
-        except ValueError:
+            at.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 cannot be stored
+        except (ValueError, OverflowError):
             problems["at"] = "must be an ISO 8601 date-time with an offset"
     source = body.get("source", "api")
     if source not in SOURCES:

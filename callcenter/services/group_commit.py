@@ -24,9 +24,16 @@ class GroupCommit:
     a few where a transaction mostly waits on round trips (PostgreSQL)."""
 
     def __init__(
-        self, write: WriteBatch, *, max_batch: int = 256, parallel: int = 1, name: str = "writes"
+        self,
+        write: WriteBatch,
+        *,
+        max_batch: int = 256,
+        parallel: int = 1,
+        name: str = "writes",
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self._write = write
+        self._is_outage = is_outage  # then every item would fail alike: no one-by-one retry
         self._max = max_batch
         self._parallel = max(1, parallel)
         self._name = name
@@ -43,8 +50,20 @@ class GroupCommit:
         if len(self._workers) < self._parallel:
             task = asyncio.create_task(self._run(), name=f"group-commit-{self._name}")
             self._workers.add(task)
+            task.add_done_callback(self._worker_done)
         # the writer owns the item now: a caller that goes away does not cancel its write
         return await asyncio.shield(fut)
+
+    def _worker_done(self, task: asyncio.Task) -> None:
+        """Also for a writer cancelled before it ever ran, whose own finally never ran."""
+        self._workers.discard(task)
+        if task.cancelled() and not self._workers:
+            self._stop_queue()
+
+    def _stop_queue(self) -> None:
+        for _, fut in self._queue:
+            _settle(fut, exc=RuntimeError(f"{self._name}: writer stopped"))
+        self._queue.clear()
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written (shutdown)."""
@@ -57,29 +76,31 @@ class GroupCommit:
                 batch = self._queue[: self._max]
                 del self._queue[: self._max]
                 await self._flush(batch)
-        except asyncio.CancelledError:
+        except BaseException:  # cancelled (shutdown), or a bug
             if len(self._workers) <= 1:  # the last writer: nobody is left to take the queue
-                for _, fut in self._queue:
-                    _settle(fut, exc=RuntimeError(f"{self._name}: writer stopped"))
-                self._queue.clear()
+                self._stop_queue()
             raise
         finally:
-            # at once, not in a done-callback: a submit arriving in between would find the
-            # writer "busy" and its item would wait for nobody
+            # at once, not only in the done-callback: a submit arriving in between would find
+            # the writer "busy" and its item would wait for nobody
             self._workers.discard(asyncio.current_task())
 
     async def _flush(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        try:
+            await self._write_batch(batch)
+        except BaseException as exc:  # cancelled, or a bug: nobody is left waiting forever
+            for _, fut in batch:
+                _settle(fut, exc=RuntimeError(f"{self._name}: writer stopped ({exc!r})"))
+            raise
+
+    async def _write_batch(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
         items = [item for item, _ in batch]
         try:
             results = await self._write(items)
-        except asyncio.CancelledError:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(RuntimeError(f"{self._name}: writer stopped"))
-            raise
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
+            if len(batch) == 1 or self._is_outage(exc):
+                for _, fut in batch:
+                    _settle(fut, exc=exc)
                 return
             log.warning(
                 "%s: a batch of %d failed (%s); writing one by one", self._name, len(batch), exc

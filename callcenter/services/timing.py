@@ -80,6 +80,7 @@ class CallTiming:
         notifier,
         *,
         writers: int = 1,
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self._uow = uow_factory
         self.policy = policy
@@ -87,7 +88,9 @@ class CallTiming:
         self.registry = registry
         self.notifier = notifier
         self.on_timer: TimerHook = lambda when, kind, key: None
-        self._journal = GroupCommit(self._record_batch, parallel=writers, name="call events")
+        self._journal = GroupCommit(
+            self._record_batch, parallel=writers, name="call events", is_outage=is_outage
+        )
 
     # --- events ------------------------------------------------------------------------------
 

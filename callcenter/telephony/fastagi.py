@@ -21,6 +21,7 @@ from callcenter.telephony import ivr as flows
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
 ENV_TIMEOUT = 10.0
+REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be stored
 
 
 class InProcessResolver:
@@ -126,9 +127,10 @@ class Session:
         except StopIteration as stop:
             return stop.value
         finally:
-            # ...but the session is not over until its events are stored
+            # ...but the session is not over until its events are stored, or a while has
+            # passed (a database outage must not hold Asterisk's channel: the writes go on)
             if self.reports:
-                await asyncio.gather(*self.reports, return_exceptions=True)
+                await asyncio.wait(self.reports, timeout=REPORT_WAIT)
             self.busy += time.perf_counter() - mark
 
     async def _read_env(self) -> dict[str, str]:

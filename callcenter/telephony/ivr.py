@@ -9,8 +9,9 @@ The flow yields *actions* and is sent their results:
 - :class:`Report` — a call event for the service; the answer is ignored.
 
 A service action may be answered with :data:`SERVICE_DOWN` instead; the flow asks no more
-questions of a service that failed once in a call (its reports are still handed over, for the
-driver to keep and send later), and never leaves the caller without a route.
+questions of a service that failed once in a call (its reports are still handed over: the
+process AGI keeps them in its spool and sends them later), and never leaves the caller without
+a route.
 Three drivers run it: the pyst2 script (blocking I/O), the FastAGI server (asyncio) and tests.
 The flow has no clock and no I/O of its own, so it imports only the standard library and the
 AGI wire helpers (a process-AGI script must start fast).

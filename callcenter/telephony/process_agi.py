@@ -214,14 +214,29 @@ def _tcp_connection(host: str, port: int, timeout: float):
     raise OSError("getaddrinfo returns an empty list")
 
 
+def _utc_now_iso() -> str:
+    """``datetime.now(UTC).isoformat()`` without importing datetime (~1.5 ms a start)."""
+    now = time.time()
+    whole = int(now)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
+        f".{int((now - whole) * 1e6):06d}+00:00"
+    )
+
+
 def resolve(action, client: ServiceClient, spool: Spool | None = None):
     """Answer a flow's service action over HTTP (or SERVICE_DOWN)."""
     if isinstance(action, flows.Report):
-        ok = client.call("POST", "/api/v1/events", action.event)
+        # stamped when it happened, so a retry from the spool is the same event (same key)
+        event = {"at": _utc_now_iso(), **action.event}
+        was_down = client.down
+        ok = client.call("POST", "/api/v1/events", event)
         if ok is None:
-            rejected = isinstance(client.last_error, _HttpError) and client.last_error.permanent
-            if spool is not None and not rejected:  # a rejected event would block the spool
-                spool.keep(action.event)
+            err = client.last_error
+            if not was_down and isinstance(err, _HttpError) and err.permanent:
+                client.down = False  # the service answered: only this event is refused
+                return None  # (and kept out of the spool, where it would block the rest)
+            if spool is not None:
+                spool.keep(event)
             return flows.SERVICE_DOWN
         return ok
     if isinstance(action, flows.WorkingTime):
@@ -287,9 +302,7 @@ class Spool:
 
     def keep(self, event: dict) -> None:
         """Write the event down with the time it happened, since it will arrive late."""
-        from datetime import UTC, datetime
-
-        event = {"at": datetime.now(UTC).isoformat(), **event}
+        event = {"at": _utc_now_iso(), **event}
         try:
             os.makedirs(self.dir, exist_ok=True)
             name = os.path.join(self.dir, f"{time.time():.6f}-{os.getpid()}.json")

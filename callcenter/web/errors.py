@@ -8,6 +8,7 @@ import time
 
 from aiohttp import web
 
+from callcenter.adapters.db import is_unavailable
 from callcenter.domain import errors as e
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,15 @@ async def error_middleware(request: web.Request, handler):
         response = json_error(
             exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason
         )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        response = json_error(500, "internal_error", "internal error; it has been logged")
+    except Exception as exc:
+        if is_unavailable(exc):
+            log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+            response = json_error(
+                503, "database_unavailable", "the database is unavailable; try again shortly"
+            )
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            response = json_error(500, "internal_error", "internal error; it has been logged")
     metrics.inc(
         "callcenter_http_requests_total",
         "HTTP requests by route and status.",

@@ -158,3 +158,30 @@ async def test_simulator_places_calls_through_fastagi(container, clock):
         "agent_connected",
         "call_ended",
     ]
+
+
+async def test_a_refused_report_is_not_spooled_and_does_not_stop_the_rest(
+    container, client, pbx_token, tmp_path
+):
+    """A 4xx for one report: the service is up, only that event is refused. A report made
+    after the service failed is kept in the spool, whatever the failure before it was."""
+    from callcenter.telephony import ivr
+    from callcenter.telephony.process_agi import ServiceClient, Spool, resolve
+
+    spool = Spool(str(tmp_path / "spool"))
+    url = str(client.make_url("/")).rstrip("/")
+    svc = ServiceClient(url, pbx_token)
+    bad = {"event": "queued", "call_id": "1795480400.1", "source": "agi"}  # no queue: 422
+    good = {"event": "queued", "call_id": "1795480400.1", "queue": "support", "source": "agi"}
+    try:
+        refused = await asyncio.to_thread(resolve, ivr.Report(bad), svc, spool)
+        stored = await asyncio.to_thread(resolve, ivr.Report(good), svc, spool)
+    finally:
+        svc.close()
+    assert refused is None and isinstance(stored, dict) and not svc.down
+    assert [e.event for e in await container.calls.events("1795480400.1")] == ["queued"]
+    assert list((tmp_path / "spool").glob("*.json")) == []
+
+    svc.down = True  # the service failed earlier in this call (the 422 is still last_error)
+    assert await asyncio.to_thread(resolve, ivr.Report(good), svc, spool) is ivr.SERVICE_DOWN
+    assert len(list((tmp_path / "spool").glob("*.json"))) == 1

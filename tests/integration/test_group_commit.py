@@ -127,3 +127,36 @@ async def test_an_item_arriving_as_the_writer_stops_is_not_left_behind():
     journal = GroupCommit(write, name="test")
     assert await journal.submit("first") == "first!"
     assert await asyncio.wait_for(late[0], 5) == "late!"
+
+
+async def test_an_outage_fails_the_batch_at_once_not_item_by_item():
+    calls: list[list[int]] = []
+
+    async def write(items):
+        calls.append(list(items))
+        await asyncio.sleep(0)
+        raise ConnectionRefusedError("database down")
+
+    journal = GroupCommit(write, is_outage=lambda exc: isinstance(exc, OSError), name="test")
+    first = asyncio.ensure_future(journal.submit(0))
+    await asyncio.sleep(0)
+    rest = await asyncio.gather(*(journal.submit(i) for i in range(1, 30)), return_exceptions=True)
+    results = [*rest, await asyncio.gather(first, return_exceptions=True)]
+    assert all(isinstance(r, ConnectionRefusedError) for r in rest)
+    assert len(calls) == 2  # the lone first write, then one for all the rest: no retries
+    assert results
+
+
+async def test_a_writer_cancelled_before_it_ran_does_not_block_later_writes():
+    async def write(items):
+        return list(items)
+
+    journal = GroupCommit(write, name="test")
+    doomed = asyncio.ensure_future(journal.submit("a"))
+    await asyncio.sleep(0)  # submit ran: the writer task exists but has not started
+    for task in list(journal._workers):
+        task.cancel()
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="writer stopped"):
+        await doomed
+    assert await asyncio.wait_for(journal.submit("b"), 5) == "b"

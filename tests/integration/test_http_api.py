@@ -118,3 +118,25 @@ async def test_health_reports_a_dead_database(client, container):
     r = await client.get("/healthz")
     assert r.status == 503
     assert (await r.json())["status"] == "degraded"
+
+
+async def test_an_unreachable_database_is_a_503_not_a_500(clock, unused_tcp_port):
+    """Nothing listens where the database should be: a clear 503 for the caller to retry."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from callcenter import bootstrap
+    from callcenter.config import Settings
+    from callcenter.web.app import init_app
+
+    url = f"postgresql+asyncpg://nobody@127.0.0.1:{unused_tcp_port}/none"
+    c = bootstrap.build(Settings().replace(database={"url": url}), clock=clock)
+    try:
+        async with TestClient(TestServer(init_app(c))) as cli:
+            body = {"event": "call_started", "call_id": "1795480500.1"}
+            r = await cli.post("/api/v1/events", json=body, headers=bearer("some-token"))
+            assert r.status == 503
+            assert (await r.json())["error"] == "database_unavailable"
+            r = await cli.get("/api/v1/certificates/123456", headers=bearer("some-token"))
+            assert r.status == 503
+    finally:
+        await c.close()

@@ -1,5 +1,6 @@
 """Registry, policy, auth and migrations on real SQLite and real PostgreSQL."""
 
+import asyncio
 from datetime import date, timedelta
 
 import pytest
@@ -172,3 +173,64 @@ async def test_a_pooled_connection_killed_while_idle_is_replaced(monkeypatch):
     finally:
         await engine.dispose()
         await killer.dispose()
+
+
+@pytest.mark.postgres
+async def test_events_keep_flowing_after_the_database_dropped_busy_connections(clock):
+    """A connection closed by the server (a restart) while in recent use is not pooled again:
+    no ping on busy connections, so the driver's own 'closed' flag must be heeded."""
+    from tests.conftest import PG_SKIP, PG_URL, reset_postgres
+
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    await reset_postgres(PG_URL)
+    from callcenter import bootstrap
+    from callcenter.config import Settings
+
+    c = bootstrap.build(Settings().replace(database={"url": PG_URL}), clock=clock)
+    killer = db.create_engine(PG_URL, pool_size=1)
+    try:
+        await db.upgrade(c.engine)
+        body = {"event": "call_started", "call_id": "1795480300.1", "caller_number": "7900"}
+        await c.calls.record(body, clock.now())
+        async with killer.connect() as k:
+            await k.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        await asyncio.sleep(0.2)  # the loop sees the sockets close
+        _, new = await c.calls.record({**body, "call_id": "1795480300.2"}, clock.now())
+        assert new
+        assert [e.event for e in await c.calls.events("1795480300.2")] == ["call_started"]
+    finally:
+        await killer.dispose()
+        await c.close()
+
+
+async def test_the_sqlite_reader_opens_the_database_the_url_names(tmp_path, clock):
+    """URL options (uri=true: a file: URI) reach the lookup's own connection too."""
+    from callcenter import bootstrap
+    from callcenter.config import Settings
+
+    url = f"sqlite+aiosqlite:///file:{tmp_path}/cc.sqlite3?mode=rwc&uri=true"
+    c = bootstrap.build(Settings().replace(database={"url": url}), clock=clock)
+    try:
+        await db.upgrade(c.engine)
+        cert = Certificate(
+            "1234567",
+            HolderType.PERSON,
+            "Иванов Иван Иванович",
+            "",
+            "П",
+            "5.0.1",
+            date(2026, 1, 1),
+            date(2026, 12, 31),
+        )
+        await c.registry.import_certificates([cert], clock.now())
+        got = await c.reader.get("1234567")
+        assert got is not None and got.holder_name == "Иванов Иван Иванович"
+        assert got.valid_to == date(2026, 12, 31)
+    finally:
+        await c.close()
