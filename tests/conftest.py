@@ -57,8 +57,9 @@ def clock() -> FixedClock:
 
 
 @pytest.fixture
-def settings(db_url) -> Settings:
-    return Settings().replace(database={"url": db_url})
+def settings(db_url, tmp_path) -> Settings:
+    # the spool in the test's own folder, not the shared default under the system temp dir
+    return Settings().replace(database={"url": db_url}, agi={"spool_dir": str(tmp_path / "spool")})
 
 
 @pytest.fixture

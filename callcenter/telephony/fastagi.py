@@ -15,28 +15,31 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
+from callcenter.domain.errors import DomainError
 from callcenter.telephony import agi
 from callcenter.telephony import ivr as flows
+from callcenter.telephony.process_agi import Spool
 
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
 ENV_TIMEOUT = 10.0
 REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be stored
+SPOOL_FLUSH_SECONDS = 15.0  # how often events kept during an outage are tried again
 
 
 class InProcessResolver:
     """Answers the flows' service actions with the use cases of this process."""
 
-    def __init__(self, container) -> None:
+    def __init__(self, container, spool: Spool | None = None) -> None:
         self.c = container
         self.lookup_timeout = container.settings.ivr.lookup_timeout_seconds
+        self.spool = spool
 
     async def __call__(self, action):
         c = self.c
+        if isinstance(action, flows.Report):
+            return await self._report(action.event)
         try:
-            if isinstance(action, flows.Report):
-                event, _ = await c.calls.record(action.event, c.clock.now())
-                return event
             if isinstance(action, flows.WorkingTime):
                 is_open, nxt = await c.ivr.working_time(c.clock.now())
                 return flows.OpenState(is_open, nxt)
@@ -53,6 +56,51 @@ class InProcessResolver:
             log.exception("service action %s failed", type(action).__name__)
             return flows.SERVICE_DOWN
         raise TypeError(f"unknown action {action!r}")
+
+    async def _report(self, body: dict):
+        """Record an event; if the database cannot take it now, keep it in the spool (as the
+        process AGI does), stamped with when it happened, for :func:`flush_spool`."""
+        event = {"at": self.c.clock.now().isoformat(), **body}
+        try:
+            stored, _ = await self.c.calls.record(event, self.c.clock.now())
+            return stored
+        except DomainError as exc:
+            log.warning("FastAGI event refused: %s (%s)", exc.message, body.get("event"))
+            return None
+        except Exception as exc:
+            log.warning("FastAGI event kept for later (%s): %s", type(exc).__name__, exc)
+            if self.spool is not None:
+                await asyncio.to_thread(self.spool.keep, event)
+            return flows.SERVICE_DOWN
+
+
+async def flush_spool(container, spool: Spool, limit: int = 200) -> int:
+    """Record spooled events in-process, oldest first; stop at the first failure."""
+    sent = 0
+    for path, event in spool.entries(limit):
+        try:
+            await container.calls.record(event, container.clock.now())
+        except DomainError as exc:
+            log.warning("spooled event refused for good, kept aside: %s", exc.message)
+            spool.settle(path, sent=False)
+            continue
+        except Exception as exc:
+            log.info("spool flush stopped: %s", exc)
+            break
+        spool.settle(path, sent=True)
+        sent += 1
+    if sent:
+        log.info("spool: %d late event(s) recorded", sent)
+    return sent
+
+
+async def _flush_now_and_then(container, spool: Spool) -> None:
+    while True:
+        await asyncio.sleep(SPOOL_FLUSH_SECONDS)
+        try:
+            await flush_spool(container, spool)
+        except Exception:
+            log.exception("spool flush failed")
 
 
 class Session:
@@ -170,9 +218,11 @@ class Session:
 @contextlib.asynccontextmanager
 async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
     """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
-    resolve = InProcessResolver(container)
+    spool = Spool(container.settings.agi.spool_dir or None)
+    resolve = InProcessResolver(container, spool)
     options = flows.IvrOptions.from_settings(container.settings, "fastagi")
     sessions: set[asyncio.Task] = set()
+    flusher = asyncio.create_task(_flush_now_and_then(container, spool), name="fastagi-spool")
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -194,6 +244,7 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
         yield server
     finally:
         server.close()
+        flusher.cancel()
         for task in list(sessions):
             task.cancel()
         if sessions:

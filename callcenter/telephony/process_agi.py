@@ -312,31 +312,43 @@ class Spool:
         except OSError as exc:
             print(f"callcenter: cannot spool event: {exc}", file=sys.stderr)
 
-    def flush(self, client: ServiceClient, limit: int = 200) -> int:
-        """Send spooled events, oldest first; stop at the first failure."""
+    def entries(self, limit: int = 200):
+        """(path, event) of the spooled events, oldest first (unreadable ones skipped)."""
         try:
             names = sorted(n for n in os.listdir(self.dir) if n.endswith(".json"))[:limit]
         except OSError:
-            return 0
-        sent = 0
+            return
         for n in names:
             path = os.path.join(self.dir, n)
             try:
                 with open(path, encoding="utf-8") as fh:
-                    event = json.load(fh)
+                    yield path, json.load(fh)
             except (OSError, ValueError):
                 continue
+
+    @staticmethod
+    def settle(path: str, sent: bool) -> None:
+        """Sent: the file goes. Refused for good: kept aside as ``.rejected`` for a person."""
+        try:
+            if sent:
+                os.unlink(path)
+            else:
+                os.replace(path, path + ".rejected")
+        except FileNotFoundError:  # another hangup handler (or the service) sent it too
+            pass
+
+    def flush(self, client: ServiceClient, limit: int = 200) -> int:
+        """Send spooled events over HTTP, oldest first; stop at the first failure."""
+        sent = 0
+        for path, event in self.entries(limit):
             if client.call("POST", "/api/v1/events", event) is None:
                 err = client.last_error
                 if not (isinstance(err, _HttpError) and err.permanent):
                     break
                 client.down = False  # the service answered; only this event is refused
-                os.replace(path, path + ".rejected")
+                self.settle(path, sent=False)
                 continue
-            try:
-                os.unlink(path)
-            except FileNotFoundError:  # another hangup handler sent it too
-                pass
+            self.settle(path, sent=True)
             sent += 1
         return sent
 

@@ -9,9 +9,9 @@ import pytest
 from callcenter.demo import demo_certificates
 from callcenter.telephony import simulator
 from callcenter.telephony.fastagi import fastagi_server
-from tests.agi_peer import Caller, run_fastagi, run_process_agi
+from tests.agi_peer import Caller, Dtmf, PeerOptions, run_fastagi, run_process_agi
 from tests.conftest import ROOT
-from tests.e2e.conftest import agi_env
+from tests.e2e.conftest import VALID, agi_env
 
 CALLER_LINKEDID = "1795483251.54"
 
@@ -185,3 +185,43 @@ async def test_a_refused_report_is_not_spooled_and_does_not_stop_the_rest(
     svc.down = True  # the service failed earlier in this call (the 422 is still last_error)
     assert await asyncio.to_thread(resolve, ivr.Report(good), svc, spool) is ivr.SERVICE_DOWN
     assert len(list((tmp_path / "spool").glob("*.json"))) == 1
+
+
+async def test_fastagi_keeps_events_its_database_cannot_take(container, clock, tmp_path):
+    """A FastAGI call while the database is unreachable: the caller is still queued, its
+    events go to the spool, and they are recorded once a database can take them."""
+    from callcenter import bootstrap
+    from callcenter.config import Settings
+    from callcenter.telephony.fastagi import flush_spool
+    from callcenter.telephony.process_agi import Spool
+    from tests.conftest import free_port
+
+    dead_url = f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none"
+    spool_dir = tmp_path / "spool"
+    settings = Settings().replace(database={"url": dead_url}, agi={"spool_dir": str(spool_dir)})
+    dead = bootstrap.build(settings, clock=clock)
+    try:
+        async with fastagi_server(dead, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            res = await run_fastagi(
+                "127.0.0.1",
+                port,
+                "collect_certificate",
+                Caller(uniqueid="1795480600.1", actions=[Dtmf(VALID + "#")]),
+                options=PeerOptions(sound_patterns=("callcenter/*",)),
+            )
+    finally:
+        await dead.close()
+    assert res.variables.get("CC_ROUTE") == "QUEUE", (res.variables, res.commands)  # not stranded
+    kept = sorted(spool_dir.glob("*.json"))
+    assert len(kept) == 3  # call_started, certificate_checked (UNVERIFIED), queued
+
+    sent = await flush_spool(container, Spool(str(spool_dir)))
+    assert sent == len(kept)
+    events = await container.calls.events(res.variables["CC_CALL_ID"])
+    assert [(e.event, e.data.get("status")) for e in events] == [
+        ("call_started", None),
+        ("certificate_checked", "UNVERIFIED"),
+        ("queued", None),
+    ]
+    assert list(spool_dir.glob("*.json")) == []
