@@ -162,13 +162,20 @@ class SqliteEvents:
 class PostgresEvents:
     """asyncpg statements prepared once whatever the batch size (arrays, not VALUES lists)."""
 
+    # Store the events and create-and-lock the calls of those that were new, in one round
+    # trip: a data-modifying WITH runs in full even though the outer query only reads `ins`.
+    # DO UPDATE takes each call row's lock, in call_id order: two batches cannot deadlock.
     _INSERT = (
+        "WITH ins AS ("
         f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) "
         "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], "
         "$4::timestamptz[], $5::varchar[], $6::text[], $7::varchar[]) "
-        "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key"
+        "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, call_id), "
+        "locked AS (INSERT INTO calls (call_id, updated_at) "
+        "SELECT DISTINCT call_id, $8::timestamptz FROM ins ORDER BY call_id "
+        "ON CONFLICT (call_id) DO UPDATE SET updated_at = EXCLUDED.updated_at) "
+        "SELECT dedup_key, call_id FROM ins"
     )
-    # DO UPDATE takes each row's lock, in the order given (sorted): two batches cannot deadlock
     _LOCK = (
         "INSERT INTO calls (call_id, updated_at) SELECT unnest($1::varchar[]), $2 "
         "ON CONFLICT (call_id) DO UPDATE SET updated_at = EXCLUDED.updated_at"
@@ -186,6 +193,7 @@ class PostgresEvents:
     def __init__(self, conn, owner) -> None:
         self.conn = conn  # asyncpg's connection
         self._owner = owner  # SQLAlchemy's, to invalidate when the driver finds it dead
+        self._locked: set[str] = set()  # calls already locked by insert_events
 
     @classmethod
     async def begin(cls, adapted, owner) -> PostgresEvents | None:
@@ -214,10 +222,16 @@ class PostgresEvents:
     async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
         rows = event_rows(items)
         cols = [[r[c] for r in rows] for c in EVENT_COLUMNS]
-        return {r[0] for r in await self._guard(self.conn.fetch(self._INSERT, *cols))}
+        now = max(r["received_at"] for r in rows)
+        stored = await self._guard(self.conn.fetch(self._INSERT, *cols, now))
+        self._locked.update(r[1] for r in stored)
+        return {r[0] for r in stored}
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
-        await self._guard(self.conn.execute(self._LOCK, sorted(set(call_ids)), now))
+        missing = sorted(set(call_ids) - self._locked)
+        if missing:  # usually none: insert_events locked the calls of the new events
+            await self._guard(self.conn.execute(self._LOCK, missing, now))
+            self._locked.update(missing)
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
         out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
