@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
-from callcenter.adapters.event_sql import _upsert, lock_calls_statement
+from callcenter.adapters.event_sql import lock_calls_statement, upsert
 from callcenter.domain.calls import Extension, OralWindow, Ticket, WindowStatus
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
@@ -123,7 +123,7 @@ class WindowRepository:
     async def insert(self, win: OralWindow) -> bool:
         dialect = self.session.bind.dialect.name
         result = await self.session.execute(
-            _upsert(dialect, t.oral_windows)
+            upsert(dialect, t.oral_windows)
             .values(
                 call_id=win.call_id,
                 opened_at=win.opened_at,
@@ -229,7 +229,7 @@ class TicketRepository:
         """The new ticket's id, or None when the call already has one (exactly once)."""
         dialect = self.session.bind.dialect.name
         stmt = (
-            _upsert(dialect, t.tickets)
+            upsert(dialect, t.tickets)
             .values(
                 source=tk.source,
                 call_id=tk.call_id,
@@ -356,7 +356,7 @@ class OutboxRepository:
     async def add(self, topic: str, key: str, payload: dict, now: datetime) -> None:
         dialect = self.session.bind.dialect.name
         await self.session.execute(
-            _upsert(dialect, t.outbox)
+            upsert(dialect, t.outbox)
             .values(
                 topic=topic,
                 idempotency_key=key,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +75,19 @@ async def for_session(session) -> SqliteEvents | PostgresEvents | CoreEvents:
     return CoreEvents(session)
 
 
+def _by_call(
+    call_ids: Sequence[str], rows, instant: Callable[[Any], datetime]
+) -> dict[str, list[CallEvent]]:
+    """History rows (event, call_id, at, data, source, dedup_key) as each call's events;
+    ``instant`` turns the driver's ``at`` into an aware UTC datetime."""
+    out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
+    for event, call_id, at, data, source, key in rows:
+        out[call_id].append(
+            CallEvent.stored(event, call_id, instant(at), json.loads(data), source, key)
+        )
+    return out
+
+
 def sqlite_instant(value: datetime | None) -> str | None:
     """As SQLAlchemy's SQLite DateTime stores UTCDateTime values: naive UTC, microseconds
     (so text order is time order)."""
@@ -127,19 +140,12 @@ class SqliteEvents:
         """Nothing to do: SQLite units of work take turns, and save_calls creates the rows."""
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
         cur = self.conn.execute(
             "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
             f"WHERE call_id IN ({', '.join('?' * len(call_ids))}) ORDER BY call_id, at, id",
             list(call_ids),
         )
-        for event, call_id, at, data, source, key in cur.fetchall():
-            out[call_id].append(
-                CallEvent.stored(
-                    event, call_id, from_sqlite_instant(at), json.loads(data), source, key
-                )
-            )
-        return out
+        return _by_call(call_ids, cur.fetchall(), from_sqlite_instant)
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         stamp = sqlite_instant(now)
@@ -234,13 +240,8 @@ class PostgresEvents:
             self._locked.update(missing)
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
         rows = await self._guard(self.conn.fetch(self._HISTORY, list(call_ids)))
-        for event, call_id, at, data, source, key in rows:
-            out[call_id].append(
-                CallEvent.stored(event, call_id, at.astimezone(UTC), json.loads(data), source, key)
-            )
-        return out
+        return _by_call(call_ids, rows, lambda at: at.astimezone(UTC))
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         rows = [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records]
@@ -267,15 +268,8 @@ class CoreEvents:
         )
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        out: dict[str, list[CallEvent]] = {cid: [] for cid in call_ids}
         rows = await self.session.execute(_history(self.dialect), {"ids": list(call_ids)})
-        for r in rows.all():
-            out[r.call_id].append(
-                CallEvent.stored(
-                    r.event, r.call_id, r.at, json.loads(r.data), r.source, r.dedup_key
-                )
-            )
-        return out
+        return _by_call(call_ids, rows.all(), lambda at: at)  # UTCDateTime converted it
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         rows = [
@@ -289,7 +283,8 @@ class CoreEvents:
         await self.session.execute(_SAVE_CALL, rows)
 
 
-def _upsert(dialect: str, table):
+def upsert(dialect: str, table):
+    """INSERT ... ON CONFLICT for the two supported dialects."""
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
@@ -300,7 +295,7 @@ def _upsert(dialect: str, table):
 @functools.cache
 def _insert_events(dialect: str):
     return (
-        _upsert(dialect, t.call_events)
+        upsert(dialect, t.call_events)
         .on_conflict_do_nothing(index_elements=[t.call_events.c.dedup_key])
         .returning(t.call_events.c.dedup_key)
     )
@@ -310,7 +305,7 @@ def _insert_events(dialect: str):
 def lock_calls_statement(dialect: str):
     """Create a call's row if needed and lock it: ``DO UPDATE`` takes the row lock on
     PostgreSQL (serialising concurrent writers of one call), rows in the order given."""
-    stmt = _upsert(dialect, t.calls)
+    stmt = upsert(dialect, t.calls)
     return stmt.on_conflict_do_update(
         index_elements=[t.calls.c.call_id], set_={"updated_at": stmt.excluded.updated_at}
     )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from callcenter.adapters import db
 from callcenter.adapters import tables as t
-from callcenter.adapters.event_sql import _upsert, from_sqlite_instant, sqlite_instant
+from callcenter.adapters.event_sql import from_sqlite_instant, sqlite_instant, upsert
 from callcenter.domain.calls import timeline
 from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
 from callcenter.domain.events import CallEvent
@@ -116,6 +116,9 @@ class _PgQuery:
         return [values[n] for n in self.names]
 
 
+_READER_QUERIES = {"certificate": _CERTIFICATE_Q, "phone": _PHONE_Q, "failures": _FAILURES_Q}
+
+
 class _SqliteQuery:
     """A Core statement compiled once for sqlite3 (``?`` parameters), with its columns'
     conversions done by hand as SQLAlchemy would: dates and UTC instants are stored as text.
@@ -175,14 +178,10 @@ class CertificateReader:
             # the URL's own options (uri=true, mode=..., timeout=...) as SQLAlchemy reads them
             self._path = u.database or ":memory:"
             self._connect_args = SQLiteDialect_pysqlite().create_connect_args(u)
-            self._cert_sq = _SqliteQuery(_CERTIFICATE_Q)
-            self._phone_sq = _SqliteQuery(_PHONE_Q)
-            self._failures_sq = _SqliteQuery(_FAILURES_Q)
+            self._sqlite_q = {name: _SqliteQuery(q) for name, q in _READER_QUERIES.items()}
         elif u.get_backend_name() == "postgresql":
             self._dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
-            self._cert_q = _PgQuery(_CERTIFICATE_Q)
-            self._phone_q = _PgQuery(_PHONE_Q)
-            self._failures_q = _PgQuery(_FAILURES_Q)
+            self._pg_q = {name: _PgQuery(q) for name, q in _READER_QUERIES.items()}
         else:
             raise ValueError(
                 f"database {u.get_backend_name()!r} is not supported: use SQLite or PostgreSQL"
@@ -214,36 +213,24 @@ class CertificateReader:
             self._conn = conn
         return self._conn
 
-    async def get(self, number: str) -> Certificate | None:
+    async def _fetch(self, name: str, **values) -> Sequence[Mapping]:
+        """Rows of one of the reader's queries, by column name, on whichever database."""
         if self._path is not None:
-            return _certificate_from_rows(self._cert_sq.rows(self._sqlite(), number=number))
-        pool = await self._pg()
-        return _certificate_from_rows(
-            await pool.fetch(self._cert_q.sql, *self._cert_q.args(number=number))
-        )
+            return self._sqlite_q[name].rows(self._sqlite(), **values)
+        q = self._pg_q[name]
+        return await (await self._pg()).fetch(q.sql, *q.args(**values))
+
+    async def get(self, number: str) -> Certificate | None:
+        return _certificate_from_rows(await self._fetch("certificate", number=number))
 
     async def failures(self, since: datetime, caller: str | None, number: str) -> tuple[int, int]:
         """Failed IVR numbers since ``since``: (from this caller, against this number)."""
-        if self._path is not None:
-            (row,) = self._failures_sq.rows(
-                self._sqlite(), since=since, caller=caller or "", number=number
-            )
-            return (row["by_caller"] if caller else 0), row["by_number"]
-        pool = await self._pg()
-        q = self._failures_q
-        row = await pool.fetchrow(q.sql, *q.args(since=since, caller=caller or "", number=number))
-        return (row[0] if caller else 0), row[1]
+        (row,) = await self._fetch("failures", since=since, caller=caller or "", number=number)
+        return (row["by_caller"] if caller else 0), row["by_number"]
 
     async def by_phone(self, phone: str) -> list[Certificate]:
-        if self._path is not None:
-            found = self._phone_sq.rows(self._sqlite(), phone=phone)
-            return [cert for r in found if (cert := await self.get(r["number"])) is not None]
-        pool = await self._pg()
-        numbers = [
-            r["number"]
-            for r in await pool.fetch(self._phone_q.sql, *self._phone_q.args(phone=phone))
-        ]
-        return [cert for n in numbers if (cert := await self.get(n)) is not None]
+        found = await self._fetch("phone", phone=phone)
+        return [cert for r in found if (cert := await self.get(r["number"])) is not None]
 
     async def dispose(self) -> None:
         if self._conn is not None:
@@ -294,7 +281,7 @@ class CertificateRepository:
             }
             for x in certs
         ]
-        stmt = _upsert(dialect, t.certificates)
+        stmt = upsert(dialect, t.certificates)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.certificates.c.number],
             set_={

@@ -39,7 +39,7 @@ class GroupCommit:
         self._name = name
         self._queue: list[tuple[Any, asyncio.Future]] = []
         self._workers: set[asyncio.Task] = set()
-        self.batches = 0  # for /metrics and the benchmarks
+        self.batches = 0  # batches written, and the items in them: how much was grouped
         self.items = 0
 
     async def submit(self, item: Any) -> Any:
@@ -61,8 +61,7 @@ class GroupCommit:
             self._stop_queue()
 
     def _stop_queue(self) -> None:
-        for _, fut in self._queue:
-            _settle(fut, exc=RuntimeError(f"{self._name}: writer stopped"))
+        _fail(self._queue, RuntimeError(f"{self._name}: writer stopped"))
         self._queue.clear()
 
     async def drain(self) -> None:
@@ -89,8 +88,7 @@ class GroupCommit:
         try:
             await self._write_batch(batch)
         except BaseException as exc:  # cancelled, or a bug: nobody is left waiting forever
-            for _, fut in batch:
-                _settle(fut, exc=RuntimeError(f"{self._name}: writer stopped ({exc!r})"))
+            _fail(batch, RuntimeError(f"{self._name}: writer stopped ({exc!r})"))
             raise
 
     async def _write_batch(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
@@ -99,8 +97,7 @@ class GroupCommit:
             results = await self._write(items)
         except Exception as exc:
             if len(batch) == 1 or self._is_outage(exc):
-                for _, fut in batch:
-                    _settle(fut, exc=exc)
+                _fail(batch, exc)
                 return
             log.warning(
                 "%s: a batch of %d failed (%s); writing one by one", self._name, len(batch), exc
@@ -123,6 +120,12 @@ def _retrieved(fut: asyncio.Future) -> None:
     """A caller that went away leaves no 'exception never retrieved' noise behind."""
     if not fut.cancelled():
         fut.exception()
+
+
+def _fail(pending: list[tuple[Any, asyncio.Future]], exc: BaseException) -> None:
+    """Every caller still waiting in ``pending`` gets ``exc``."""
+    for _, fut in pending:
+        _settle(fut, exc=exc)
 
 
 def _settle(fut: asyncio.Future, result: Any = None, exc: BaseException | None = None) -> None:
