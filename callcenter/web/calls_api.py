@@ -52,6 +52,10 @@ def _paging(request: web.Request) -> tuple[int, int]:
     return limit, offset
 
 
+#: what an agent may record of the caller and the problem, on any of the call actions
+IDENTITY = ("caller_name", "organisation", "description", "category")
+
+
 def _text(body: dict, *keys: str) -> dict:
     return {k: body[k] for k in keys if k in body and body[k] is not None}
 
@@ -132,12 +136,12 @@ async def call_identity(request: web.Request) -> web.Response:
     await require(request, "calls:act")
     c = request.app[CONTAINER]
     body = await read_json(request)
-    _only(body, "caller_name", "organisation", "description", "category")
+    _only(body, *IDENTITY)
     return json_response(
         await c.calls.set_identity(
             request.match_info["call_id"],
             c.clock.now(),
-            **_text(body, "caller_name", "organisation", "description", "category"),
+            **_text(body, *IDENTITY),
         )
     )
 
@@ -172,13 +176,13 @@ async def escalate_call(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
     body = await read_json(request)
-    _only(body, "caller_name", "organisation", "description", "category")
+    _only(body, *IDENTITY)
     return json_response(
         await c.calls.escalate(
             request.match_info["call_id"],
             who.name,
             c.clock.now(),
-            **_text(body, "caller_name", "organisation", "description", "category"),
+            **_text(body, *IDENTITY),
         )
     )
 
@@ -188,9 +192,7 @@ async def call_outcome(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
     body = await read_json(request)
-    _only(
-        body, "outcome", "reason", "note", "caller_name", "organisation", "description", "category"
-    )
+    _only(body, "outcome", "reason", "note", *IDENTITY)
     if not isinstance(body.get("outcome"), str):
         raise ValidationError(
             "outcome is required", code="invalid_request", fields={"outcome": "is required"}
@@ -213,7 +215,7 @@ async def call_outcome(request: web.Request) -> web.Response:
             c.clock.now(),
             reason=body.get("reason"),
             note=note,
-            **_text(body, "caller_name", "organisation", "description", "category"),
+            **_text(body, *IDENTITY),
         )
     )
 
