@@ -60,17 +60,17 @@ class InProcessResolver:
     async def _report(self, body: dict):
         """Record an event; if the database cannot take it now, keep it in the spool (as the
         process AGI does), stamped with when it happened, for :func:`flush_spool`."""
-        event = {"at": self.c.clock.now().isoformat(), **body}
+        now = self.c.clock.now()
         try:
-            stored, _ = await self.c.calls.record(event, self.c.clock.now())
+            stored, _ = await self.c.calls.record(body, now)  # no "at": it happened now
             return stored
         except DomainError as exc:
             log.warning("FastAGI event refused: %s (%s)", exc.message, body.get("event"))
             return None
         except Exception as exc:
             log.warning("FastAGI event kept for later (%s): %s", type(exc).__name__, exc)
-            if self.spool is not None:
-                await asyncio.to_thread(self.spool.keep, event)
+            if self.spool is not None:  # stamped: sent later, it is still the same event
+                await asyncio.to_thread(self.spool.keep, {"at": now.isoformat(), **body})
             return flows.SERVICE_DOWN
 
 
