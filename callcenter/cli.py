@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
 import logging
+import re
 import sys
 from datetime import date, datetime
 
@@ -20,13 +22,23 @@ class UsageError(Exception):
     """A bad argument value that argparse could not catch."""
 
 
+_INSTANT_EXAMPLE = "e.g. 2026-03-06T15:00:00+03:00"
+
+
 def _parse_instant(text: str, what: str) -> datetime:
-    """ISO 8601; a value without an offset is read as Moscow time."""
+    """ISO 8601 date and time; a value without an offset is read as Moscow time.
+
+    A bare date is refused: "2026-03-06" names a day, not the instant a request arrived, and
+    reading it as midnight would silently move a deadline by hours.
+    """
+    raw = text.strip()
+    if "T" not in raw.upper() and " " not in raw:
+        raise UsageError(f"{what}: {text!r} is a date, not a date-time ({_INSTANT_EXAMPLE})")
     try:
-        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
-            f"{what}: {text!r} is not an ISO 8601 date-time (e.g. 2026-03-06T15:00:00+03:00)"
+            f"{what}: {text!r} is not an ISO 8601 date-time ({_INSTANT_EXAMPLE})"
         ) from None
     return value if value.tzinfo else value.replace(tzinfo=MOSCOW)
 
@@ -73,6 +85,8 @@ async def cmd_certificates_import(args) -> int:
     parsed = read_certificates(
         args.file, number_format(settings), settings.certificates.validity_months
     )
+    if len(parsed.errors) == 1 and not parsed.errors[0][0] and not parsed.rows:
+        raise UsageError(parsed.errors[0][1])  # the file itself: one line, as any mistake
     if parsed.errors:
         for line, reason in parsed.errors:
             where = f"line {line}" if line else "file"
@@ -253,10 +267,17 @@ async def cmd_serve(args) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line on stderr rather than a usage block."""
+    """argparse, but a mistake is one line on stderr rather than a usage block, and a
+    mistyped command names the closest one."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        match = re.match(r"argument \S+: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if match:
+            typed, choices = match[1], re.findall(r"'([^']*)'", match[2])
+            close = difflib.get_close_matches(typed, choices, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; one of: {', '.join(choices)}"
+            message = f"unknown command '{typed}'{hint}"
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Support-line call logging: IVR, oral-window timing, tickets.",
     )
     p.add_argument("--config", metavar="FILE", help=help_)
+    p.add_argument("--version", action="version", version=f"callcenter {_version()}")
     # Also accepted after the subcommand; SUPPRESS keeps it from hiding the one given before.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=help_)
@@ -365,8 +387,21 @@ def _extend(sub, common) -> None:
     render_prompts.add_parser(sub, common)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("callcenter")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # `callcenter` alone: what it can do, not an error
+        return 0
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return asyncio.run(args.func(args)) or 0
@@ -382,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         from callcenter.adapters.db import DatabaseUnavailable
 
         if isinstance(exc, DatabaseUnavailable) or type(exc).__module__.startswith(
-            ("sqlalchemy", "asyncpg")
+            ("sqlalchemy", "asyncpg", "alembic")
         ):
             print(f"callcenter: error: database problem: {exc}".splitlines()[0], file=sys.stderr)
             return 3

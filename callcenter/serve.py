@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
@@ -44,21 +45,39 @@ async def fastagi_context(app):
 
 
 async def _demo_calls(container) -> None:
-    """With --demo, a simulated switch places a call every so often, so calls flow."""
+    """With --demo, a simulated caller dials in every 10-30 s whatever the earlier calls do,
+    so calls overlap and the screens always have something to show."""
     import random
 
     from callcenter.telephony import simulator
 
     s = container.settings.fastagi
     rng = random.Random()
-    print("demo: a simulated call arrives every 10-30 s", flush=True)
-    while True:
-        await asyncio.sleep(rng.uniform(10, 30))
+    calls: set[asyncio.Task] = set()  # owned: cancelled and awaited when the service stops
+
+    async def one() -> None:
         numbers, contacts = simulator.demo_numbers(container.clock.now())
         try:
             await simulator.run(s.host, s.port, 1, 1, "mixed", 1.0, numbers, contacts)
         except OSError as exc:
             log.warning("demo call failed: %s", exc)
+
+    print(
+        "demo: a simulated caller dials in every 10-30 s over FastAGI, calls overlapping "
+        "(IVR, queue, an agent answers, talk, hang-up); outside Moscow working hours they "
+        "hear the closed-line message",
+        flush=True,
+    )
+    try:
+        while True:
+            await asyncio.sleep(rng.uniform(10, 30))
+            task = asyncio.create_task(one(), name="demo-call")
+            calls.add(task)
+            task.add_done_callback(calls.discard)
+    finally:
+        for task in calls:
+            task.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
 
 
 def _owned_task(name: str, factory):
@@ -145,6 +164,7 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         force=True,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    _check_ports(settings)  # before seeding: a second `serve --demo` must not touch the data
     container = await prepare(settings, demo=demo)
     app = init_app(container, extra_contexts=background_contexts(container, demo=demo))
     runner = web.AppRunner(app, access_log=None)
@@ -165,6 +185,32 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     finally:
         await runner.cleanup()
         await container.close()
+
+
+def _check_ports(settings: Settings) -> None:
+    """Fail at once, in one line, if the HTTP or FastAGI port is taken (OSError reaches the
+    CLI's one-line handler); the real bind follows immediately after."""
+    wanted = [("http", settings.http.host, settings.http.port)]
+    if settings.fastagi.enabled:
+        wanted.append(("fastagi", settings.fastagi.host, settings.fastagi.port))
+    for section, host, port in wanted:
+        if not port:
+            continue  # 0: the system picks a free one
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise OSError(f"[{section}] host {host!r}: {exc}") from None
+        family, _, _, _, addr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(addr)
+            except OSError as exc:
+                raise OSError(
+                    f"[{section}] port {port} on {host} is not free ({exc.strerror}); "
+                    "is another callcenter serve running? Set another port with "
+                    f"CALLCENTER_{section.upper()}_PORT"
+                ) from None
 
 
 def _safe_url(url: str) -> str:

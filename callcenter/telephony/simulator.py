@@ -275,13 +275,21 @@ async def run(
 
 def summary(done: list[SimCall], seconds: float) -> str:
     routes = Counter((c.scenario, c.route or "-") for c in done)
-    lines = [f"{len(done)} calls in {seconds:.1f} s ({len(done) / max(seconds, 1e-9):.0f}/s)"]
+    lines = [f"{len(done)} calls in {seconds:.1f} s ({_rate(len(done), seconds)})"]
     for (scen, route), n in sorted(routes.items()):
         lines.append(f"  {scen:<14} -> {route:<8} {n}")
     ms = [c.service_ms for c in done if c.service_ms]
     if ms:
         lines.append(f"service-side time per call: median {statistics.median(ms):.1f} ms")
     return "\n".join(lines)
+
+
+def _rate(count: int, seconds: float) -> str:
+    """Calls per second with the digits that matter: 5 calls in 14 s is 0.36/s, not 0/s."""
+    per_second = count / max(seconds, 1e-9)
+    if per_second >= 10:
+        return f"{per_second:.0f}/s"
+    return f"{per_second:.2g}/s, {per_second * 60:.3g}/min"
 
 
 def demo_numbers(now) -> tuple[list[str], dict[str, str]]:
