@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from callcenter.adapters import db
 from callcenter.adapters.clock import SystemClock
+from callcenter.adapters.gauges import read_gauges
+from callcenter.adapters.metrics import Metrics
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -25,7 +27,6 @@ from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming, TicketFactory
-from callcenter.web.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +146,17 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
             lease_seconds=batch * fwd.timeout_seconds + 30,  # a claim outlives a slow batch
         )
         factory.on_outbox = outbox.wake
+    metrics = Metrics()
+
+    async def gauges() -> dict[str, float]:
+        now = clock.now()
+        soon = calendars.for_policy(await policy.in_force_at(now)).add_working_hours(now, 1)
+        return await read_gauges(sessions, now, soon)
+
+    metrics.refresh_with(gauges)
     return Container(
         settings=settings,
+        metrics=metrics,
         engine=engine,
         sessions=sessions,
         clock=clock,

@@ -30,12 +30,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[CONTAINER].metrics.render()
+    metrics = request.app[CONTAINER].metrics
     return web.Response(
-        text=body,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Content-Type-Options": "nosniff"},
+        body=await metrics.render(),
+        headers={"Content-Type": metrics.content_type, "X-Content-Type-Options": "nosniff"},
     )
 
 

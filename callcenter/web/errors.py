@@ -76,7 +76,7 @@ async def error_middleware(request: web.Request, handler):
         method=request.method,
         status=str(response.status),
     )
-    metrics.observe(time.perf_counter() - started, route=route_name)
+    metrics.observe(time.perf_counter() - started, route=route_name, method=request.method)
     return response
 
 
