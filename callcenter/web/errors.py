@@ -10,6 +10,7 @@ from aiohttp import web
 
 from callcenter.adapters.db import is_unavailable
 from callcenter.domain import errors as e
+from callcenter.web.json_edge import decode_object
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +82,5 @@ async def error_middleware(request: web.Request, handler):
 
 
 async def read_json(request: web.Request) -> dict:
-    """The request body as a JSON object, or a 400 that says what is wrong with it."""
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise e.DomainError(
-            f"request body is not valid JSON: {exc}", code="malformed_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise e.DomainError("request body must be a JSON object", code="malformed_json")
-    return body
+    """The request body as a JSON object (see ``json_edge``), or a 4xx saying what is wrong."""
+    return decode_object(await request.read())
