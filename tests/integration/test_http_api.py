@@ -140,3 +140,18 @@ async def test_an_unreachable_database_is_a_503_not_a_500(clock, unused_tcp_port
             assert r.status == 503
     finally:
         await c.close()
+
+
+async def test_every_answer_carries_the_protective_headers(client, container, clock, pbx_token):
+    await seed(container, clock)
+    ok = await client.get("/api/v1/certificates/123456", headers=bearer(pbx_token))
+    refused = await client.get("/api/v1/certificates/123456")
+    missing = await client.get("/api/v1/nothing-here")
+    bad_json = await client.post("/api/v1/events", data=b"{", headers=bearer(pbx_token))
+    assert [r.status for r in (ok, refused, missing, bad_json)] == [200, 401, 404, 400]
+    for r in (ok, refused, missing, bad_json):
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert r.headers["Cache-Control"] == "no-store"
+        assert r.headers["Referrer-Policy"] == "same-origin"
+    health = await client.get("/healthz")
+    assert "Cache-Control" not in health.headers  # no personal data there
