@@ -6,6 +6,7 @@ from aiohttp import web
 
 from callcenter.web import api, calls_api
 from callcenter.web.auth import SIGNER, SessionSigner
+from callcenter.web.csrf import csrf_middleware
 from callcenter.web.errors import error_middleware
 from callcenter.web.headers import on_prepare
 from callcenter.web.keys import CONTAINER
@@ -13,7 +14,7 @@ from callcenter.web.keys import CONTAINER
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
     """Build the app around a wired container; background work joins via cleanup contexts."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[error_middleware, csrf_middleware], client_max_size=1024**2)
     app[CONTAINER] = container
     app.on_response_prepare.append(on_prepare)
     http = container.settings.http

@@ -14,7 +14,13 @@ from callcenter.web.json_edge import decode_object
 
 log = logging.getLogger(__name__)
 
+
+class UnsupportedMediaType(e.DomainError):
+    code = "unsupported_media_type"
+
+
 STATUS_BY_CLASS: list[tuple[type[e.DomainError], int]] = [
+    (UnsupportedMediaType, 415),
     (e.ValidationError, 422),
     (e.PolicyRefused, 422),
     (e.NotFound, 404),
@@ -29,13 +35,32 @@ def _dumps(obj) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
+#: the error code an error answer carries, for the refusal metrics (no parsing the body back)
+ERROR_CODE: web.ResponseKey[str] = web.ResponseKey("error_code", str)
+
+
 def json_response(data, status: int = 200) -> web.Response:
     """JSON with Cyrillic as UTF-8 on the wire, not \\u escapes."""
     return web.json_response(data, status=status, dumps=_dumps)
 
 
 def json_error(status: int, code: str, message: str, **extra) -> web.Response:
-    return json_response({"error": code, "message": message, **extra}, status)
+    response = json_response({"error": code, "message": message, **extra}, status)
+    response[ERROR_CODE] = code
+    return response
+
+
+def refusal_kind(status: int, code: str | None) -> str | None:
+    """How ``/metrics`` files a refused request (None: not a refusal)."""
+    if code == "csrf_refused":
+        return "csrf"
+    if status == 429:
+        return "throttled"
+    if status in (401, 403):
+        return "unauthorized"
+    if status in (400, 413, 415, 422):
+        return "bad_input"
+    return None
 
 
 def status_for(exc: e.DomainError) -> int:
@@ -77,10 +102,25 @@ async def error_middleware(request: web.Request, handler):
         method=request.method,
         status=str(response.status),
     )
+    kind = refusal_kind(response.status, response.get(ERROR_CODE))
+    if kind is not None:
+        metrics.inc(
+            "callcenter_refusals_total",
+            "Requests refused, by kind: what an operator watches for an attack.",
+            kind=kind,
+        )
     metrics.observe(time.perf_counter() - started, route=route_name, method=request.method)
     return response
 
 
 async def read_json(request: web.Request) -> dict:
-    """The request body as a JSON object (see ``json_edge``), or a 4xx saying what is wrong."""
+    """The request body as a JSON object (see ``json_edge``), or a 4xx saying what is wrong.
+
+    Only ``application/json``: a form or ``text/plain`` body is what a cross-site page can
+    send without asking, so it is refused before it is read (see ``csrf``)."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {request.content_type or 'nothing'}",
+            code="unsupported_media_type",
+        )
     return decode_object(await request.read())

@@ -61,10 +61,13 @@ async def test_events_are_strict_and_idempotent(client, pbx_token):
         body = await r.json()
         assert r.status == 422, bad
         assert body["error"] == "invalid_event" and body["fields"]
-    r = await client.post("/api/v1/events", data=b"{not json", headers=bearer(pbx_token))
+    as_json = {**bearer(pbx_token), "Content-Type": "application/json"}
+    r = await client.post("/api/v1/events", data=b"{not json", headers=as_json)
     assert (r.status, (await r.json())["error"]) == (400, "malformed_json")
-    r = await client.post("/api/v1/events", data="[1,2]", headers=bearer(pbx_token))
+    r = await client.post("/api/v1/events", data="[1,2]", headers=as_json)
     assert r.status == 400
+    r = await client.post("/api/v1/events", data=b"{}", headers=bearer(pbx_token))
+    assert (r.status, (await r.json())["error"]) == (415, "unsupported_media_type")
 
 
 async def test_roles(client, pbx_token, supervisor_token, container, clock):

@@ -147,7 +147,8 @@ async def test_every_answer_carries_the_protective_headers(client, container, cl
     ok = await client.get("/api/v1/certificates/123456", headers=bearer(pbx_token))
     refused = await client.get("/api/v1/certificates/123456")
     missing = await client.get("/api/v1/nothing-here")
-    bad_json = await client.post("/api/v1/events", data=b"{", headers=bearer(pbx_token))
+    as_json = {**bearer(pbx_token), "Content-Type": "application/json"}
+    bad_json = await client.post("/api/v1/events", data=b"{", headers=as_json)
     assert [r.status for r in (ok, refused, missing, bad_json)] == [200, 401, 404, 400]
     for r in (ok, refused, missing, bad_json):
         assert r.headers["X-Content-Type-Options"] == "nosniff"
