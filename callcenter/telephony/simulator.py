@@ -320,14 +320,22 @@ def add_parser(sub, common) -> None:
     p.set_defaults(func=_cmd)
 
 
+def _user_error(message: str) -> int:
+    """A bad argument: one line on stderr and exit code 2, as every ``callcenter`` command."""
+    import sys
+
+    print(f"callcenter: error: {message}", file=sys.stderr)
+    return 2
+
+
 async def _cmd(args) -> int:
     from datetime import UTC, datetime
 
-    from callcenter.cli import UsageError, _settings
+    from callcenter.config import load_settings
 
     if args.calls < 1 or args.concurrency < 1 or args.speed < 0:
-        raise UsageError("--calls and --concurrency must be positive, --speed not negative")
-    s = _settings(args)
+        return _user_error("--calls and --concurrency must be positive, --speed not negative")
+    s = load_settings(getattr(args, "config", None))
     numbers, contacts = demo_numbers(datetime.now(UTC))
     if args.number:
         numbers, contacts = args.number, {}
@@ -345,9 +353,9 @@ async def _cmd(args) -> int:
             args.seed,
         )
     except ConnectionRefusedError:
-        raise UsageError(
+        return _user_error(
             f"nothing listens on agi://{s.fastagi.host}:{s.fastagi.port}/ "
             "(is `callcenter serve` running?)"
-        ) from None
+        )
     print(summary(done, time.perf_counter() - t0))
     return 0
