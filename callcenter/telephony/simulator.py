@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from callcenter.telephony import agi
+from callcenter.telephony import emulation
 
 SCENARIOS = (
     "valid",
@@ -107,10 +107,10 @@ class SwitchSession:
         return (time.perf_counter() - started - paused) * 1000
 
     async def answer(self, line: str, vars_: dict[str, str]) -> str:
-        words = agi.parse_command_args(line)
+        words = emulation.parse_command_args(line)
         cmd = " ".join(words[:2]).upper()
         if self.dead and cmd not in ("GET VARIABLE", "SET VARIABLE", "GET FULL", "VERBOSE"):
-            return "511 Command Not Permitted on a dead channel or intercept routine"
+            return emulation.DEAD_CHANNEL_REPLY
         if cmd == "GET VARIABLE":
             value = vars_.get(words[2])
             return "200 result=0" if value is None else f"200 result=1 ({value})"
@@ -138,11 +138,7 @@ class SwitchSession:
             await self.pause(0.35 * len(typed))
             return f"200 result={typed}"
         if cmd == "CHANNEL STATUS":
-            return (
-                "511 Command Not Permitted on a dead channel or intercept routine"
-                if self.dead
-                else "200 result=6"
-            )
+            return emulation.DEAD_CHANNEL_REPLY if self.dead else "200 result=6"
         if words[0].upper() == "VERBOSE":
             return "200 result=1"
         return "200 result=0"
