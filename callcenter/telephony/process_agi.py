@@ -21,13 +21,16 @@ import sys
 
 from callcenter.telephony import agi
 from callcenter.telephony import ivr as flows
-from callcenter.telephony.service_client import HttpError, ServiceClient, quote
-from callcenter.telephony.spool import Spool, utc_now_iso
+from callcenter.telephony.service_client import HttpError, ServiceClient, quote, utc_now_iso
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from callcenter.telephony.spool import Spool
 
 DEAD = flows.DEAD
 
 
-def resolve(action, client: ServiceClient, spool: Spool | None = None):
+def resolve(action, client: ServiceClient, spool: Spool | LazySpool | None = None):
     """Answer a flow's service action over HTTP (or SERVICE_DOWN)."""
     if isinstance(action, flows.Report):
         # stamped when it happened, so a retry from the spool is the same event (same key)
@@ -118,7 +121,31 @@ def options_from_env() -> tuple[flows.IvrOptions, str, str, float, str | None]:
     return opts, url, token, s.ivr.lookup_timeout_seconds, s.agi.spool_dir or None
 
 
-def drive(flow, session, client: ServiceClient, spool: Spool | None) -> flows.Outcome:
+class LazySpool:
+    """The spool of one service URL, imported when first used: most calls keep nothing, and
+    a process AGI's start-up is most of its cost. Has the :class:`Spool` methods the driver
+    uses (``keep``, ``flush``)."""
+
+    def __init__(self, directory: str | None, owner: str) -> None:
+        self._directory, self._owner = directory, owner
+        self._spool: Spool | None = None
+
+    @property
+    def spool(self) -> Spool:
+        if self._spool is None:
+            from callcenter.telephony.spool import Spool
+
+            self._spool = Spool(self._directory, owner=self._owner)
+        return self._spool
+
+    def keep(self, event: dict) -> None:
+        self.spool.keep(event)
+
+    def flush(self, client: ServiceClient, limit: int = 200) -> int:
+        return self.spool.flush(client, limit)
+
+
+def drive(flow, session, client: ServiceClient, spool: Spool | LazySpool | None) -> flows.Outcome:
     """Run a flow against a live AGI session: commands to Asterisk, actions to the service."""
     parser = agi.ReplyParser()
     dead = False
@@ -216,7 +243,7 @@ def main(script: str) -> int:
     session = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=devnull)
     opts, url, token, budget, spool_dir = options_from_env()
     client = ServiceClient(url, token, budget)
-    spool = Spool(spool_dir, owner=url)
+    spool = LazySpool(spool_dir, owner=url)
     outcome = drive(flows.FLOWS[script](session.env, opts), session, client, spool)
     for err in client.errors:
         print(f"callcenter {script} call {outcome.call_id}: service error: {err}", file=sys.stderr)

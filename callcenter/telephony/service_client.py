@@ -203,3 +203,13 @@ def _tcp_connection(host: str, port: int, timeout: float):
     if first_error is not None:
         raise first_error
     raise OSError("getaddrinfo returns an empty list")
+
+
+def utc_now_iso() -> str:
+    """``datetime.now(UTC).isoformat()`` without importing datetime (~1.5 ms a start): the
+    ``at`` a script sends, stamped when the event happened."""
+    now = time.time()
+    whole = int(now)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
+        f".{int((now - whole) * 1e6):06d}+00:00"
+    )

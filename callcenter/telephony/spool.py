@@ -8,10 +8,11 @@ host once shared a folder). So every entry names the service it was meant for, i
 the service URL a process AGI posts to, or the address of the ``serve`` that kept it. A flush
 takes only its owner's entries and leaves every other file where it is.
 
-An entry is ``<unix time>-<pid>-<tag>.json`` holding ``{"for": OWNER, "event": {...}}``; the
-tag (CRC-32 of the owner) lets a flush list its own entries without opening the others'.
-Entries written before owners existed (``<time>-<pid>.json``, a bare event) belong to no one
-and are left alone. Stdlib only and lean: a process AGI imports this at every call's start.
+An entry is ``<unix time>-<pid>-<tag>.json`` holding ``{"for": OWNER, "event": {...}}``;
+the tag (a 32-bit FNV-1a hash of the owner) lets a flush list its own entries without
+opening the others'. Entries written before owners existed (``<time>-<pid>.json``, a bare
+event) belong to no one and are left alone. Stdlib only and lean: a process AGI imports it
+when it first keeps or flushes an event.
 """
 
 from __future__ import annotations
@@ -20,23 +21,24 @@ import json
 import os
 import sys
 import time
-import zlib
+
+from callcenter.telephony.service_client import utc_now_iso
 
 SUFFIX = ".json"
+
+
+def _tag(owner: str) -> str:
+    """FNV-1a (32 bit) of the owner, as 8 hex digits: stable across processes, unlike
+    ``hash()``, and with no module to import (``zlib`` would be one more at every start)."""
+    h = 0x811C9DC5
+    for byte in owner.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
 
 
 def service_identity(url: str) -> str:
     """The owner string of a service URL: ``http://h:8080/`` and ``http://h:8080`` are one."""
     return url.strip().rstrip("/")
-
-
-def utc_now_iso() -> str:
-    """``datetime.now(UTC).isoformat()`` without importing datetime (~1.5 ms a start)."""
-    now = time.time()
-    whole = int(now)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
-        f".{int((now - whole) * 1e6):06d}+00:00"
-    )
 
 
 def default_script_dir() -> str:
@@ -55,7 +57,7 @@ class Spool:
     def __init__(self, directory: str | None = None, *, owner: str) -> None:
         self._dir = directory
         self.owner = service_identity(owner)
-        self._suffix = f"-{zlib.crc32(self.owner.encode()):08x}{SUFFIX}"
+        self._suffix = f"-{_tag(self.owner)}{SUFFIX}"
 
     @property
     def dir(self) -> str:

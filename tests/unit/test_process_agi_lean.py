@@ -160,6 +160,19 @@ def test_the_script_imports_stay_lean():
     loaded = set(_run(f"from callcenter.telephony import process_agi as p; p._pyst2_agi(); {show}"))
     assert "asterisk.agi" in loaded
     assert (loaded - bare) & HEAVY == set()
+    # ours: the driver, its HTTP client, the flow and what the flow needs; not the spool
+    # (imported when an event is first kept), nor Asterisk's side (telephony.emulation)
+    assert {m for m in loaded if m.startswith("callcenter.")} == {
+        "callcenter.domain",
+        "callcenter.domain.numbers",
+        "callcenter.telephony",
+        "callcenter.telephony.agi",
+        "callcenter.telephony.ivr",
+        "callcenter.telephony.process_agi",
+        "callcenter.telephony.prompts",
+        "callcenter.telephony.service_client",
+        "callcenter.telephony.variables",
+    }
 
 
 def test_pyst2_is_imported_with_stand_ins_that_are_then_removed():
