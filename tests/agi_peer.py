@@ -1,5 +1,10 @@
 """A fake Asterisk 22 ("AGI peer") for tests: process AGI and FastAGI, with a scripted caller.
 
+One concern, Asterisk's side of an AGI session, in one file: both transports share the
+command semantics, the scripted caller and the result (AGISTATUS, variables, timeline), and
+most of its length is the recorded behaviour it reproduces, cited line by line. How Asterisk
+splits and recognises a command line comes from :mod:`callcenter.telephony.emulation`.
+
 It reproduces the byte-level behaviour recorded from a real Asterisk 22.10.1 in
 ``/work/shared/asterisk-transcripts`` (``file:line`` references below).  Replies are
 instant; time is *simulated* (``PeerResult.elapsed_ms`` and the first column of
