@@ -33,4 +33,4 @@ bench: $(STAMP)
 	$(PY) bench/bench_calendar.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .import_linter_cache
