@@ -135,15 +135,15 @@ def always_open(work: Path) -> Path:
     return p
 
 
-def installed_copy(work: Path) -> Path:
+def installed_copy(work: Path, source: Path = ROOT, name: str = "installed") -> Path:
     """The package and scripts copied with their bytecode compiled, as ``pip install`` leaves
     them (a checkout run with PYTHONDONTWRITEBYTECODE=1 recompiles our modules every start)."""
     import compileall
     import shutil
 
-    dest = work / "installed"
+    dest = work / name
     for name in ("callcenter", "agi_scripts"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(source / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
     if not compileall.compile_dir(dest / "callcenter", quiet=1):
         raise RuntimeError("compileall failed")
     return dest
@@ -157,13 +157,15 @@ def bytecode_note() -> str:
     return f"no bytecode cache: sources compiled at every start{off}"
 
 
-def bench_process_agi(db_url: str, work: Path, runs: int) -> None:
+def bench_process_agi(db_url: str, work: Path, runs: int, baseline: Path | None = None) -> None:
     from tests.agi_peer import Caller, Dtmf, PeerOptions, run_process_agi
 
     token = cli(db_url, "tokens", "create", "bench", "--role", "pbx").strip().splitlines()[-1]
     served = Served(db_url, work, **OPEN)
     installed = installed_copy(work)
     trees = {"checkout": ROOT, "installed": installed}
+    if baseline is not None:  # another revision's tree, measured in the same run
+        trees["baseline"] = installed_copy(work, baseline, "baseline")
     opts = PeerOptions(sound_patterns=("callcenter/*",))
     times: dict[str, list[float]] = {"bare": [], **{name: [] for name in trees}}
     try:
@@ -193,12 +195,14 @@ def bench_process_agi(db_url: str, work: Path, runs: int) -> None:
     labels = {
         "checkout": f"this checkout, {bytecode_note()}",
         "installed": "installed copy, bytecode compiled (as pip install leaves it)",
+        "baseline": f"installed copy of {baseline}, bytecode compiled",
     }
     print(
         f"process AGI: full valid-number dialogue, median of {runs} runs each; "
         f"bare `python -c pass` median {b:.1f} ms"
     )
-    for name, label in labels.items():
+    for name in trees:
+        label = labels[name]
         s = statistics.median(times[name])
         print(f"  {s:6.1f} ms  ratio {s / b:.2f}x  {label}")
 
@@ -213,6 +217,12 @@ def main() -> None:
     ap.add_argument(
         "--only-process", action="store_true", help="only the process-AGI part (no FastAGI)"
     )
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        help="a tree of another revision (callcenter/, agi_scripts/) whose process AGI is "
+        "measured alongside, in the same run (e.g. from `git archive REV | tar -x -C DIR`)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-agi-"))
     OPEN.update(
@@ -223,7 +233,7 @@ def main() -> None:
     sqlite = f"sqlite+aiosqlite:///{work}/bench.sqlite3"
     if args.only_process:
         prepare(sqlite, work)
-        bench_process_agi(sqlite, work, args.agi_runs)
+        bench_process_agi(sqlite, work, args.agi_runs, args.baseline)
         return
     bench_fastagi(sqlite, work, args.dialogues, args.concurrency, args.rate, "SQLite")
     if args.pg:
@@ -231,7 +241,7 @@ def main() -> None:
 
         asyncio.run(reset_postgres(args.pg))
         bench_fastagi(args.pg, work, args.dialogues, args.concurrency, args.rate, "PostgreSQL")
-    bench_process_agi(sqlite, work, args.agi_runs)
+    bench_process_agi(sqlite, work, args.agi_runs, args.baseline)
 
 
 if __name__ == "__main__":

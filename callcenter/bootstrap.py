@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, time
 
@@ -88,10 +89,17 @@ class Container:
     scheduler: Scheduler
     outbox: OutboxWorker | None
     ivr: IvrService
+    #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
+    #: installed here so that web/ need not import the adapters that know the drivers
+    is_outage: Callable[[BaseException], bool] = db.is_unavailable
     metrics: Metrics = field(default_factory=Metrics)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
+
+    async def ping_database(self) -> None:
+        """Raise unless the database answers a trivial query (the liveness probe's question)."""
+        await db.ping(self.engine)
 
     async def close(self) -> None:
         if self.outbox is not None:

@@ -93,6 +93,8 @@ class AgiSettings:
 
     service_url: str = "http://127.0.0.1:8080"
     token: str = ""
+    #: "" = each side's own default: ``serve`` keeps its spool in its data directory (beside
+    #: the SQLite file, else ``var/``), a script in the system temp directory
     spool_dir: str = ""
 
 

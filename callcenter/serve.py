@@ -104,7 +104,8 @@ demo_calls_context = _owned_task("demo-calls", _demo_calls)
 
 async def ami_context(app):
     """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
-    from callcenter.adapters.ami import AmiClient, to_call_event
+    from callcenter.adapters.ami import AmiClient
+    from callcenter.adapters.ami_events import to_call_event
     from callcenter.domain.errors import DomainError
     from callcenter.web.keys import CONTAINER
 

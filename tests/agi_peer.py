@@ -1,5 +1,10 @@
 """A fake Asterisk 22 ("AGI peer") for tests: process AGI and FastAGI, with a scripted caller.
 
+One concern, Asterisk's side of an AGI session, in one file: both transports share the
+command semantics, the scripted caller and the result (AGISTATUS, variables, timeline), and
+most of its length is the recorded behaviour it reproduces, cited line by line. How Asterisk
+splits and recognises a command line comes from :mod:`callcenter.telephony.emulation`.
+
 It reproduces the byte-level behaviour recorded from a real Asterisk 22.10.1 in
 ``/work/shared/asterisk-transcripts`` (``file:line`` references below).  Replies are
 instant; time is *simulated* (``PeerResult.elapsed_ms`` and the first column of
@@ -142,7 +147,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from callcenter.telephony import agi
+from callcenter.telephony import agi, emulation
 
 __all__ = [
     "DEFAULT_APPS",
@@ -729,13 +734,13 @@ class FakeAsterisk:
             self._fail()
             self.exchanges.append((line, []))
             return Outcome([], stop=True)
-        words = agi.parse_command_args(line)
-        cmd = agi.match_command(words)
+        words = emulation.parse_command_args(line)
+        cmd = emulation.match_command(words)
         reply: list[str]
         if cmd is None:
-            reply = [agi.INVALID_COMMAND_REPLY]
-        elif self.dead and not agi.runs_on_dead_channel(cmd):
-            reply = [agi.DEAD_CHANNEL_REPLY]
+            reply = [emulation.INVALID_COMMAND_REPLY]
+        elif self.dead and not emulation.runs_on_dead_channel(cmd):
+            reply = [emulation.DEAD_CHANNEL_REPLY]
         else:
             handler = self._handlers.get(cmd)
             if handler is None:
@@ -757,9 +762,9 @@ class FakeAsterisk:
 
     def _usage(self, cmd: tuple[str, ...]) -> list[str]:
         if not self.options.xmldoc:
-            return [agi.USAGE_NOT_AVAILABLE_REPLY]
+            return [emulation.USAGE_NOT_AVAILABLE_REPLY]
         text = _USAGE.get(cmd, [f"(usage text of {' '.join(cmd)} was not recorded)"])
-        return [agi.USAGE_FOLLOWS_LINE, *text, agi.USAGE_END_LINE]
+        return [emulation.USAGE_FOLLOWS_LINE, *text, emulation.USAGE_END_LINE]
 
     def finish(self, exit_code: int | None) -> str:
         """AGISTATUS after the script ended (``exit_code`` None for FastAGI)."""

@@ -1,5 +1,8 @@
 """A fake Asterisk 22 AMI server for tests: a real TCP socket, the recorded byte streams.
 
+One concern (the manager's side of a session) in ~440 lines, most of them its recorded
+behaviour.
+
 It behaves like the manager of ``/work/shared/asterisk-transcripts`` (file 07 and README
 facts 14-15) and can replay the complete AMI streams recorded for files 05 and 06
 (``raw/ami-q5-queue-agent-answer.log``, ``raw/ami-q6-queue-abandon.log``) byte for byte::

@@ -159,3 +159,9 @@ def head_revision() -> str:
 
     cfg = _alembic_config(None)
     return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raise unless the database answers ``SELECT 1`` (the liveness probe's question)."""
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("SELECT 1")

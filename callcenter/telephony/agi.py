@@ -17,10 +17,13 @@ Contents:
 * :class:`EnvParser` / :func:`parse_env` / :func:`agi_args` - the environment block;
 * :class:`AgiReply` / :class:`ReplyParser` / :func:`parse_reply` - replies;
 * :func:`format_command` and the builders (:func:`answer`, :func:`get_data`, ...) -
-  commands exactly as Asterisk's argument parser expects them;
-* :func:`parse_command_args` / :func:`match_command` / :data:`AGI_COMMANDS` - how
-  Asterisk itself splits and recognises a command line (used by the test peer, and
-  handy to know which commands still work on a hung-up channel).
+  commands exactly as Asterisk's argument parser expects them.
+
+This is the codec a driver needs, both directions of one wire format, so it is one module
+(~670 lines, half of them the transcripts' facts in docstrings); the process AGI imports it
+at every call's start. How Asterisk itself reads a command line and what it answers (the
+peer's side, for the test peer, the simulator and the bench) is
+:mod:`callcenter.telephony.emulation`.
 
 Bytes are decoded as UTF-8 with ``errors="replace"`` (Asterisk passes caller names and
 variable values through as raw bytes).
@@ -38,14 +41,10 @@ if TYPE_CHECKING:
     from typing import Final
 
 __all__ = [
-    "AGI_COMMANDS",
     "AGI_ENV_KEYS",
-    "DEAD_CHANNEL_REPLY",
     "FASTAGI_ENV_KEYS",
     "HANGUP",
     "HANGUP_LINE",
-    "INVALID_COMMAND_REPLY",
-    "USAGE_NOT_AVAILABLE_REPLY",
     "AgiHangup",
     "AgiProtocolError",
     "AgiReply",
@@ -65,13 +64,10 @@ __all__ = [
     "get_option",
     "get_variable",
     "hangup",
-    "match_command",
     "noop",
-    "parse_command_args",
     "parse_env",
     "parse_reply",
     "quote_arg",
-    "runs_on_dead_channel",
     "say_alpha",
     "say_digits",
     "say_number",
@@ -116,11 +112,6 @@ AGI_ENV_KEYS: Final[tuple[str, ...]] = (
 FASTAGI_ENV_KEYS: Final[tuple[str, ...]] = ("agi_network", "agi_network_script")
 
 HANGUP_LINE: Final = "HANGUP"
-INVALID_COMMAND_REPLY: Final = "510 Invalid or unknown command"
-DEAD_CHANNEL_REPLY: Final = "511 Command Not Permitted on a dead channel or intercept routine"
-USAGE_NOT_AVAILABLE_REPLY: Final = "520 Invalid command syntax.  Proper usage not available."
-USAGE_FOLLOWS_LINE: Final = "520-Invalid command syntax.  Proper usage follows:"
-USAGE_END_LINE: Final = "520 End of proper usage."
 
 
 class AgiProtocolError(ValueError):
@@ -495,117 +486,6 @@ def parse_reply(text: str | bytes) -> AgiReply:
     if not isinstance(result, AgiReply):
         raise AgiProtocolError(f"not a complete AGI reply: {text!r}")
     return result
-
-
-# ---------------------------------------------------------------------------------------
-# Commands: how Asterisk reads them
-# ---------------------------------------------------------------------------------------
-
-#: Every AGI command of Asterisk 22 (as its words) -> whether it may run on a dead
-#: (hung-up) channel.  Anything else gets ``510``; a ``False`` command on a dead channel
-#: gets ``511`` before its arguments are even checked (03:139-140).
-AGI_COMMANDS: Final[Mapping[tuple[str, ...], bool]] = {
-    ("ANSWER",): False,
-    ("ASYNCAGI", "BREAK"): True,
-    ("CHANNEL", "STATUS"): False,
-    ("DATABASE", "DEL"): True,
-    ("DATABASE", "DELTREE"): True,
-    ("DATABASE", "GET"): True,
-    ("DATABASE", "PUT"): True,
-    ("EXEC",): True,
-    ("GET", "DATA"): False,
-    ("GET", "FULL", "VARIABLE"): True,
-    ("GET", "OPTION"): False,
-    ("GET", "VARIABLE"): True,
-    ("HANGUP",): False,
-    ("NOOP",): True,
-    ("RECEIVE", "CHAR"): False,
-    ("RECEIVE", "TEXT"): False,
-    ("RECORD", "FILE"): False,
-    ("SAY", "ALPHA"): False,
-    ("SAY", "DIGITS"): False,
-    ("SAY", "NUMBER"): False,
-    ("SAY", "PHONETIC"): False,
-    ("SAY", "DATE"): False,
-    ("SAY", "TIME"): False,
-    ("SAY", "DATETIME"): False,
-    ("SEND", "IMAGE"): False,
-    ("SEND", "TEXT"): False,
-    ("SET", "AUTOHANGUP"): False,
-    ("SET", "CALLERID"): False,
-    ("SET", "CONTEXT"): False,
-    ("SET", "EXTENSION"): False,
-    ("SET", "MUSIC"): False,
-    ("SET", "PRIORITY"): False,
-    ("SET", "VARIABLE"): True,
-    ("STREAM", "FILE"): False,
-    ("CONTROL", "STREAM", "FILE"): False,
-    ("TDD", "MODE"): False,
-    ("VERBOSE",): True,
-    ("WAIT", "FOR", "DIGIT"): False,
-    ("SPEECH", "CREATE"): False,
-    ("SPEECH", "SET"): False,
-    ("SPEECH", "DESTROY"): True,
-    ("SPEECH", "LOAD", "GRAMMAR"): False,
-    ("SPEECH", "UNLOAD", "GRAMMAR"): True,
-    ("SPEECH", "ACTIVATE", "GRAMMAR"): False,
-    ("SPEECH", "DEACTIVATE", "GRAMMAR"): False,
-    ("SPEECH", "RECOGNIZE"): False,
-    ("GOSUB",): False,
-}
-
-
-def parse_command_args(line: str) -> list[str]:
-    """Split a command line exactly like Asterisk's ``parse_args()`` (res_agi.c).
-
-    Whitespace separates words unless inside double quotes; ``"`` toggles quoting and is
-    dropped; ``\\`` makes the next character literal; ``""`` is an empty word.  So
-    ``SET VARIABLE X "a b"`` -> ``["SET", "VARIABLE", "X", "a b"]`` and pyst2's doubly quoted
-    ``DATABASE GET ""fam"" ""key""`` -> ``["DATABASE", "GET", "fam", "key"]``.  The line must
-    not contain its ``\\n``; a ``\\r`` is an ordinary character (as in Asterisk).
-    """
-    words: list[str] = []
-    cur: list[str] | None = None
-    quoted = escaped = False
-    for ch in line:
-        if ch == '"' and not escaped:
-            quoted = not quoted
-            if quoted and cur is None:
-                cur = []
-                words.append("")
-            continue
-        if ch in " \t" and not quoted and not escaped:
-            if cur is not None:
-                words[-1] = "".join(cur)
-                cur = None
-            continue
-        if ch == "\\" and not escaped:
-            escaped = True
-            continue
-        if cur is None:
-            cur = []
-            words.append("")
-        cur.append(ch)
-        escaped = False
-    if cur is not None:
-        words[-1] = "".join(cur)
-    return words
-
-
-def match_command(words: list[str]) -> tuple[str, ...] | None:
-    """Asterisk's ``find_command()``: the command whose words start ``words``
-    (case-insensitively), else ``None`` (-> ``510``).  Extra words are arguments, so
-    ``noop lowercase works?`` is NOOP (01:175) and ``GET`` alone is unknown."""
-    upper = [w.upper() for w in words]
-    for cmd in AGI_COMMANDS:
-        if len(upper) >= len(cmd) and tuple(upper[: len(cmd)]) == cmd:
-            return cmd
-    return None
-
-
-def runs_on_dead_channel(words: tuple[str, ...]) -> bool:
-    """Whether the command (as returned by :func:`match_command`) works after a hangup."""
-    return AGI_COMMANDS[words]
 
 
 # ---------------------------------------------------------------------------------------

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
 from callcenter.domain.errors import DomainError
 from callcenter.telephony import agi
 from callcenter.telephony import ivr as flows
-from callcenter.telephony.process_agi import Spool
+from callcenter.telephony.spool import Spool
 
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
@@ -215,10 +216,30 @@ class Session:
                 return got
 
 
+def service_spool(settings) -> Spool:
+    """This instance's spool: its folder is in the instance's own data directory, and what it
+    keeps is marked with the instance's own address.
+
+    The folder is ``[agi] spool_dir``, or else ``agi-spool`` beside the SQLite file (one
+    ``serve`` per file), or ``var/agi-spool`` (the default data directory) on PostgreSQL. The
+    owner is ``http://HOST:PORT`` of this instance's HTTP side, which no other instance on the
+    host can hold at the same time, and which is the URL a process AGI of the same host posts
+    to by default, so this instance also records what such scripts kept for it.
+    """
+    from sqlalchemy.engine import make_url
+
+    folder = settings.agi.spool_dir
+    if not folder:
+        url = make_url(settings.database.url)
+        on_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+        folder = os.path.join(os.path.dirname(url.database) if on_file else "var", "agi-spool")
+    return Spool(folder, owner=f"http://{settings.http.host}:{settings.http.port}")
+
+
 @contextlib.asynccontextmanager
 async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
     """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
-    spool = Spool(container.settings.agi.spool_dir or None)
+    spool = service_spool(container.settings)
     resolve = InProcessResolver(container, spool)
     options = flows.IvrOptions.from_settings(container.settings, "fastagi")
     sessions: set[asyncio.Task] = set()

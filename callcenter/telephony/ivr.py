@@ -15,6 +15,10 @@ a route.
 Three drivers run it: the pyst2 script (blocking I/O), the FastAGI server (asyncio) and tests.
 The flow has no clock and no I/O of its own, so it imports only the standard library and the
 AGI wire helpers (a process-AGI script must start fast).
+
+One concern in ~500 lines: the three flows share their steps (prompts, retries, reports) and
+the records they exchange with the drivers, and a process AGI loads the dialogue as one
+module at every call's start.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from callcenter.telephony import agi
+from callcenter.telephony import emulation
 
 SCENARIOS = (
     "valid",
@@ -107,10 +107,10 @@ class SwitchSession:
         return (time.perf_counter() - started - paused) * 1000
 
     async def answer(self, line: str, vars_: dict[str, str]) -> str:
-        words = agi.parse_command_args(line)
+        words = emulation.parse_command_args(line)
         cmd = " ".join(words[:2]).upper()
         if self.dead and cmd not in ("GET VARIABLE", "SET VARIABLE", "GET FULL", "VERBOSE"):
-            return "511 Command Not Permitted on a dead channel or intercept routine"
+            return emulation.DEAD_CHANNEL_REPLY
         if cmd == "GET VARIABLE":
             value = vars_.get(words[2])
             return "200 result=0" if value is None else f"200 result=1 ({value})"
@@ -138,11 +138,7 @@ class SwitchSession:
             await self.pause(0.35 * len(typed))
             return f"200 result={typed}"
         if cmd == "CHANNEL STATUS":
-            return (
-                "511 Command Not Permitted on a dead channel or intercept routine"
-                if self.dead
-                else "200 result=6"
-            )
+            return emulation.DEAD_CHANNEL_REPLY if self.dead else "200 result=6"
         if words[0].upper() == "VERBOSE":
             return "200 result=1"
         return "200 result=0"
@@ -328,14 +324,22 @@ def add_parser(sub, common) -> None:
     p.set_defaults(func=_cmd)
 
 
+def _user_error(message: str) -> int:
+    """A bad argument: one line on stderr and exit code 2, as every ``callcenter`` command."""
+    import sys
+
+    print(f"callcenter: error: {message}", file=sys.stderr)
+    return 2
+
+
 async def _cmd(args) -> int:
     from datetime import UTC, datetime
 
-    from callcenter.cli import UsageError, _settings
+    from callcenter.config import load_settings
 
     if args.calls < 1 or args.concurrency < 1 or args.speed < 0:
-        raise UsageError("--calls and --concurrency must be positive, --speed not negative")
-    s = _settings(args)
+        return _user_error("--calls and --concurrency must be positive, --speed not negative")
+    s = load_settings(getattr(args, "config", None))
     numbers, contacts = demo_numbers(datetime.now(UTC))
     if args.number:
         numbers, contacts = args.number, {}
@@ -353,9 +357,9 @@ async def _cmd(args) -> int:
             args.seed,
         )
     except ConnectionRefusedError:
-        raise UsageError(
+        return _user_error(
             f"nothing listens on agi://{s.fastagi.host}:{s.fastagi.port}/ "
             "(is `callcenter serve` running?)"
-        ) from None
+        )
     print(summary(done, time.perf_counter() - t0))
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 
 from callcenter.domain.errors import ValidationError
 from callcenter.web.auth import require
@@ -19,8 +18,7 @@ routes = web.RouteTableDef()
 async def healthz(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     try:
-        async with c.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await c.ping_database()
         return json_response({"status": "ok", "database": "ok"})
     except Exception as exc:  # the probe must answer whatever the database does
         return json_response(

@@ -8,7 +8,6 @@ import time
 
 from aiohttp import web
 
-from callcenter.adapters.db import is_unavailable
 from callcenter.domain import errors as e
 from callcenter.web.json_edge import decode_object
 
@@ -72,7 +71,8 @@ async def error_middleware(request: web.Request, handler):
     """Domain errors, aiohttp's own HTTP errors and surprises all become JSON bodies."""
     from callcenter.web.keys import CONTAINER
 
-    metrics = request.app[CONTAINER].metrics
+    container = request.app[CONTAINER]
+    metrics = container.metrics
     started = time.perf_counter()
     route = request.match_info.route.resource
     route_name = route.canonical if route is not None else "unmatched"
@@ -87,7 +87,7 @@ async def error_middleware(request: web.Request, handler):
             exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason
         )
     except Exception as exc:
-        if is_unavailable(exc):
+        if container.is_outage(exc):
             log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
             response = json_error(
                 503, "database_unavailable", "the database is unavailable; try again shortly"

@@ -116,11 +116,11 @@ async def test_call_ended_refused_is_ended_by_the_system(run_script, container):
 
 async def test_call_ended_flushes_the_spool(container, client, clock, pbx_token, tmp_path):
     """Events kept while the service was down arrive with the next hangup handler."""
-    from callcenter.telephony.process_agi import Spool
+    from callcenter.telephony.spool import Spool
 
-    spool = Spool(str(tmp_path / "spool"))
-    spool.keep({"event": "queued", "call_id": "1795480000.1", "queue": "support", "source": "agi"})
     url = str(client.make_url("/")).rstrip("/")
+    spool = Spool(str(tmp_path / "spool"), owner=url)
+    spool.keep({"event": "queued", "call_id": "1795480000.1", "queue": "support", "source": "agi"})
     env = agi_env(url, pbx_token, tmp_path)
     await asyncio.to_thread(
         run_process_agi,
@@ -166,10 +166,12 @@ async def test_a_refused_report_is_not_spooled_and_does_not_stop_the_rest(
     """A 4xx for one report: the service is up, only that event is refused. A report made
     after the service failed is kept in the spool, whatever the failure before it was."""
     from callcenter.telephony import ivr
-    from callcenter.telephony.process_agi import ServiceClient, Spool, resolve
+    from callcenter.telephony.process_agi import resolve
+    from callcenter.telephony.service_client import ServiceClient
+    from callcenter.telephony.spool import Spool
 
-    spool = Spool(str(tmp_path / "spool"))
     url = str(client.make_url("/")).rstrip("/")
+    spool = Spool(str(tmp_path / "spool"), owner=url)
     svc = ServiceClient(url, pbx_token)
     bad = {"event": "queued", "call_id": "1795480400.1", "source": "agi"}  # no queue: 422
     good = {"event": "queued", "call_id": "1795480400.1", "queue": "support", "source": "agi"}
@@ -192,8 +194,7 @@ async def test_fastagi_keeps_events_its_database_cannot_take(container, clock, t
     events go to the spool, and they are recorded once a database can take them."""
     from callcenter import bootstrap
     from callcenter.config import Settings
-    from callcenter.telephony.fastagi import flush_spool
-    from callcenter.telephony.process_agi import Spool
+    from callcenter.telephony.fastagi import flush_spool, service_spool
     from tests.conftest import free_port
 
     dead_url = f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none"
@@ -216,7 +217,7 @@ async def test_fastagi_keeps_events_its_database_cannot_take(container, clock, t
     kept = sorted(spool_dir.glob("*.json"))
     assert len(kept) == 3  # call_started, certificate_checked (UNVERIFIED), queued
 
-    sent = await flush_spool(container, Spool(str(spool_dir)))
+    sent = await flush_spool(container, service_spool(settings))
     assert sent == len(kept)
     events = await container.calls.events(res.variables["CC_CALL_ID"])
     assert [(e.event, e.data.get("status")) for e in events] == [
@@ -225,3 +226,23 @@ async def test_fastagi_keeps_events_its_database_cannot_take(container, clock, t
         ("queued", None),
     ]
     assert list(spool_dir.glob("*.json")) == []
+
+
+async def test_a_fastagi_flush_records_only_its_own_instances_events(container, tmp_path):
+    """Two `serve` on one host given the same spool folder: each records only what was kept
+    for it; the other's entries stay where they are until their own instance takes them."""
+    from callcenter.config import Settings
+    from callcenter.telephony.fastagi import flush_spool, service_spool
+
+    first = Settings().replace(agi={"spool_dir": str(tmp_path)}, http={"port": 8080})
+    second = first.replace(http={"port": 8081})
+    event = {"event": "queued", "call_id": "1795480700.1", "queue": "support", "source": "agi"}
+    service_spool(first).keep(event)
+
+    assert await flush_spool(container, service_spool(second)) == 0
+    assert await container.calls.events("1795480700.1") == []
+    assert len(list(tmp_path.glob("*.json"))) == 1
+
+    assert await flush_spool(container, service_spool(first)) == 1
+    assert [e.event for e in await container.calls.events("1795480700.1")] == ["queued"]
+    assert list(tmp_path.glob("*.json")) == []

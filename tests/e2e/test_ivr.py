@@ -163,6 +163,8 @@ async def test_service_down_queues_unverified_within_3s(container, registry_data
     assert elapsed < 10  # generous: the assertion is about the route, the bench about time
     spooled = sorted((tmp_path / "spool").glob("*.json"))
     kept = [json.loads(f.read_text(encoding="utf-8")) for f in spooled]
+    assert {k["for"] for k in kept} == {f"http://127.0.0.1:{port}"}  # the service it was for
+    kept = [k["event"] for k in kept]
     # every report is kept for later, not only the first that failed
     assert [(e["event"], e.get("status")) for e in kept] == [
         ("call_started", None),

@@ -1,4 +1,5 @@
-"""The AMI client (callcenter/adapters/ami.py) against the recorded Asterisk 22 streams.
+"""The AMI client, codec and event mapping (callcenter/adapters/ami*.py) against the recorded
+Asterisk 22 streams.
 
 Real TCP sockets: tests/ami_server.py speaks AMI as recorded in
 /work/shared/asterisk-transcripts (07 basics, 05/06 complete event streams) and the client
@@ -20,17 +21,15 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from callcenter.adapters.ami import (
-    AmiClient,
+from callcenter.adapters.ami import AmiClient, AmiNotConnected, AmiTimeout
+from callcenter.adapters.ami_codec import (
     AmiFramer,
     AmiMessage,
-    AmiNotConnected,
-    AmiTimeout,
     encode_action,
     format_message,
     parse_messages,
-    to_call_event,
 )
+from callcenter.adapters.ami_events import to_call_event
 from callcenter.domain.events import parse_event
 from tests.ami_server import (
     BANNER,

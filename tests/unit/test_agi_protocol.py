@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.telephony import agi
+from callcenter.telephony import agi, emulation
 from callcenter.telephony.agi import HANGUP, AgiProtocolError, AgiReply, EnvParser, ReplyParser
 
 # 01:87 - the raw bytes of a process-AGI env block, verbatim.
@@ -363,7 +363,7 @@ def test_format_command_refuses_non_text_arguments():
     ],
 )
 def test_parse_command_args_like_asterisk(line, words):
-    assert agi.parse_command_args(line) == words
+    assert emulation.parse_command_args(line) == words
 
 
 _arg_text = st.text(
@@ -376,7 +376,7 @@ _arg_text = st.text(
 def test_formatted_commands_split_back_into_the_same_arguments(args):
     line = agi.format_command("SET VARIABLE", *args)
     assert line.endswith("\n") and line.count("\n") == 1
-    assert agi.parse_command_args(line[:-1]) == ["SET", "VARIABLE", *map(str, args)]
+    assert emulation.parse_command_args(line[:-1]) == ["SET", "VARIABLE", *map(str, args)]
 
 
 @pytest.mark.parametrize(
@@ -397,7 +397,7 @@ def test_formatted_commands_split_back_into_the_same_arguments(args):
     ],
 )
 def test_match_command(line, command):
-    assert agi.match_command(agi.parse_command_args(line)) == command
+    assert emulation.match_command(emulation.parse_command_args(line)) == command
 
 
 def test_dead_channel_table_matches_transcript_03():
@@ -413,6 +413,6 @@ def test_dead_channel_table_matches_transcript_03():
         "HANGUP",
     }
     for name in dead_ok | {"DATABASE GET", "DATABASE PUT"}:
-        assert agi.runs_on_dead_channel(tuple(name.split())), name
+        assert emulation.runs_on_dead_channel(tuple(name.split())), name
     for name in live_only:
-        assert not agi.runs_on_dead_channel(tuple(name.split())), name
+        assert not emulation.runs_on_dead_channel(tuple(name.split())), name

@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -20,8 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callcenter.telephony import process_agi
-from callcenter.telephony.process_agi import ServiceClient, Spool
+from callcenter.telephony import service_client
+from callcenter.telephony.service_client import ServiceClient
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +76,7 @@ URLS = [
 
 @pytest.mark.parametrize("url", URLS)
 def test_service_url_is_read_as_urlsplit_reads_it(url):
-    assert process_agi._split_url(url) == _reference_split(url)
+    assert service_client._split_url(url) == _reference_split(url)
 
 
 @pytest.mark.parametrize("url", ["http://host:99999/", "http://host:port/", "http://[::1/"])
@@ -85,7 +84,7 @@ def test_a_bad_service_url_fails_as_urlsplit_fails(url):
     with pytest.raises(ValueError):
         _reference_split(url)
     with pytest.raises(ValueError):
-        process_agi._split_url(url)
+        service_client._split_url(url)
 
 
 URL_PARTS = st.text(alphabet="abcXYZ019.-_~:/@[]?#% \t", max_size=12)
@@ -98,9 +97,9 @@ def test_any_service_url_is_read_as_urlsplit_reads_it(scheme, rest):
         expected = _reference_split(url)
     except ValueError:
         with pytest.raises(ValueError):
-            process_agi._split_url(url)
+            service_client._split_url(url)
         return
-    assert process_agi._split_url(url) == expected
+    assert service_client._split_url(url) == expected
 
 
 def test_client_takes_host_port_and_prefix_from_the_url():
@@ -112,18 +111,18 @@ def test_client_takes_host_port_and_prefix_from_the_url():
 
 @given(st.text(max_size=16))
 def test_caller_numbers_are_quoted_as_by_urllib(text):
-    assert process_agi._quote(text) == quote(text)
+    assert service_client.quote(text) == quote(text)
 
 
 @pytest.mark.parametrize("caller", ["79001112233", "+79001112233", "8 (900) 111", "anonymous"])
 def test_caller_number_quoting(caller):
-    assert process_agi._quote(caller) == quote(caller)
+    assert service_client.quote(caller) == quote(caller)
 
 
 def test_tcp_connection_reaches_a_listening_socket():
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        sock = process_agi._tcp_connection("127.0.0.1", port, 1.0)
+        sock = service_client._tcp_connection("127.0.0.1", port, 1.0)
         try:
             peer, _ = server.accept()
             with peer:
@@ -140,17 +139,10 @@ def test_tcp_connection_fails_like_create_connection():
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
     with pytest.raises(OSError) as ours:
-        process_agi._tcp_connection("127.0.0.1", port, 1.0)
+        service_client._tcp_connection("127.0.0.1", port, 1.0)
     with pytest.raises(OSError) as theirs:
         socket.create_connection(("127.0.0.1", port), timeout=1.0)
     assert type(ours.value) is type(theirs.value) is ConnectionRefusedError
-
-
-def test_the_default_spool_folder_is_found_when_first_needed(tmp_path):
-    spool = Spool()
-    assert spool._dir is None
-    assert spool.dir == os.path.join(tempfile.gettempdir(), "callcenter-agi-spool")
-    assert Spool(str(tmp_path)).dir == str(tmp_path)
 
 
 def _run(code: str) -> list[str]:
@@ -168,6 +160,19 @@ def test_the_script_imports_stay_lean():
     loaded = set(_run(f"from callcenter.telephony import process_agi as p; p._pyst2_agi(); {show}"))
     assert "asterisk.agi" in loaded
     assert (loaded - bare) & HEAVY == set()
+    # ours: the driver, its HTTP client, the flow and what the flow needs; not the spool
+    # (imported when an event is first kept), nor Asterisk's side (telephony.emulation)
+    assert {m for m in loaded if m.startswith("callcenter.")} == {
+        "callcenter.domain",
+        "callcenter.domain.numbers",
+        "callcenter.telephony",
+        "callcenter.telephony.agi",
+        "callcenter.telephony.ivr",
+        "callcenter.telephony.process_agi",
+        "callcenter.telephony.prompts",
+        "callcenter.telephony.service_client",
+        "callcenter.telephony.variables",
+    }
 
 
 def test_pyst2_is_imported_with_stand_ins_that_are_then_removed():
@@ -219,14 +224,23 @@ def test_exit_now_flushes_and_keeps_the_exit_code(tmp_path):
         assert (proc.returncode, proc.stdout, proc.stderr) == (code, "out-without-newline", "err")
 
 
-def test_exit_now_exits_the_ordinary_way_when_exit_work_is_registered(tmp_path):
+def test_exit_now_flushes_logging_the_way_exit_would(tmp_path):
+    """A rare path may have loaded logging (the settings file, the calendar): its handlers
+    are flushed and closed, as the interpreter's own exit would, before the fast exit."""
     script = tmp_path / "s.py"
+    log = tmp_path / "script.log"
     script.write_text(
-        "import atexit, sys\n"
+        "import logging, logging.handlers, sys\n"
         "from callcenter.telephony.process_agi import exit_now\n"
-        "atexit.register(lambda: print('atexit ran'))\n"
+        "to_file = logging.FileHandler(sys.argv[1], encoding='utf-8')\n"
+        "held = logging.handlers.MemoryHandler(100, target=to_file)  # writes on flush only\n"
+        "logging.getLogger().addHandler(held)\n"
+        "logging.getLogger().warning('звонок 1.1: записано')\n"
         "exit_now(5)\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True)
-    assert (proc.returncode, proc.stdout) == (5, "atexit ran\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(log)], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 5, proc.stderr
+    assert log.read_text(encoding="utf-8") == "звонок 1.1: записано\n"

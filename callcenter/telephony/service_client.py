@@ -1,0 +1,215 @@
+"""The process AGI's HTTP client: a few JSON calls to the service with hard time limits.
+
+Lean by design, as the driver that uses it (``process_agi``): a raw HTTP/1.1 keep-alive
+client on a C-level socket, because ``http.client`` imports the ``email`` package and
+``socket``/``urllib.parse`` build enums and tables, which together cost a process AGI tens of
+milliseconds at every call's start. ``tests/unit/test_process_agi_lean.py`` holds each lean
+replacement to the standard library's answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+REPORT_TIMEOUT = 1.5
+
+
+class HttpError(Exception):
+    """The service answered with an error status (or with something that is not HTTP)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def permanent(self) -> bool:
+        """A 4xx that sending again cannot fix (auth and rate limits aside)."""
+        return 400 <= self.status < 500 and self.status not in (401, 403, 408, 429)
+
+
+class _Stale(Exception):
+    """A kept-alive socket the server had closed: nothing was answered, try a fresh one."""
+
+
+class ServiceClient:
+    """A few JSON calls with hard timeouts; after one failure it stops trying for this call.
+
+    A raw HTTP/1.1 keep-alive client on a socket: ``http.client`` imports the ``email``
+    package, which alone costs a process AGI ~30 ms at every call's start.
+    """
+
+    def __init__(self, base_url: str, token: str, lookup_timeout: float = 3.0) -> None:
+        self.url = base_url
+        scheme, hostname, port, path = _split_url(base_url)
+        self._tls = scheme == "https"
+        self._host = hostname or "127.0.0.1"
+        self._port = port or (443 if self._tls else 80)
+        self._prefix = path.rstrip("/")
+        self._auth = f"Bearer {token}"
+        self.lookup_timeout = lookup_timeout
+        self._sock = None
+        self._buf = b""
+        self.down = False
+        self.errors: list[str] = []
+        self.last_error: Exception | None = None
+
+    def call(self, method: str, path: str, body: object = None, timeout: float = REPORT_TIMEOUT):
+        """The decoded JSON answer, or None when the service failed (and is now 'down')."""
+        if self.down:
+            return None
+        try:
+            try:
+                return self._request(method, path, body, timeout)
+            except _Stale:
+                self.close()  # aiohttp drops idle keep-alive sockets after 75 s
+                return self._request(method, path, body, timeout)
+        except (OSError, HttpError, _Stale, ValueError, KeyError, IndexError) as exc:
+            self.last_error = exc
+            self.down = True
+            self.errors.append(f"{method} {path}: {exc}")
+            self.close()
+            return None
+
+    def _connect(self, timeout: float):
+        if not self._tls:
+            return _tcp_connection(self._host, self._port, timeout)
+        import socket
+        import ssl
+
+        sock = socket.create_connection((self._host, self._port), timeout=timeout)
+        return ssl.create_default_context().wrap_socket(sock, server_hostname=self._host)
+
+    def _request(self, method: str, path: str, body: object, timeout: float):
+        deadline = time.monotonic() + timeout
+        payload = json.dumps(body, ensure_ascii=False).encode() if body is not None else b""
+        head = (
+            f"{method} {self._prefix}{path} HTTP/1.1\r\nHost: {self._host}:{self._port}\r\n"
+            f"Authorization: {self._auth}\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        reused = self._sock is not None
+        if self._sock is None:
+            self._sock = self._connect(timeout)
+        self._sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            self._sock.sendall(head.encode() + payload)
+            status_line, headers = self._read_head(deadline)
+        except (ConnectionError, BrokenPipeError) as exc:
+            if reused and not self._buf:
+                raise _Stale(str(exc)) from exc
+            raise
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            raise HttpError("chunked responses are not supported")
+        length = int(headers.get("content-length", "0"))
+        data = self._read_exact(length, deadline)
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        status = int(status_line.split()[1])
+        if status >= 400:
+            raise HttpError(f"HTTP {status}: {data[:200]!r}", status)
+        return json.loads(data) if data else {}
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("service answer timed out")
+        self._sock.settimeout(remaining)
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("service closed the connection")
+        self._buf += chunk
+
+    def _read_head(self, deadline: float) -> tuple[str, dict[str, str]]:
+        while b"\r\n\r\n" not in self._buf:
+            self._fill(deadline)
+        head, self._buf = self._buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return lines[0], headers
+
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        while len(self._buf) < n:
+            self._fill(deadline)
+        data, self._buf = self._buf[:n], self._buf[n:]
+        return data
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock, self._buf = None, b""
+
+
+# The characters urllib.parse.urlsplit and quote() leave alone; anything else takes the
+# standard library's way (urllib.parse costs a script ~3 ms to import).
+_PLAIN_HOST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-")
+_URL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~/")
+
+
+def _split_url(url: str) -> tuple[str, str | None, int | None, str]:
+    """Scheme, host name, port and path of the service URL, as ``urlsplit`` reads them."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    host, colon, port = netloc.partition(":")
+    if (
+        sep
+        and scheme in ("http", "https")
+        and host
+        and _PLAIN_HOST.issuperset(host)
+        and (not colon or (port.isascii() and port.isdigit() and 0 < int(port) <= 65535))
+        and _URL_SAFE.issuperset(path)
+    ):
+        return scheme, host, int(port) if colon else None, slash + path
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port, parts.path
+
+
+def quote(text: str) -> str:
+    """``urllib.parse.quote(text)``."""
+    if _URL_SAFE.issuperset(text):
+        return text
+    from urllib.parse import quote
+
+    return quote(text)
+
+
+def _tcp_connection(host: str, port: int, timeout: float):
+    """``socket.create_connection((host, port), timeout)`` on the C-level socket type.
+
+    The ``socket`` module costs a script ~3 ms to import (it builds enums of every
+    constant); ``_socket.socket`` is the type its ``socket`` class derives from, and all
+    this client needs: connect, settimeout, sendall, recv, close.
+    """
+    import _socket
+
+    first_error = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
+        sock = _socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if first_error is None:
+                first_error = exc
+    if first_error is not None:
+        raise first_error
+    raise OSError("getaddrinfo returns an empty list")
+
+
+def utc_now_iso() -> str:
+    """``datetime.now(UTC).isoformat()`` without importing datetime (~1.5 ms a start): the
+    ``at`` a script sends, stamped when the event happened."""
+    now = time.time()
+    whole = int(now)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + (
+        f".{int((now - whole) * 1e6):06d}+00:00"
+    )
