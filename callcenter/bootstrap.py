@@ -152,7 +152,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         clock=clock,
         reader=reader,
         registry=registry,
-        auth=AuthService(uow_factory),
+        auth=AuthService(uow_factory, session_hours=settings.http.session_hours),
         policy=policy,
         calendars=calendars,
         calls=timing,

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.web import api, calls_api
-from callcenter.web.auth import SIGNER, SessionSigner
+from callcenter.web import api, calls_api, session_api
+from callcenter.web.auth import access_middleware
 from callcenter.web.errors import error_middleware
 from callcenter.web.keys import CONTAINER
 
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
     """Build the app around a wired container; background work joins via cleanup contexts."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[error_middleware, access_middleware], client_max_size=1024**2
+    )
     app[CONTAINER] = container
-    http = container.settings.http
-    app[SIGNER] = SessionSigner(http.secret_key, http.session_hours)
     app.add_routes(api.routes)
     app.add_routes(calls_api.routes)
+    app.add_routes(session_api.routes)
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app
