@@ -114,8 +114,9 @@ class AuthService:
         self._uow = uow_factory
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_seconds = cache_seconds
-        self._sessions: dict[str, tuple[float, datetime, Principal]] = {}
-        self._session_cache_seconds = session_cache_seconds
+        # by the service's clock, so tests move it like the sessions' own expiry
+        self._sessions: dict[str, tuple[datetime, datetime, Principal]] = {}
+        self._session_cache_for = timedelta(seconds=session_cache_seconds)
         self.session_lifetime = timedelta(hours=session_hours)
         # bounded: a burst of logins queues here instead of taking every core and 16 MiB each
         self._hasher = ThreadPoolExecutor(hash_workers, thread_name_prefix="password-hash")
@@ -274,7 +275,7 @@ class AuthService:
             raise Unauthorized("the session has ended; log in again", code="bad_session")
         key = hash_token(cookie)
         hit = self._sessions.get(key)
-        if hit and hit[0] > _time.monotonic() and hit[1] > now:
+        if hit and hit[0] > now and hit[1] > now:
             return hit[2]
         async with self._uow() as uow:
             row = await uow.auth.session_user(key, now)
@@ -284,11 +285,7 @@ class AuthService:
         principal = Principal(row.login, row.role)
         if len(self._sessions) > 10_000:
             self._sessions.clear()
-        self._sessions[key] = (
-            _time.monotonic() + self._session_cache_seconds,
-            row.expires_at,
-            principal,
-        )
+        self._sessions[key] = (now + self._session_cache_for, row.expires_at, principal)
         return principal
 
     async def end_session(self, cookie: str) -> None:
