@@ -97,6 +97,7 @@ class Container:
             await self.outbox.sender.close()
         await self.reader.dispose()
         await self.engine.dispose()
+        self.auth.close()
 
 
 def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) -> Container:
