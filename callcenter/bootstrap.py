@@ -106,6 +106,7 @@ class Container:
             await self.outbox.sender.close()
         await self.reader.dispose()
         await self.engine.dispose()
+        self.auth.close()
 
 
 def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) -> Container:
@@ -170,7 +171,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         clock=clock,
         reader=reader,
         registry=registry,
-        auth=AuthService(uow_factory),
+        auth=AuthService(uow_factory, session_hours=settings.http.session_hours),
         policy=policy,
         calendars=calendars,
         calls=timing,

@@ -169,8 +169,20 @@ async def cmd_calendar_open(args) -> int:
     return 0
 
 
+def _read_password() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last column is left as it is."""
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header) - 1)]
+    for row in (header, *rows):
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)] + [row[-1]]
+        print("  ".join(cells).rstrip())
+
+
 async def cmd_users_add(args) -> int:
-    password = sys.stdin.readline().rstrip("\r\n")
+    password = _read_password()
     c = await _container(args)
     try:
         await c.auth.add_user(
@@ -182,6 +194,66 @@ async def cmd_users_add(args) -> int:
     return 0
 
 
+async def cmd_users_list(args) -> int:
+    c = await _container(args)
+    try:
+        users = await c.auth.users()
+    finally:
+        await c.close()
+    if not users:
+        print("no users (add one with `callcenter users add LOGIN --role ...`)")
+        return 0
+    _table(
+        ("LOGIN", "ROLE", "STATUS", "CREATED", "NAME"),
+        [
+            (
+                u.login,
+                u.role,
+                "enabled" if u.disabled_at is None else f"disabled {_iso(u.disabled_at)}",
+                _iso(u.created_at),
+                u.display_name,
+            )
+            for u in users
+        ],
+    )
+    return 0
+
+
+async def cmd_users_disable(args) -> int:
+    c = await _container(args)
+    try:
+        changed = await c.auth.disable_user(args.login, c.clock.now())
+    finally:
+        await c.close()
+    print(
+        f"user {args.login} disabled; its sessions have ended"
+        if changed
+        else f"user {args.login} was already disabled"
+    )
+    return 0
+
+
+async def cmd_users_enable(args) -> int:
+    c = await _container(args)
+    try:
+        changed = await c.auth.enable_user(args.login)
+    finally:
+        await c.close()
+    print(f"user {args.login} enabled" if changed else f"user {args.login} was already enabled")
+    return 0
+
+
+async def cmd_users_passwd(args) -> int:
+    password = _read_password()
+    c = await _container(args)
+    try:
+        await c.auth.set_password(args.login, password)
+    finally:
+        await c.close()
+    print(f"password of {args.login} changed; its sessions have ended")
+    return 0
+
+
 async def cmd_tokens_create(args) -> int:
     c = await _container(args)
     try:
@@ -190,6 +262,40 @@ async def cmd_tokens_create(args) -> int:
         await c.close()
     print(f"token {args.name!r} ({args.role}) created; it is shown only once:")
     print(token)
+    return 0
+
+
+async def cmd_tokens_list(args) -> int:
+    c = await _container(args)
+    try:
+        tokens = await c.auth.tokens()
+    finally:
+        await c.close()
+    if not tokens:
+        print("no tokens (create one with `callcenter tokens create NAME --role ...`)")
+        return 0
+    _table(
+        ("NAME", "ROLE", "CREATED", "REVOKED"),
+        [
+            (
+                t.name,
+                t.role,
+                _iso(t.created_at),
+                "-" if t.revoked_at is None else _iso(t.revoked_at),
+            )
+            for t in tokens
+        ],
+    )
+    return 0
+
+
+async def cmd_tokens_revoke(args) -> int:
+    c = await _container(args)
+    try:
+        count = await c.auth.revoke_token(args.name, c.clock.now())
+    finally:
+        await c.close()
+    print(f"token {args.name!r} revoked" + (f" ({count} of that name)" if count > 1 else ""))
     return 0
 
 
@@ -336,12 +442,24 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--at", required=True, metavar="ISO8601")
     op.set_defaults(func=cmd_calendar_open)
 
+    from callcenter.services.auth import TOKEN_ROLES, USER_ROLES
+
     users = sub.add_parser("users", help="UI users").add_subparsers(dest="sub", required=True)
     ua = users.add_parser("add", parents=[common], help="create a user; password on stdin")
     ua.add_argument("login")
-    ua.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    ua.add_argument("--role", required=True, choices=USER_ROLES)
     ua.add_argument("--name", help="display name (Cyrillic welcome)")
     ua.set_defaults(func=cmd_users_add)
+    ul = users.add_parser("list", parents=[common], help="every user, its role and status")
+    ul.set_defaults(func=cmd_users_list)
+    for name, func, help_text in (
+        ("disable", cmd_users_disable, "refuse the user's logins and end its sessions now"),
+        ("enable", cmd_users_enable, "let a disabled user log in again"),
+        ("passwd", cmd_users_passwd, "set a new password (on stdin); ends the user's sessions"),
+    ):
+        up = users.add_parser(name, parents=[common], help=help_text)
+        up.add_argument("login")
+        up.set_defaults(func=func)
 
     tokens = sub.add_parser("tokens", help="API tokens").add_subparsers(dest="sub", required=True)
     tc = tokens.add_parser("create", parents=[common], help="create a token and print it once")
@@ -349,11 +467,16 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument(
         "--role",
         required=True,
-        choices=["pbx", "supervisor", "portal"],
+        choices=TOKEN_ROLES,
         help="pbx: the switch; supervisor: also reads calls and tickets; "
         "portal: posts written requests",
     )
     tc.set_defaults(func=cmd_tokens_create)
+    tl = tokens.add_parser("list", parents=[common], help="name, role, created, revoked")
+    tl.set_defaults(func=cmd_tokens_list)
+    tr = tokens.add_parser("revoke", parents=[common], help="revoke the live token of that name")
+    tr.add_argument("name")
+    tr.set_defaults(func=cmd_tokens_revoke)
 
     pol = sub.add_parser("policy", help="the versioned timing policy").add_subparsers(
         dest="sub", required=True

@@ -38,6 +38,7 @@ class HttpSettings:
     port: int = 8080
     session_hours: int = 12
     secure_cookies: bool = False
+    #: unused since sessions are kept server-side; still accepted so older files load
     secret_key: str = ""
 
 

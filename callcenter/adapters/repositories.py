@@ -366,8 +366,12 @@ class PolicyRepository:
 
 
 class AuthRepository:
+    """API tokens, UI users and their sessions."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    # --- tokens ---
 
     async def add_token(self, name: str, role: str, token_hash: str, now: datetime) -> None:
         await self.session.execute(
@@ -383,6 +387,28 @@ class AuthRepository:
         ).first()
         return (row.name, row.role) if row else None
 
+    async def live_token_named(self, name: str) -> bool:
+        a = t.api_tokens.c
+        query = select(a.id).where(a.name == name, a.revoked_at.is_(None)).limit(1)
+        return (await self.session.execute(query)).first() is not None
+
+    async def tokens(self) -> list:
+        """Every token, never its hash: name, role, created_at, revoked_at."""
+        a = t.api_tokens.c
+        query = select(a.name, a.role, a.created_at, a.revoked_at).order_by(a.created_at, a.id)
+        return list((await self.session.execute(query)).all())
+
+    async def revoke_tokens(self, name: str, now: datetime) -> list[str]:
+        """Revokes the live tokens of that name; returns their hashes (to drop from caches)."""
+        a = t.api_tokens.c
+        live = (a.name == name, a.revoked_at.is_(None))
+        hashes = list((await self.session.execute(select(a.token_hash).where(*live))).scalars())
+        if hashes:
+            await self.session.execute(update(t.api_tokens).where(*live).values(revoked_at=now))
+        return hashes
+
+    # --- users ---
+
     async def add_user(
         self, login: str, role: str, password_hash: str, display_name: str, now: datetime
     ) -> None:
@@ -397,6 +423,7 @@ class AuthRepository:
         )
 
     async def user(self, login: str):
+        """An enabled user's row, or None."""
         u = t.users.c
         return (
             await self.session.execute(
@@ -409,6 +436,67 @@ class AuthRepository:
         return (
             await self.session.execute(select(u.id).where(u.login == login))
         ).first() is not None
+
+    async def users(self) -> list:
+        u = t.users.c
+        query = select(u.login, u.display_name, u.role, u.created_at, u.disabled_at).order_by(
+            u.login
+        )
+        return list((await self.session.execute(query)).all())
+
+    async def set_disabled(self, login: str, at: datetime | None) -> bool | None:
+        """Disables (``at``) or enables (None) a user; None if there is no such user, else
+        whether anything changed."""
+        u = t.users.c
+        found = (
+            await self.session.execute(select(u.id, u.disabled_at).where(u.login == login))
+        ).first()
+        if found is None:
+            return None
+        if (found.disabled_at is None) == (at is None):
+            return False
+        await self.session.execute(update(t.users).where(u.id == found.id).values(disabled_at=at))
+        return True
+
+    async def set_password(self, login: str, password_hash: str) -> bool:
+        u = t.users.c
+        result = await self.session.execute(
+            update(t.users).where(u.login == login).values(password_hash=password_hash)
+        )
+        return result.rowcount > 0
+
+    # --- sessions ---
+
+    async def add_session(
+        self, token_hash: str, user_id: int, now: datetime, expires_at: datetime
+    ) -> None:
+        await self.session.execute(
+            insert(t.sessions).values(
+                token_hash=token_hash, user_id=user_id, created_at=now, expires_at=expires_at
+            )
+        )
+
+    async def session_user(self, token_hash: str, now: datetime):
+        """(login, role, expires_at) of a live session of an enabled user, or None: one read
+        on the unique hash joined to the user by its primary key."""
+        s, u = t.sessions.c, t.users.c
+        query = (
+            select(u.login, u.role, s.expires_at)
+            .join_from(t.sessions, t.users, s.user_id == u.id)
+            .where(s.token_hash == token_hash, s.expires_at > now, u.disabled_at.is_(None))
+        )
+        return (await self.session.execute(query)).first()
+
+    async def delete_session(self, token_hash: str) -> None:
+        await self.session.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash))
+
+    async def delete_sessions_of(self, login: str) -> int:
+        users = select(t.users.c.id).where(t.users.c.login == login).scalar_subquery()
+        result = await self.session.execute(delete(t.sessions).where(t.sessions.c.user_id == users))
+        return result.rowcount
+
+    async def delete_expired_sessions(self, now: datetime) -> None:
+        await self.session.execute(delete(t.sessions).where(t.sessions.c.expires_at <= now))
 
 
 class EventRepository:

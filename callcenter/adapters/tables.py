@@ -133,6 +133,20 @@ users = Table(
     UniqueConstraint("login", name="uq_users_login"),
 )
 
+#: UI sessions: only a SHA-256 of the cookie's 256 random bits is kept, so a copy of this table
+#: opens no session; the cookie is checked by one read on the unique hash joined to its user.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
 call_events = Table(
     "call_events",
     metadata,

@@ -1,44 +1,74 @@
-"""API tokens and UI users: tokens are stored as SHA-256, passwords with scrypt."""
+"""API tokens, UI users and their sessions.
+
+Tokens and session cookies are 256 random bits stored as SHA-256 (a fast hash is enough for
+values nobody chose); passwords are stored with scrypt, which is slow on purpose (~40 ms and
+16 MiB a hash), so it runs in a small thread pool of its own: on the event loop it would hold
+FastAGI dialogues and timers behind every login. hashlib.scrypt releases the GIL, so the loop
+keeps running while a hash is computed.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
+import os
 import secrets
+import sys
+import threading
 import time as _time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from callcenter.domain.errors import Conflict, Unauthorized, ValidationError
+from callcenter.domain.errors import Conflict, NotFound, Unauthorized, ValidationError
 
 TOKEN_ROLES = ("pbx", "supervisor", "portal")
 USER_ROLES = ("agent", "supervisor", "admin")
-_AGENT = {"certificates:read", "calls:read", "calls:act", "tickets:read", "tickets:answer"}
-_SUPERVISOR = _AGENT | {"events:write", "ivr", "tickets:write", "reports:read"}
-PERMISSIONS: dict[str, frozenset[str]] = {
-    "pbx": frozenset({"certificates:read", "events:write", "ivr"}),
-    "portal": frozenset({"certificates:read", "tickets:write", "tickets:read"}),
-    "agent": frozenset(_AGENT),
-    "supervisor": frozenset(_SUPERVISOR),
-    "admin": frozenset(_SUPERVISOR | {"admin"}),
-}
+ROLES = tuple(dict.fromkeys(TOKEN_ROLES + USER_ROLES))
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # ~16 MiB per hash: memory-hard, stdlib
+#: a cookie longer than this was not made here; it is refused without a database read
+_MAX_COOKIE = 100
 
 
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling: a token's or a user's name, and its role (see ``web/access.py``)."""
+
     name: str
     role: str
 
-    def can(self, permission: str) -> bool:
-        return permission in PERMISSIONS.get(self.role, ())
+
+@dataclass(frozen=True)
+class NewSession:
+    principal: Principal
+    cookie: str  # given to the browser once; only its hash is stored
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    login: str
+    display_name: str
+    role: str
+    created_at: datetime
+    disabled_at: datetime | None
 
 
 def hash_token(token: str) -> str:
     """Tokens are 256 random bits, so a fast hash is enough to keep them unreadable at rest."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def hash_password(password: str) -> str:
@@ -61,20 +91,78 @@ def verify_password(password: str, stored: str) -> bool:
         return False
 
 
+def _check_password(password: str) -> None:
+    if len(password) < 8:
+        raise ValidationError("password must be at least 8 characters", code="weak_password")
+
+
+def _lower_priority(nice: int) -> None:
+    """Runs in each hashing thread: on Linux a thread has its own nice value, so a burst of
+    logins takes only the CPU that FastAGI, the timers and the API leave idle."""
+    if nice and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class AuthService:
-    def __init__(self, uow_factory: Callable, cache_seconds: float = 30.0) -> None:
+    """Tokens, users and sessions.
+
+    Verified tokens are cached for ``cache_seconds`` and sessions for
+    ``session_cache_seconds``. Revoking a token, logging out, disabling a user or changing a
+    password drops the affected entries from this process's caches at once; another instance
+    (or a ``callcenter`` command run beside the service) changes only the database, so a
+    running service notices within those seconds.
+    """
+
+    def __init__(
+        self,
+        uow_factory: Callable,
+        cache_seconds: float = 30.0,
+        *,
+        session_hours: float = 12,
+        session_cache_seconds: float = 2.0,
+        hash_workers: int = 2,
+        hash_nice: int = 10,
+    ) -> None:
         self._uow = uow_factory
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_seconds = cache_seconds
+        # by the service's clock, so tests move it like the sessions' own expiry
+        self._sessions: dict[str, tuple[datetime, datetime, Principal]] = {}
+        self._session_cache_for = timedelta(seconds=session_cache_seconds)
+        self.session_lifetime = timedelta(hours=session_hours)
+        # bounded: a burst of logins queues here instead of taking every core and 16 MiB each
+        self._hasher = ThreadPoolExecutor(
+            hash_workers,
+            thread_name_prefix="password-hash",
+            initializer=_lower_priority,
+            initargs=(hash_nice,),
+        )
+        self._decoy: str | None = None
+
+    async def _in_pool(self, fn: Callable, *args):
+        """Runs a password hash off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=False)
+
+    # --- tokens ---------------------------------------------------------------------------
 
     async def create_token(self, name: str, role: str, now: datetime) -> str:
         if role not in TOKEN_ROLES:
             raise ValidationError(f"role must be one of {', '.join(TOKEN_ROLES)}", code="bad_role")
-        if not name.strip():
-            raise ValidationError("token name must not be empty", code="bad_name")
+        name = name.strip()
+        if not name or len(name) > 100:
+            raise ValidationError("token name must be 1-100 characters", code="bad_name")
         token = "cc_" + secrets.token_urlsafe(32)
         async with self._uow() as uow:
-            await uow.auth.add_token(name.strip(), role, hash_token(token), now)
+            if await uow.auth.live_token_named(name):
+                raise Conflict(
+                    f"a token named {name!r} exists; revoke it first or choose another name",
+                    code="token_exists",
+                )
+            await uow.auth.add_token(name, role, hash_token(token), now)
             await uow.commit()
         return token
 
@@ -94,6 +182,24 @@ class AuthService:
         self._cache[key] = (_time.monotonic() + self._cache_seconds, principal)
         return principal
 
+    async def tokens(self) -> list[TokenInfo]:
+        async with self._uow() as uow:
+            rows = await uow.auth.tokens()
+        return [TokenInfo(r.name, r.role, r.created_at, r.revoked_at) for r in rows]
+
+    async def revoke_token(self, name: str, now: datetime) -> int:
+        """Revokes every live token of that name; returns how many."""
+        async with self._uow() as uow:
+            hashes = await uow.auth.revoke_tokens(name, now)
+            if not hashes:
+                raise NotFound(f"no live token named {name!r}", code="no_such_token")
+            await uow.commit()
+        for key in hashes:
+            self._cache.pop(key, None)
+        return len(hashes)
+
+    # --- users ----------------------------------------------------------------------------
+
     async def add_user(
         self, login: str, role: str, password: str, now: datetime, display_name: str = ""
     ) -> None:
@@ -102,17 +208,113 @@ class AuthService:
         login = login.strip()
         if not login or len(login) > 100:
             raise ValidationError("login must be 1-100 characters", code="bad_login")
-        if len(password) < 8:
-            raise ValidationError("password must be at least 8 characters", code="weak_password")
+        _check_password(password)
+        async with self._uow() as uow:
+            exists = await uow.auth.user_exists(login)
+        if exists:
+            raise Conflict(f"user {login!r} already exists", code="user_exists")
+        password_hash = await self._in_pool(hash_password, password)
         async with self._uow() as uow:
             if await uow.auth.user_exists(login):
                 raise Conflict(f"user {login!r} already exists", code="user_exists")
-            await uow.auth.add_user(login, role, hash_password(password), display_name, now)
+            await uow.auth.add_user(login, role, password_hash, display_name, now)
             await uow.commit()
 
-    async def login(self, login: str, password: str) -> Principal:
+    async def users(self) -> list[UserInfo]:
+        async with self._uow() as uow:
+            rows = await uow.auth.users()
+        return [
+            UserInfo(r.login, r.display_name, r.role, r.created_at, r.disabled_at) for r in rows
+        ]
+
+    async def disable_user(self, login: str, now: datetime) -> bool:
+        """Disables the user and ends its sessions; False if it was disabled already."""
+        async with self._uow() as uow:
+            changed = await uow.auth.set_disabled(login, now)
+            if changed is None:
+                raise NotFound(f"no user {login!r}", code="no_such_user")
+            await uow.auth.delete_sessions_of(login)
+            await uow.commit()
+        self._forget_sessions_of(login)
+        return changed
+
+    async def enable_user(self, login: str) -> bool:
+        """False if the user was enabled already."""
+        async with self._uow() as uow:
+            changed = await uow.auth.set_disabled(login, None)
+            if changed is None:
+                raise NotFound(f"no user {login!r}", code="no_such_user")
+            await uow.commit()
+        return changed
+
+    async def set_password(self, login: str, password: str) -> None:
+        """A new password ends the user's sessions: whoever knew the old one is logged out."""
+        _check_password(password)
+        password_hash = await self._in_pool(hash_password, password)
+        async with self._uow() as uow:
+            if not await uow.auth.set_password(login, password_hash):
+                raise NotFound(f"no user {login!r}", code="no_such_user")
+            await uow.auth.delete_sessions_of(login)
+            await uow.commit()
+        self._forget_sessions_of(login)
+
+    async def _verified_user(self, login: str, password: str):
+        """The enabled user's row if the password is right. An unknown login costs the same
+        scrypt as a known one, so timing does not tell which logins exist."""
         async with self._uow() as uow:
             row = await uow.auth.user(login)
-        if row is None or not verify_password(password, row.password_hash):
+        if self._decoy is None:
+            self._decoy = await self._in_pool(hash_password, secrets.token_urlsafe(16))
+        stored = row.password_hash if row is not None else self._decoy
+        if not await self._in_pool(verify_password, password, stored) or row is None:
             raise Unauthorized("wrong login or password", code="bad_credentials")
+        return row
+
+    async def login(self, login: str, password: str) -> Principal:
+        """Checks a login and password without opening a session."""
+        row = await self._verified_user(login, password)
         return Principal(row.login, row.role)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def open_session(self, login: str, password: str, now: datetime) -> NewSession:
+        row = await self._verified_user(login, password)
+        cookie = secrets.token_urlsafe(32)
+        expires_at = now + self.session_lifetime
+        async with self._uow() as uow:
+            await uow.auth.delete_expired_sessions(now)
+            await uow.auth.add_session(hash_token(cookie), row.id, now, expires_at)
+            await uow.commit()
+        return NewSession(Principal(row.login, row.role), cookie, expires_at)
+
+    async def authenticate_session(self, cookie: str, now: datetime) -> Principal:
+        """The user behind a session cookie: live, unexpired, and the user enabled."""
+        if not cookie or len(cookie) > _MAX_COOKIE:
+            raise Unauthorized("the session has ended; log in again", code="bad_session")
+        key = hash_token(cookie)
+        hit = self._sessions.get(key)
+        if hit and hit[0] > now and hit[1] > now:
+            return hit[2]
+        async with self._uow() as uow:
+            row = await uow.auth.session_user(key, now)
+        if row is None:
+            self._sessions.pop(key, None)
+            raise Unauthorized("the session has ended; log in again", code="bad_session")
+        principal = Principal(row.login, row.role)
+        if len(self._sessions) > 10_000:
+            self._sessions.clear()
+        self._sessions[key] = (now + self._session_cache_for, row.expires_at, principal)
+        return principal
+
+    async def end_session(self, cookie: str) -> None:
+        if not cookie or len(cookie) > _MAX_COOKIE:
+            return
+        key = hash_token(cookie)
+        self._sessions.pop(key, None)
+        async with self._uow() as uow:
+            await uow.auth.delete_session(key)
+            await uow.commit()
+
+    def _forget_sessions_of(self, login: str) -> None:
+        for key in [k for k, v in self._sessions.items() if v[2].name == login]:
+            del self._sessions[key]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.web import api, calls_api
-from callcenter.web.auth import SIGNER, SessionSigner
+from callcenter.web import api, calls_api, session_api
+from callcenter.web.auth import access_middleware
 from callcenter.web.csrf import csrf_middleware
 from callcenter.web.errors import error_middleware
 from callcenter.web.headers import on_prepare
@@ -14,13 +14,15 @@ from callcenter.web.keys import CONTAINER
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
     """Build the app around a wired container; background work joins via cleanup contexts."""
-    app = web.Application(middlewares=[error_middleware, csrf_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[error_middleware, csrf_middleware, access_middleware],
+        client_max_size=1024**2,
+    )
     app[CONTAINER] = container
     app.on_response_prepare.append(on_prepare)
-    http = container.settings.http
-    app[SIGNER] = SessionSigner(http.secret_key, http.session_hours)
     app.add_routes(api.routes)
     app.add_routes(calls_api.routes)
+    app.add_routes(session_api.routes)
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app

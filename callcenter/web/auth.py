@@ -1,19 +1,18 @@
-"""Who is calling: a bearer token (PBX, integrations) or the UI's session cookie."""
+"""Who is calling (a bearer token, or the UI's session cookie) and whether the route allows it.
+
+The route's row in ``web/access.py`` decides; :func:`access_middleware` applies it before any
+handler runs, WebSocket handshakes included, so a handler cannot grant more than the table.
+"""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import logging
-import secrets
-import time
 
 from aiohttp import web
 
 from callcenter.domain.errors import Forbidden, Unauthorized
 from callcenter.services.auth import Principal
+from callcenter.web.access import PUBLIC, Rule, allows, rule_for
 from callcenter.web.keys import CONTAINER
 
 log = logging.getLogger(__name__)
@@ -21,56 +20,20 @@ PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 COOKIE = "cc_session"
 
 
-class SessionSigner:
-    """Stateless signed sessions: ``base64(json).hmac``; the server keeps nothing."""
-
-    def __init__(self, secret: str, hours: int) -> None:
-        if not secret:
-            log.warning("http.secret_key is empty: UI sessions end when this process stops")
-            secret = secrets.token_urlsafe(32)
-        self._key = hashlib.sha256(secret.encode()).digest()
-        self.max_age = hours * 3600
-
-    def sign(self, principal: Principal) -> str:
-        body = json.dumps(
-            {"n": principal.name, "r": principal.role, "e": int(time.time()) + self.max_age},
-            ensure_ascii=False,
-        )
-        b = base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
-        mac = hmac.new(self._key, b.encode(), hashlib.sha256).hexdigest()
-        return f"{b}.{mac}"
-
-    def verify(self, value: str) -> Principal | None:
-        b, _, mac = value.rpartition(".")
-        good = hmac.new(self._key, b.encode(), hashlib.sha256).hexdigest()
-        if not b or not hmac.compare_digest(mac.encode("utf-8", "replace"), good.encode()):
-            return None
-        try:
-            data = json.loads(base64.urlsafe_b64decode(b + "=" * (-len(b) % 4)))
-        except (ValueError, UnicodeDecodeError):
-            return None
-        if not isinstance(data, dict) or data.get("e", 0) < time.time():
-            return None
-        return Principal(data["n"], data["r"])
-
-
-SIGNER: web.AppKey[SessionSigner] = web.AppKey("session_signer", SessionSigner)
-
-
 async def principal(request: web.Request) -> Principal:
+    """The caller, authenticated once per request; 401 without valid credentials."""
     cached = request.get(PRINCIPAL)
     if cached is not None:
         return cached
+    c = request.app[CONTAINER]
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("use 'Authorization: Bearer TOKEN'", code="missing_token")
-        who = await request.app[CONTAINER].auth.authenticate_token(token.strip())
-    elif (cookie := request.cookies.get(COOKIE)) and (
-        found := request.app[SIGNER].verify(cookie)
-    ) is not None:
-        who = found
+        who = await c.auth.authenticate_token(token.strip())
+    elif cookie := request.cookies.get(COOKIE):
+        who = await c.auth.authenticate_session(cookie, c.clock.now())
     else:
         raise Unauthorized(
             "log in, or send 'Authorization: Bearer TOKEN' (see `callcenter tokens create`)",
@@ -80,8 +43,35 @@ async def principal(request: web.Request) -> Principal:
     return who
 
 
-async def require(request: web.Request, permission: str) -> Principal:
+def _rule(request: web.Request) -> Rule | None:
+    route = request.match_info.route
+    if route.resource is None:  # no route matched: aiohttp answers 404/405 itself
+        return PUBLIC
+    rule = rule_for(route.method, route.resource.canonical)
+    if rule is None:
+        log.error("route %s %s has no row in web/access.py", route.method, route.resource.canonical)
+        raise Forbidden("this route has no access rule", code="no_access_rule")
+    return rule
+
+
+async def authorize(request: web.Request) -> Principal | None:
+    """Applies the route's row of the access table; the caller, or None on a public route."""
+    rule = _rule(request)
+    if rule == PUBLIC:
+        return None
     who = await principal(request)
-    if not who.can(permission):
-        raise Forbidden(f"role {who.role!r} may not do this ({permission})", code="forbidden")
+    if not allows(rule, who.role):
+        raise Forbidden(f"role {who.role!r} may not use this route", code="forbidden")
     return who
+
+
+async def require(request: web.Request, *_permission: str) -> Principal:
+    """The caller, checked against the access table (the permission named is documentation
+    only: the table decides). On a public route it still demands a caller."""
+    return await authorize(request) or await principal(request)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler):
+    await authorize(request)
+    return await handler(request)

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
 from callcenter.services.auth import Principal
-from callcenter.web.auth import COOKIE, SIGNER, principal, require
+from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 
@@ -58,47 +58,6 @@ IDENTITY = ("caller_name", "organisation", "description", "category")
 
 def _text(body: dict, *keys: str) -> dict:
     return {k: body[k] for k in keys if k in body and body[k] is not None}
-
-
-# --- session ---------------------------------------------------------------------------------
-
-
-@routes.post("/api/v1/session")
-async def login(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    name, password = body.get("login"), body.get("password")
-    if not isinstance(name, str) or not isinstance(password, str):
-        raise ValidationError(
-            "login and password are required",
-            code="invalid_request",
-            fields={"login": "is required", "password": "is required"},
-        )
-    who = await request.app[CONTAINER].auth.login(name, password)
-    resp = json_response({"login": who.name, "role": who.role})
-    http = request.app[CONTAINER].settings.http
-    resp.set_cookie(
-        COOKIE,
-        request.app[SIGNER].sign(who),
-        httponly=True,
-        samesite="Lax",
-        secure=http.secure_cookies,
-        max_age=request.app[SIGNER].max_age,
-        path="/",
-    )
-    return resp
-
-
-@routes.get("/api/v1/session")
-async def whoami(request: web.Request) -> web.Response:
-    who = await principal(request)
-    return json_response({"login": who.name, "role": who.role})
-
-
-@routes.delete("/api/v1/session")
-async def logout(request: web.Request) -> web.Response:
-    resp = json_response({"logged_out": True})
-    resp.del_cookie(COOKIE, path="/")
-    return resp
 
 
 # --- calls -----------------------------------------------------------------------------------

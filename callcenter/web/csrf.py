@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from aiohttp import hdrs, web
 
 from callcenter.domain.errors import Forbidden
+from callcenter.web.auth import COOKIE as SESSION_COOKIE
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-SESSION_COOKIE = "cc_session"
 
 
 def _cross_site(request: web.Request) -> str | None:

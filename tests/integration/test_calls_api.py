@@ -200,16 +200,3 @@ async def test_odd_shapes_are_4xx_not_500(agent_client, pbx_token):
     assert r.status == 422
     r = await agent_client.post("/api/v1/calls/6.1/extend", json={"reason": "x", "seconds": 0})
     assert r.status == 422
-
-
-def test_non_ascii_or_forged_cookies_are_refused_not_errors():
-    from callcenter.services.auth import Principal
-    from callcenter.web.auth import SessionSigner
-
-    signer = SessionSigner("secret", 1)
-    good = signer.sign(Principal("оператор", "agent"))
-    assert signer.verify(good) == Principal("оператор", "agent")
-    flipped = good[:-1] + ("1" if good[-1] == "0" else "0")  # another MAC, never the same
-    for forged in ("é.é", flipped, "nodot", ".", good.replace(".", "x.", 1)):
-        assert signer.verify(forged) is None
-    assert SessionSigner("other", 1).verify(good) is None

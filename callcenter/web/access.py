@@ -1,0 +1,74 @@
+"""Who may use which route: one table, read by the access middleware and by the tests.
+
+Every route the application registers has a row here; a route without one is refused (and a
+test fails). The README's HTTP table shows the same roles and a test holds the two together.
+
+Roles share one namespace: ``pbx`` and ``portal`` are API-token roles, ``agent`` and ``admin``
+are UI-user roles, and ``supervisor`` is both (a supervisor's token and a supervisor's login may
+do the same). ``admin`` may do whatever a supervisor may, and nothing that only the switch does
+(the IVR routes).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from callcenter.services.auth import ROLES
+
+#: no credentials needed
+PUBLIC: Final = "public"
+#: any valid token or session, whatever its role
+SIGNED_IN: Final = "signed-in"
+
+Rule = str | frozenset[str]
+
+
+def roles(*names: str) -> frozenset[str]:
+    unknown = set(names) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown role(s) {sorted(unknown)}")
+    return frozenset(names)
+
+
+_CERTIFICATES = roles("pbx", "supervisor", "admin")
+_CALL_READERS = roles("agent", "supervisor", "admin")
+_CALL_ACTORS = roles("agent", "supervisor", "admin")
+_SUPERVISORS = roles("supervisor", "admin")
+
+#: (method, canonical path) -> the roles that may use it, PUBLIC or SIGNED_IN.
+#: HEAD is checked as GET.
+ACCESS: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,
+    ("POST", "/api/v1/session"): PUBLIC,
+    ("GET", "/api/v1/session"): SIGNED_IN,
+    ("DELETE", "/api/v1/session"): PUBLIC,
+    ("GET", "/api/v1/certificates/{number}"): _CERTIFICATES,
+    ("GET", "/api/v1/certificates"): _CERTIFICATES,
+    ("GET", "/api/v1/policy"): _SUPERVISORS,
+    ("POST", "/api/v1/events"): roles("pbx", "supervisor", "admin"),
+    ("GET", "/api/v1/ivr/working-time"): roles("pbx"),
+    ("POST", "/api/v1/ivr/check"): roles("pbx"),
+    ("GET", "/api/v1/calls"): _CALL_READERS,
+    ("GET", "/api/v1/calls/{call_id}"): _CALL_READERS,
+    ("PATCH", "/api/v1/calls/{call_id}"): _CALL_ACTORS,
+    ("POST", "/api/v1/calls/{call_id}/extend"): _CALL_ACTORS,
+    ("POST", "/api/v1/calls/{call_id}/escalate"): _CALL_ACTORS,
+    ("POST", "/api/v1/calls/{call_id}/outcome"): _CALL_ACTORS,
+    ("POST", "/api/v1/complaints"): _CALL_ACTORS,
+    ("GET", "/api/v1/reviews"): _SUPERVISORS,
+    ("POST", "/api/v1/tickets"): roles("portal", "supervisor", "admin"),
+    ("GET", "/api/v1/tickets"): roles("agent", "supervisor", "admin", "portal"),
+    ("GET", "/api/v1/tickets/{ticket_id}"): roles("agent", "supervisor", "admin", "portal"),
+    ("POST", "/api/v1/tickets/{ticket_id}/answer"): _CALL_ACTORS,
+    ("GET", "/api/v1/stream"): _CALL_READERS,
+}
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    """The rule of a route by its method and canonical path; None if it has no row."""
+    return ACCESS.get(("GET" if method == "HEAD" else method, path))
+
+
+def allows(rule: Rule, role: str) -> bool:
+    return rule in (PUBLIC, SIGNED_IN) or role in rule

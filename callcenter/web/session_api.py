@@ -1,0 +1,55 @@
+"""The UI's login, whoami and logout: a server-side session behind an opaque cookie."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from callcenter.domain.errors import ValidationError
+from callcenter.web.auth import COOKIE, principal
+from callcenter.web.errors import json_response, read_json
+from callcenter.web.keys import CONTAINER
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/v1/session")
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name, password = body.get("login"), body.get("password")
+    if not isinstance(name, str) or not isinstance(password, str):
+        raise ValidationError(
+            "login and password are required",
+            code="invalid_request",
+            fields={"login": "is required", "password": "is required"},
+        )
+    c = request.app[CONTAINER]
+    session = await c.auth.open_session(name, password, c.clock.now())
+    who = session.principal
+    resp = json_response({"login": who.name, "role": who.role})
+    resp.set_cookie(
+        COOKIE,
+        session.cookie,
+        httponly=True,
+        samesite="Lax",
+        secure=c.settings.http.secure_cookies,
+        max_age=int(c.auth.session_lifetime.total_seconds()),
+        path="/",
+    )
+    return resp
+
+
+@routes.get("/api/v1/session")
+async def whoami(request: web.Request) -> web.Response:
+    who = await principal(request)
+    return json_response({"login": who.name, "role": who.role})
+
+
+@routes.delete("/api/v1/session")
+async def logout(request: web.Request) -> web.Response:
+    """Ends the session on the server, so a copy of the cookie is worthless from now on."""
+    cookie = request.cookies.get(COOKIE)
+    if cookie:
+        await request.app[CONTAINER].auth.end_session(cookie)
+    resp = json_response({"logged_out": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
