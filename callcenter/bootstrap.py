@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -127,6 +127,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         notifier,
         writers=writers,
         is_outage=db.is_unavailable,
+        grace=timedelta(seconds=settings.timers.grace_seconds),
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)

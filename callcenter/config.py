@@ -109,9 +109,11 @@ class AmiSettings:
 
 @dataclass(frozen=True)
 class TimerSettings:
-    """How often each process re-reads pending deadlines (to see other instances' windows)."""
+    """How often each process re-reads pending deadlines (to see other instances' windows),
+    and how long a window's timer waits for events sent along with its opening one."""
 
     resync_seconds: float = 30.0
+    grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,11 @@ def _validate(s: Settings) -> None:
             "timers.resync_seconds",
             0.05 <= s.timers.resync_seconds <= 3600,
             "must be between 0.05 and 3600 seconds",
+        ),
+        (
+            "timers.grace_seconds",
+            0 <= s.timers.grace_seconds <= 3600,
+            "must be between 0 and 3600 seconds",
         ),
         (
             "forwarding.url",

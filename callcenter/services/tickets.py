@@ -10,6 +10,7 @@ from typing import Any
 from callcenter.domain.calls import SERVICE_CATEGORIES
 from callcenter.domain.certificates import LookupStatus
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
+from callcenter.domain.timers import TimerKind
 from callcenter.services.timing import TicketFactory
 from callcenter.services.views import ticket_json
 
@@ -85,8 +86,8 @@ class TicketService:
             await uow.certificates.mark_first_request(number, now)
             await uow.commit()
         ticket.id = tid
-        self.on_timer(ticket.warn75_at, "ticket_warn75", tid)
-        self.on_timer(ticket.warn90_at, "ticket_warn90", tid)
+        self.on_timer(ticket.warn75_at, TimerKind.TICKET_WARN75, tid)
+        self.on_timer(ticket.warn90_at, TimerKind.TICKET_WARN90, tid)
         self.notifier.publish(
             {
                 "type": "ticket_created",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callcenter.domain.calls import (
@@ -24,6 +24,7 @@ from callcenter.domain.calls import (
 )
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.events import CallEvent, parse_event
+from callcenter.domain.timers import TimerKind
 from callcenter.services.group_commit import GroupCommit
 from callcenter.services.views import call_json, call_summary, iso, ticket_json
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_EXTENSION_SECONDS = 300
 ESCALATION_TEXT = "Устное обращение не решено за отведённое время и переведено в письменную форму."
 
-TimerHook = Callable[[datetime, str, Any], None]
+TimerHook = Callable[[datetime, TimerKind, Any], None]
 
 
 class TicketFactory:
@@ -69,6 +70,16 @@ class TicketFactory:
             asyncio.get_running_loop().call_later(0.05, self.on_outbox)
         return tid
 
+    async def recall(self, uow, ticket: Ticket, now: datetime) -> None:
+        """A withdrawn ticket's forwarding: cancelled if not yet sent, else a cancellation sent."""
+        if not self.forwarding_enabled:
+            return
+        key = f"ticket-{ticket.id}"
+        if await uow.outbox.cancel(key, now) or not await uow.outbox.exists(key):
+            return
+        await uow.outbox.add("ticket.withdrawn", f"{key}-withdrawn", ticket_json(ticket, now), now)
+        asyncio.get_running_loop().call_later(0.05, self.on_outbox)
+
 
 class CallTiming:
     def __init__(
@@ -81,8 +92,10 @@ class CallTiming:
         *,
         writers: int = 1,
         is_outage: Callable[[BaseException], bool] = lambda exc: False,
+        grace: timedelta = timedelta(seconds=5),
     ) -> None:
         self._uow = uow_factory
+        self.grace = grace
         self.policy = policy
         self.factory = factory
         self.registry = registry
@@ -138,11 +151,11 @@ class CallTiming:
             return await uow.events.for_call(call_id)
 
     async def _follow(self, uow, rec, now, timers, notes) -> None:
-        """Open the window when the agent answers; close or escalate it when the call ends."""
+        """Open the window when the agent answers; let the call's own instants decide it."""
         if rec.connected_at is None:
             return  # no answer, no window (the common case in the IVR: spare the queries)
         win = await uow.windows.get(rec.call_id)
-        if win is None and rec.connected_at is not None:
+        if win is None:
             version = await self.policy.in_force_at(rec.connected_at)
             opened = rec.connected_at
             if version.window_start == "queue_entry" and rec.queued_at is not None:
@@ -153,6 +166,7 @@ class CallTiming:
                 version.oral_window_seconds,
                 version.warning_seconds,
                 version.id,
+                recorded_at=now,
             )
             if await uow.windows.insert(win):
                 notes.append(
@@ -163,27 +177,77 @@ class CallTiming:
                         "deadline_at": iso(win.deadline_at),
                     }
                 )
-                if win.warn_at is not None:
-                    timers.append((win.warn_at, "window_warning", rec.call_id))
-                timers.append((win.deadline_at, "window_deadline", rec.call_id))
-        if rec.certificate_number and win is not None and not win.status.running:
+                if rec.ended_at is None:
+                    timers.extend(self._timers(win))
+        if rec.certificate_number and not win.status.running:
             name, org = await self._holder(rec.certificate_number)
             await uow.tickets.fill_certificate(rec.call_id, rec.certificate_number, name, org)
-        if win is None or rec.ended_at is None or not win.status.running:
-            return
-        if rec.ended_at <= win.deadline_at:
-            if await uow.windows.transition(rec.call_id, WindowStatus.MET, rec.ended_at):
-                notes.append({"type": "window_met", "call_id": rec.call_id})
-        else:
-            await self._overrun(uow, win, now, notes)
+        await self._decide(uow, win, rec.ended_at, now, notes)
 
-    async def _overrun(self, uow, win: OralWindow, now: datetime, notes: list) -> bool:
-        """The window ran out: it closed at its deadline, and the written request was received
-        then, even if this process only learns of it later (after a restart or an outage)."""
-        at = win.deadline_at
-        if not await uow.windows.transition(win.call_id, WindowStatus.OVERRUN, at, due_by=now):
+    def _timers(self, win: OralWindow) -> list[tuple[datetime, TimerKind, str]]:
+        out = [(win.deadline_timer_at(self.grace), TimerKind.WINDOW_DEADLINE, win.call_id)]
+        warn = win.warning_timer_at(self.grace)
+        if warn is not None:
+            out.insert(0, (warn, TimerKind.WINDOW_WARNING, win.call_id))
+        return out
+
+    async def _decide(self, uow, win: OralWindow, ended_at, now, notes) -> bool:
+        """Apply what the window's instants say now; the guarded UPDATE picks one winner."""
+        to = win.decide(ended_at, now, self.grace)
+        if to is WindowStatus.MET and win.status is WindowStatus.OVERRUN:
+            return await self._withdraw(uow, win, ended_at, now, notes)
+        if to is WindowStatus.MET:
+            if await uow.windows.transition(win.call_id, WindowStatus.MET, ended_at):
+                win.meet(ended_at)
+                notes.append({"type": "window_met", "call_id": win.call_id})
+                return True
             return False
+        if to is WindowStatus.OVERRUN:
+            return await self._overrun(uow, win, now, notes, ended=ended_at is not None)
+        return False
+
+    async def _overrun(
+        self, uow, win: OralWindow, now: datetime, notes: list, *, ended: bool = False
+    ) -> bool:
+        """The window ran out: it closed at its deadline, and the written request was received
+        then, even if this process only learns of it later (after a restart or an outage).
+        Without a known end, only once its timer is due (the guard repeats it in SQL)."""
+        at = win.deadline_at
+        fire_by = None if ended else now - self.grace
+        if not await uow.windows.transition(
+            win.call_id, WindowStatus.OVERRUN, at, due_by=fire_by, recorded_by=fire_by
+        ):
+            return False
+        win.overrun()
         await self._escalate(uow, win.call_id, at, "overrun", notes)
+        return True
+
+    async def _withdraw(self, uow, win: OralWindow, ended_at, now, notes) -> bool:
+        """An end in time learnt after the overrun: the window was met, its ticket withdrawn
+        (kept for audit), the system's 'escalated' outcome undone, the forwarding recalled."""
+        if not await uow.windows.withdraw(win.call_id, ended_at):
+            return False
+        win.withdraw(ended_at)
+        reason = (
+            f"the call ended at {iso(ended_at)}, within its oral window "
+            f"(deadline {iso(win.deadline_at)}); the end became known at {iso(now)}"
+        )
+        ticket = await uow.tickets.for_call(win.call_id)
+        if (
+            ticket is not None
+            and ticket.escalation_reason == "overrun"
+            and ticket.withdraw(now, reason)
+        ):
+            if await uow.tickets.withdraw(ticket.id, now, reason):
+                await self.factory.recall(uow, ticket, now)
+                notes.append(
+                    {"type": "ticket_withdrawn", "call_id": win.call_id, "ticket_id": ticket.id}
+                )
+        await uow.calls.clear_system_outcome(win.call_id, now)
+        notes.append({"type": "window_met", "call_id": win.call_id})
+        log.warning(
+            "call %s: overrun withdrawn, the call ended in time (known only now)", win.call_id
+        )
         return True
 
     def _after(self, timers, notes) -> None:
@@ -195,11 +259,15 @@ class CallTiming:
     # --- timers ------------------------------------------------------------------------------
 
     async def fire_warning(self, call_id: str, now: datetime) -> bool:
+        """Warn the agent, unless the call has ended (perhaps learnt since the timer was set)."""
         async with self._uow() as uow:
-            if not await uow.windows.mark_warned(call_id, now):
-                return False
             win = await uow.windows.get(call_id)
             call = await uow.calls.get(call_id)
+            ended_at = call and call["ended_at"]
+            if win is None or not win.warn(now, ended_at):
+                return False
+            if not await uow.windows.mark_warned(call_id, now):
+                return False
             await uow.commit()
         self.notifier.publish(
             {
@@ -218,9 +286,13 @@ class CallTiming:
         async with self._uow() as uow:
             await uow.calls.lock(call_id, now)
             win = await uow.windows.get(call_id)
-            if win is None or not await self._overrun(uow, win, now, notes):
+            call = await uow.calls.get(call_id)
+            if win is None or not await self._decide(uow, win, call["ended_at"], now, notes):
                 return False
             await uow.commit()
+        if win.status is not WindowStatus.OVERRUN:
+            self._after([], notes)
+            return True
         self._after([], notes)
         log.warning("call %s: oral window overrun, escalated to a written ticket", call_id)
         return True
@@ -268,8 +340,8 @@ class CallTiming:
                 "reason": reason,
             }
         )
-        self.on_timer(ticket.warn75_at, "ticket_warn75", tid)
-        self.on_timer(ticket.warn90_at, "ticket_warn90", tid)
+        self.on_timer(ticket.warn75_at, TimerKind.TICKET_WARN75, tid)
+        self.on_timer(ticket.warn90_at, TimerKind.TICKET_WARN90, tid)
         return tid
 
     async def _holder(self, number: str) -> tuple[str, str]:
@@ -300,7 +372,8 @@ class CallTiming:
             if win.status.running and win.deadline_at <= now:
                 # too late: the deadline passed even if its timer has not fired yet
                 notes: list = []
-                await self._overrun(uow, win, now, notes)
+                call = await uow.calls.get(call_id)
+                await self._decide(uow, win, call["ended_at"], now, notes)
                 await uow.commit()
                 self._after([], notes)
                 raise Conflict("the oral window has already run out", code="window_closed")
@@ -309,9 +382,7 @@ class CallTiming:
             if not await uow.windows.extend(win, old, win.extensions[-1]):
                 raise Conflict("the oral window changed meanwhile; try again", code="window_busy")
             await uow.commit()
-        if win.warn_at is not None:
-            timers.append((win.warn_at, "window_warning", call_id))
-        timers.append((win.deadline_at, "window_deadline", call_id))
+        timers.extend(self._timers(win))
         self._after(
             timers,
             [
@@ -492,15 +563,17 @@ class CallTiming:
         """Everything a scheduler must arm on start: running windows, unwarned tickets."""
         out: list[tuple[datetime, str, Any]] = []
         async with self._uow() as uow:
-            for call_id, warn_at, warned_at, deadline in await uow.windows.running():
-                if warn_at is not None and warned_at is None:
-                    out.append((warn_at, "window_warning", call_id))
-                out.append((deadline, "window_deadline", call_id))
+            for win in await uow.windows.running():
+                out.extend(
+                    t
+                    for t in self._timers(win)
+                    if t[1] is TimerKind.WINDOW_DEADLINE or win.warned_at is None
+                )
             for tid, w75, done75, w90, done90 in await uow.tickets.pending():
                 if w75 is not None and done75 is None:
-                    out.append((w75, "ticket_warn75", tid))
+                    out.append((w75, TimerKind.TICKET_WARN75, tid))
                 if w90 is not None and done90 is None:
-                    out.append((w90, "ticket_warn90", tid))
+                    out.append((w90, TimerKind.TICKET_WARN90, tid))
         return out
 
 

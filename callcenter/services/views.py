@@ -35,6 +35,8 @@ def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
         "deadline_met": tk.deadline_met,
         "escalation_reason": tk.escalation_reason,
         "answer": tk.answer,
+        "withdrawn_at": iso(tk.withdrawn_at),
+        "withdrawn_reason": tk.withdrawn_reason,
     }
 
 
@@ -112,5 +114,5 @@ def call_json(
         },
         "window": window,
         "ticket": ticket_json(ticket, now) if ticket else None,
-        "events": [e.to_dict() for e in events],
+        "events": [{**e.to_dict(), "at": iso(e.at)} for e in events],
     }

@@ -8,6 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from callcenter.domain.errors import ValidationError
+from callcenter.services.views import iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
@@ -101,9 +102,7 @@ async def ivr_working_time(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     at = _instant(request.query.get("at")) or c.clock.now()
     is_open, next_opening = await c.ivr.working_time(at)
-    return json_response(
-        {"at": at.isoformat(), "open": is_open, "next_opening": next_opening.isoformat()}
-    )
+    return json_response({"at": iso(at), "open": is_open, "next_opening": iso(next_opening)})
 
 
 @routes.post("/api/v1/ivr/check")

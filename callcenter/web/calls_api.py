@@ -272,8 +272,10 @@ async def list_tickets(request: web.Request) -> web.Response:
     q = request.query
     limit, offset = _paging(request)
     status = q.get("status") or None
-    if status not in (None, "open", "overdue", "answered"):
-        raise ValidationError("status must be open, overdue or answered", code="invalid_query")
+    if status not in (None, "open", "overdue", "answered", "withdrawn"):
+        raise ValidationError(
+            "status must be open, overdue, answered or withdrawn", code="invalid_query"
+        )
     source = q.get("source") or None
     if source not in (None, "call", "portal"):
         raise ValidationError("source must be call or portal", code="invalid_query")

@@ -39,6 +39,7 @@ def serve_env(url: str, **extra: str) -> dict[str, str]:
         CALLCENTER_POLICY_ORAL_WINDOW_SECONDS=str(WINDOW),
         CALLCENTER_POLICY_WARNING_SECONDS="1",
         CALLCENTER_TIMERS_RESYNC_SECONDS="0.5",
+        CALLCENTER_TIMERS_GRACE_SECONDS="0.5",  # short: these windows last 3 s
         CALLCENTER_LOGGING_LEVEL="INFO",
         **extra,
     )
