@@ -229,13 +229,14 @@ class OralWindow:
         return None
 
     def may_warn(self, ended_at: datetime | None, now: datetime) -> bool:
-        """A warning only for a call still in progress, once, when its time has come."""
+        """A warning only for a call still in progress, once, between its time and the
+        deadline (past the deadline the overrun itself is the news)."""
         return (
             self.status.running
             and ended_at is None
             and self.warned_at is None
             and self.warn_at is not None
-            and self.warn_at <= now
+            and self.warn_at <= now < self.deadline_at
         )
 
     # --- transitions (the repository makes each one conditional between instances) -----------
