@@ -17,6 +17,7 @@ from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
+from callcenter.services.escalation import TicketFactory
 from callcenter.services.forwarding import OutboxWorker
 from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
@@ -24,7 +25,7 @@ from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
-from callcenter.services.timing import CallTiming, TicketFactory
+from callcenter.services.timing import CallTiming
 from callcenter.web.metrics import Metrics
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from callcenter.domain.calls import SERVICE_CATEGORIES
 from callcenter.domain.certificates import LookupStatus
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.timers import TimerKind
-from callcenter.services.timing import TicketFactory
+from callcenter.services.escalation import TicketFactory
 from callcenter.services.views import ticket_json
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ def started(call_id: str, caller: str = "79001234567") -> dict:
 
 
 async def test_concurrent_events_share_transactions_and_build_every_call(container, clock):
-    journal = container.calls._journal
+    journal = container.calls.log._journal
     before_batches, before_items = journal.batches, journal.items
     bodies = []
     for i in range(60):
