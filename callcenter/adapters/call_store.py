@@ -484,6 +484,12 @@ class OutboxRepository:
                 claimed.append(dict(row))
         return claimed
 
+    async def add_ticket(self, topic: str, key: str, ticket: Ticket, now: datetime) -> None:
+        """A ticket's message, in the forwarding's own shape (``ticket_payload``)."""
+        from callcenter.adapters.forwarding import ticket_payload
+
+        await self.add(topic, key, ticket_payload(ticket, now), now)
+
     async def cancel(self, key: str, now: datetime) -> bool:
         """Cancel a message not yet sent nor being sent; False if it is out of our hands."""
         o = t.outbox.c

@@ -11,7 +11,6 @@ from typing import Any
 from callcenter.domain.calls import Outcome, Ticket
 from callcenter.domain.timers import TimerKind
 from callcenter.services.effects import Effects
-from callcenter.services.views import iso, ticket_json
 
 log = logging.getLogger(__name__)
 ESCALATION_TEXT = "Устное обращение не решено за отведённое время и переведено в письменную форму."
@@ -47,7 +46,7 @@ class TicketFactory:
         tid = await uow.tickets.insert(ticket, now)
         if tid is not None and self.forwarding_enabled:
             ticket.id = tid
-            await uow.outbox.add("ticket.created", f"ticket-{tid}", ticket_json(ticket, now), now)
+            await uow.outbox.add_ticket("ticket.created", f"ticket-{tid}", ticket, now)
             self._wake_outbox()
         return tid
 
@@ -58,7 +57,7 @@ class TicketFactory:
         key = f"ticket-{ticket.id}"
         if await uow.outbox.cancel(key, now) or not await uow.outbox.exists(key):
             return
-        await uow.outbox.add("ticket.withdrawn", f"{key}-withdrawn", ticket_json(ticket, now), now)
+        await uow.outbox.add_ticket("ticket.withdrawn", f"{key}-withdrawn", ticket, now)
         self._wake_outbox()
 
     def _wake_outbox(self) -> None:
@@ -112,7 +111,7 @@ class Escalation:
                 "type": "ticket_created",
                 "call_id": call_id,
                 "ticket_id": tid,
-                "due_at": iso(ticket.due_at),
+                "due_at": ticket.due_at,
                 "reason": reason,
             }
         )

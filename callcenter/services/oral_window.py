@@ -16,10 +16,10 @@ from typing import Any
 
 from callcenter.domain.calls import CallRecord, OralWindow, WindowStatus
 from callcenter.domain.errors import Conflict, NotFound
+from callcenter.domain.instants import format_instant
 from callcenter.domain.timers import TimerKind
 from callcenter.services.effects import Aftermath, Effects
 from callcenter.services.escalation import Escalation
-from callcenter.services.views import iso
 
 log = logging.getLogger(__name__)
 DEFAULT_EXTENSION_SECONDS = 300
@@ -66,7 +66,7 @@ class OralWindows:
                         "type": "window_opened",
                         "call_id": rec.call_id,
                         "agent": rec.agent,
-                        "deadline_at": iso(win.deadline_at),
+                        "deadline_at": win.deadline_at,
                     }
                 )
                 if rec.ended_at is None:
@@ -122,8 +122,9 @@ class OralWindows:
             return False
         win.withdraw(ended_at)
         reason = (
-            f"the call ended at {iso(ended_at)}, within its oral window "
-            f"(deadline {iso(win.deadline_at)}); the end became known at {iso(now)}"
+            f"the call ended at {format_instant(ended_at)}, within its oral window "
+            f"(deadline {format_instant(win.deadline_at)}); "
+            f"the end became known at {format_instant(now)}"
         )
         await self.escalation.withdraw(uow, win.call_id, reason, now, fx)
         fx.notes.append({"type": "window_met", "call_id": win.call_id})
@@ -151,7 +152,7 @@ class OralWindows:
                         "type": "window_warning",
                         "call_id": call_id,
                         "agent": call and call["agent"],
-                        "deadline_at": iso(win.deadline_at),
+                        "deadline_at": win.deadline_at,
                     }
                 ]
             )
@@ -220,7 +221,7 @@ class OralWindows:
                     {
                         "type": "window_extended",
                         "call_id": call_id,
-                        "deadline_at": iso(win.deadline_at),
+                        "deadline_at": win.deadline_at,
                         "by": by,
                     }
                 ],

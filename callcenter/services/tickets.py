@@ -7,12 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callcenter.domain.calls import SERVICE_CATEGORIES
+from callcenter.domain.calls import SERVICE_CATEGORIES, Ticket
 from callcenter.domain.certificates import LookupStatus
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.domain.timers import TimerKind
 from callcenter.services.escalation import TicketFactory
-from callcenter.services.views import ticket_json
+from callcenter.services.read_models import Page
 
 log = logging.getLogger(__name__)
 _LIMITS = {
@@ -32,7 +32,7 @@ class TicketService:
         self.notifier = notifier
         self.on_timer = lambda when, kind, key: None
 
-    async def create_from_portal(self, body: Any, now: datetime) -> dict:
+    async def create_from_portal(self, body: Any, now: datetime) -> Ticket:
         """Clause 3.1/4.1: identity, certificate number and problem, or 422 naming the gaps."""
         if not isinstance(body, dict):
             raise ValidationError("a request must be a JSON object", code="invalid_request")
@@ -92,19 +92,19 @@ class TicketService:
             {
                 "type": "ticket_created",
                 "ticket_id": tid,
-                "due_at": ticket.due_at.isoformat(),
+                "due_at": ticket.due_at,
                 "source": "portal",
             }
         )
         log.info("ticket %s from the portal, due %s", tid, ticket.due_at.isoformat())
-        return ticket_json(ticket, now)
+        return ticket
 
-    async def get(self, ticket_id: int, now: datetime) -> dict:
+    async def get(self, ticket_id: int) -> Ticket:
         async with self._uow() as uow:
             tk = await uow.tickets.get(ticket_id)
         if tk is None:
             raise NotFound(f"no ticket {ticket_id}", code="ticket_not_found")
-        return ticket_json(tk, now)
+        return tk
 
     async def search(
         self,
@@ -116,7 +116,7 @@ class TicketService:
         source=None,
         limit: int = 50,
         offset: int = 0,
-    ) -> dict:
+    ) -> Page[Ticket]:
         async with self._uow() as uow:
             items, total = await uow.tickets.search(
                 start=start,
@@ -127,14 +127,9 @@ class TicketService:
                 limit=limit,
                 offset=offset,
             )
-        return {
-            "items": [ticket_json(t, now) for t in items],
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return Page(items, total, limit, offset)
 
-    async def answer(self, ticket_id: int, text: str, now: datetime) -> dict:
+    async def answer(self, ticket_id: int, text: str, now: datetime) -> Ticket:
         if not isinstance(text, str) or not text.strip():
             raise ValidationError(
                 "the answer text is required",
@@ -147,7 +142,7 @@ class TicketService:
             if not await uow.tickets.answer(ticket_id, now, text.strip()):
                 raise Conflict("the ticket has been answered already", code="already_answered")
             await uow.commit()
-        return await self.get(ticket_id, now)
+        return await self.get(ticket_id)
 
     async def fire_warning(self, ticket_id: int, which: int, now: datetime) -> bool:
         async with self._uow() as uow:
@@ -160,7 +155,7 @@ class TicketService:
                 "type": "ticket_warning",
                 "ticket_id": ticket_id,
                 "percent": which,
-                "due_at": tk.due_at.isoformat(),
+                "due_at": tk.due_at,
             }
         )
         log.warning("ticket %s: %d %% of its working time used", ticket_id, which)

@@ -20,6 +20,7 @@ from callcenter.services.call_queries import CallQueries
 from callcenter.services.effects import Aftermath, TimerHook
 from callcenter.services.escalation import ESCALATION_TEXT, Escalation, TicketFactory
 from callcenter.services.oral_window import DEFAULT_EXTENSION_SECONDS, OralWindows
+from callcenter.services.read_models import CallDetail, Page
 
 __all__ = ["DEFAULT_EXTENSION_SECONDS", "ESCALATION_TEXT", "CallTiming", "TicketFactory"]
 
@@ -87,32 +88,34 @@ class CallTiming:
 
     async def extend(
         self, call_id: str, reason: str, by: str, now: datetime, seconds: int | None = None
-    ) -> dict:
+    ) -> CallDetail:
         await self.windows.extend(call_id, reason, by, now, seconds)
-        return await self.get(call_id, now)
+        return await self.get(call_id)
 
-    async def escalate(self, call_id: str, by: str, now: datetime, **details: Any) -> dict:
+    async def escalate(self, call_id: str, by: str, now: datetime, **details: Any) -> CallDetail:
         await self.actions.escalate(call_id, by, now, **details)
-        return await self.get(call_id, now)
+        return await self.get(call_id)
 
-    async def set_identity(self, call_id: str, now: datetime, **details: Any) -> dict:
+    async def set_identity(self, call_id: str, now: datetime, **details: Any) -> CallDetail:
         await self.actions.set_identity(call_id, now, **details)
-        return await self.get(call_id, now)
+        return await self.get(call_id)
 
-    async def set_outcome(self, call_id: str, outcome: str, by: str, now: datetime, **kw) -> dict:
+    async def set_outcome(
+        self, call_id: str, outcome: str, by: str, now: datetime, **kw: Any
+    ) -> CallDetail:
         await self.actions.set_outcome(call_id, outcome, by, now, **kw)
-        return await self.get(call_id, now)
+        return await self.get(call_id)
 
     async def complaint(self, call_id: str | None, note: str, by: str, now: datetime) -> int:
         return await self.actions.complaint(call_id, note, by, now)
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def get(self, call_id: str, now: datetime) -> dict:
-        return await self.queries.get(call_id, now)
+    async def get(self, call_id: str) -> CallDetail:
+        return await self.queries.get(call_id)
 
-    async def search(self, now: datetime, **filters: Any) -> dict:
-        return await self.queries.search(now, **filters)
+    async def search(self, **filters: Any) -> Page[dict]:
+        return await self.queries.search(**filters)
 
     async def reviews(self) -> list[dict]:
         return await self.queries.reviews()

@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from callcenter.domain.errors import ValidationError
-from callcenter.services.views import iso
+from callcenter.domain.instants import format_instant as iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER

@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
 from callcenter.services.auth import Principal
+from callcenter.web import views
 from callcenter.web.auth import COOKIE, SIGNER, principal, require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
@@ -110,24 +111,22 @@ async def list_calls(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     q = request.query
     limit, offset = _paging(request)
-    return json_response(
-        await c.calls.search(
-            c.clock.now(),
-            start=_when(q.get("from"), "from"),
-            end=_when(q.get("to"), "to", True),
-            agent=q.get("agent") or None,
-            status=q.get("status") or None,
-            limit=limit,
-            offset=offset,
-        )
+    page = await c.calls.search(
+        start=_when(q.get("from"), "from"),
+        end=_when(q.get("to"), "to", True),
+        agent=q.get("agent") or None,
+        status=q.get("status") or None,
+        limit=limit,
+        offset=offset,
     )
+    return json_response(views.page_json(page, views.call_summary))
 
 
 @routes.get("/api/v1/calls/{call_id}")
 async def get_call(request: web.Request) -> web.Response:
     await require(request, "calls:read")
     c = request.app[CONTAINER]
-    return json_response(await c.calls.get(request.match_info["call_id"], c.clock.now()))
+    return _call(c, await c.calls.get(request.match_info["call_id"]))
 
 
 @routes.patch("/api/v1/calls/{call_id}")
@@ -137,12 +136,13 @@ async def call_identity(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, *IDENTITY)
-    return json_response(
+    return _call(
+        c,
         await c.calls.set_identity(
             request.match_info["call_id"],
             c.clock.now(),
             **_text(body, *IDENTITY),
-        )
+        ),
     )
 
 
@@ -164,10 +164,11 @@ async def extend_window(request: web.Request) -> web.Response:
         raise ValidationError(
             "an extension needs a reason", code="reason_required", fields={"reason": "is required"}
         )
-    return json_response(
+    return _call(
+        c,
         await c.calls.extend(
             request.match_info["call_id"], reason, who.name, c.clock.now(), seconds
-        )
+        ),
     )
 
 
@@ -177,13 +178,14 @@ async def escalate_call(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, *IDENTITY)
-    return json_response(
+    return _call(
+        c,
         await c.calls.escalate(
             request.match_info["call_id"],
             who.name,
             c.clock.now(),
             **_text(body, *IDENTITY),
-        )
+        ),
     )
 
 
@@ -207,7 +209,8 @@ async def call_outcome(request: web.Request) -> web.Response:
             code="invalid_request",
             fields={"reason": "must be one of the refusal reasons"},
         )
-    return json_response(
+    return _call(
+        c,
         await c.calls.set_outcome(
             request.match_info["call_id"],
             body["outcome"],
@@ -216,7 +219,7 @@ async def call_outcome(request: web.Request) -> web.Response:
             reason=body.get("reason"),
             note=note,
             **_text(body, *IDENTITY),
-        )
+        ),
     )
 
 
@@ -243,7 +246,8 @@ async def complaint(request: web.Request) -> web.Response:
 async def reviews(request: web.Request) -> web.Response:
     """Calls ended for abuse and complaints about staff, newest first (R-12)."""
     await require(request, "reports:read")
-    return json_response({"items": await request.app[CONTAINER].calls.reviews()})
+    rows = await request.app[CONTAINER].calls.reviews()
+    return json_response({"items": [views.review_json(r) for r in rows]})
 
 
 # --- tickets ---------------------------------------------------------------------------------
@@ -253,16 +257,16 @@ async def reviews(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:write")
     c = request.app[CONTAINER]
-    return json_response(
-        await c.tickets.create_from_portal(await read_json(request), c.clock.now()), 201
-    )
+    now = c.clock.now()
+    ticket = await c.tickets.create_from_portal(await read_json(request), now)
+    return json_response(views.ticket_json(ticket, now), 201)
 
 
 @routes.get("/api/v1/tickets/{ticket_id}")
 async def get_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:read")
     c = request.app[CONTAINER]
-    return json_response(await c.tickets.get(_ticket_id(request), c.clock.now()))
+    return json_response(views.ticket_json(await c.tickets.get(_ticket_id(request)), c.clock.now()))
 
 
 @routes.get("/api/v1/tickets")
@@ -279,17 +283,17 @@ async def list_tickets(request: web.Request) -> web.Response:
     source = q.get("source") or None
     if source not in (None, "call", "portal"):
         raise ValidationError("source must be call or portal", code="invalid_query")
-    return json_response(
-        await c.tickets.search(
-            c.clock.now(),
-            start=_when(q.get("from"), "from"),
-            end=_when(q.get("to"), "to", True),
-            status=status,
-            source=source,
-            limit=limit,
-            offset=offset,
-        )
+    now = c.clock.now()
+    page = await c.tickets.search(
+        now,
+        start=_when(q.get("from"), "from"),
+        end=_when(q.get("to"), "to", True),
+        status=status,
+        source=source,
+        limit=limit,
+        offset=offset,
     )
+    return json_response(views.page_json(page, lambda t: views.ticket_json(t, now)))
 
 
 @routes.post("/api/v1/tickets/{ticket_id}/answer")
@@ -298,9 +302,13 @@ async def answer_ticket(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = await read_json(request)
     _only(body, "answer")
-    return json_response(
-        await c.tickets.answer(_ticket_id(request), body.get("answer"), c.clock.now())
-    )
+    now = c.clock.now()
+    ticket = await c.tickets.answer(_ticket_id(request), body.get("answer"), now)
+    return json_response(views.ticket_json(ticket, now))
+
+
+def _call(c, detail) -> web.Response:
+    return json_response(views.call_json(detail, c.clock.now()))
 
 
 def _ticket_id(request: web.Request) -> int:
@@ -343,7 +351,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 msg = getter.result()
                 if who.role == "agent" and msg.get("type") == "supervisor_alert":
                     continue
-                await ws.send_str(json.dumps(msg, ensure_ascii=False, default=str))
+                await ws.send_str(json.dumps(views.note_json(msg), ensure_ascii=False, default=str))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

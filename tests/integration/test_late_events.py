@@ -18,6 +18,7 @@ from sqlalchemy import select
 from callcenter import bootstrap
 from callcenter.adapters import db
 from callcenter.adapters import tables as t
+from tests.wire import wire
 
 WINDOW = 600
 GAPS = (0, 1, 4, 6, 30, 700, 3600)  # seconds between posts: inside and beyond the 5 s grace
@@ -72,7 +73,7 @@ async def test_spool_flush_an_hour_later_keeps_the_calls_own_outcome(container, 
     t0 = clock.now()
     events = call_events(cid, t0, talk)
     pushed = await post_all(container, clock, events, [0, 1, 2, 3], [0, 0, 1, 1], True)
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     in_time = talk <= WINDOW
     assert call["window"]["status"] == ("met" if in_time else "overrun")
     assert call["outcome"] == (None if in_time else "escalated")
@@ -90,7 +91,7 @@ async def test_an_end_in_time_known_after_the_overrun_withdraws_the_ticket(conta
         await container.calls.record(e, clock.now())
     clock.advance(6)
     assert await container.scheduler.fire_due() == 1  # the overrun (no end known), no warning
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     assert (call["window"]["status"], call["outcome"]) == ("overrun", "escalated")
     tid = call["ticket"]["id"]
     clock.advance(600)
@@ -98,19 +99,23 @@ async def test_an_end_in_time_known_after_the_overrun_withdraws_the_ticket(conta
         await container.calls.record(ended, clock.now())
         kinds = [q.get_nowait()["type"] for _ in range(q.qsize())]
     assert "ticket_withdrawn" in kinds
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     assert (call["window"]["status"], call["outcome"]) == ("met", None)
     assert call["window"]["closed_at"] == ended["at"]
-    ticket = await container.tickets.get(tid, clock.now())
+    ticket = wire(await container.tickets.get(tid), container)
     assert ticket["status"] == "withdrawn"
     assert ticket["withdrawn_reason"] and "ended at" in ticket["withdrawn_reason"]
-    assert (await container.tickets.search(clock.now(), status="open"))["total"] == 0
-    assert (await container.tickets.search(clock.now(), status="withdrawn"))["total"] == 1
+    assert (wire(await container.tickets.search(clock.now(), status="open"), container))[
+        "total"
+    ] == 0
+    assert (wire(await container.tickets.search(clock.now(), status="withdrawn"), container))[
+        "total"
+    ] == 1
     clock.advance(30 * 86400)
     assert await container.scheduler.fire_due() == 0  # no 75 % / 90 % warning of a withdrawn one
     # the same end again changes nothing
     await container.calls.record(ended, clock.now())
-    assert (await container.tickets.get(tid, clock.now()))["status"] == "withdrawn"
+    assert (wire(await container.tickets.get(tid), container))["status"] == "withdrawn"
 
 
 @pytest.mark.parametrize("sent", [False, True])
@@ -126,7 +131,7 @@ async def test_withdrawal_recalls_the_forwarding(settings, clock, sent):
             await c.calls.record(e, clock.now())
         clock.advance(6)
         await c.scheduler.fire_due()
-        tid = (await c.calls.get(cid, clock.now()))["ticket"]["id"]
+        tid = (wire(await c.calls.get(cid), c))["ticket"]["id"]
         if sent:
             async with c.uow() as uow:
                 (msg,) = await uow.outbox.claim(clock.now(), clock.now(), 10)
@@ -175,7 +180,7 @@ async def test_every_order_and_split_gives_the_same_call(container, clock, case)
     t0 = clock.now()
     events = call_events(cid, t0, talk)
     pushed = await post_all(container, clock, events, list(order), gaps, start_late)
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     in_time = talk <= WINDOW
     assert call["window"]["status"] == ("met" if in_time else "overrun"), case
     assert call["outcome"] == (None if in_time else "escalated"), case
