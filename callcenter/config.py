@@ -72,7 +72,10 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class CalendarSettings:
-    timezone: str = "Europe/Moscow"
+    """The business calendar counts in Moscow time, as the regulation does: the zone is not
+    a setting (``domain.instants.MOSCOW``), so working hours, due times and every instant
+    in an answer cannot disagree."""
+
     overrides_file: str = ""
 
 
@@ -267,12 +270,6 @@ def _validate(s: Settings) -> None:
     for key, ok, message in checks:
         if not ok:
             raise ConfigError(f"{key}: {message}")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(s.calendar.timezone)
-    except Exception as exc:
-        raise ConfigError(f"calendar.timezone: unknown time zone {s.calendar.timezone!r}") from exc
 
 
 def load_settings(

@@ -45,7 +45,7 @@ def parse_instant(
     """
     if not isinstance(raw, str) or not raw:
         raise InstantError(f"must be {INSTANT_FORM}")
-    if _DATE.match(raw):
+    if len(raw) == 10 and _DATE.match(raw):
         if not date_allowed:
             raise InstantError(f"must be {INSTANT_FORM}, not a bare date")
         try:

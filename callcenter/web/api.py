@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 from sqlalchemy import text
 
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.domain.instants import format_instant as iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
@@ -136,11 +135,8 @@ def _instant(raw: str | None):
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+        return parse_instant(raw)
+    except InstantError as exc:
         raise ValidationError(
-            "'at' must be an ISO 8601 date-time with an offset", code="invalid_instant"
-        )
-    return value
+            f"'at' {exc}", code="invalid_instant", fields={"at": str(exc)}
+        ) from None

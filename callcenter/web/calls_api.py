@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import datetime, time
+from datetime import datetime
 
 from aiohttp import WSMsgType, web
 
-from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.services.auth import Principal
 from callcenter.web import views
 from callcenter.web.auth import COOKIE, SIGNER, principal, require
@@ -21,24 +21,17 @@ routes = web.RouteTableDef()
 
 
 def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:
-    """An instant with an offset, or a date (Moscow midnight; for ``to``, the day after)."""
+    """A date filter: an instant (Moscow time if no offset), or a date (Moscow midnight;
+    for ``to``, the day after, an exclusive end)."""
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            from datetime import date, timedelta
-
-            day = date.fromisoformat(raw) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time(0), MOSCOW)
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=MOSCOW)
-        return value
-    except ValueError:
+        return parse_instant(raw, naive_is_moscow=True, date_allowed=True, end_of_day=end)
+    except InstantError as exc:
         raise ValidationError(
-            f"'{name}' must be a date or an ISO 8601 date-time",
+            f"'{name}' {exc}, or a date (YYYY-MM-DD)",
             code="invalid_query",
-            fields={name: "bad date"},
+            fields={name: f"{exc}, or a date (YYYY-MM-DD)"},
         ) from None
 
 
