@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callcenter.domain.calls import REFUSAL_REASONS, SERVICE_CATEGORIES, Outcome, WindowStatus
+from callcenter.domain.calls import REFUSAL_REASONS, Outcome, WindowStatus
 from callcenter.domain.errors import Conflict, NotFound, ValidationError
 from callcenter.services.effects import Aftermath, Effects
 from callcenter.services.escalation import Escalation
@@ -33,7 +33,6 @@ class AgentActions:
 
     async def escalate(self, call_id: str, by: str, now: datetime, **details: Any) -> None:
         """The agent turns the call into a written request early (clause 4.2)."""
-        check_details(details)
         fx = Effects()
         async with self._uow() as uow:
             win = await self.windows.for_action(uow, call_id, now)
@@ -51,7 +50,6 @@ class AgentActions:
 
     async def set_identity(self, call_id: str, now: datetime, **details: Any) -> None:
         """R-2/R-8: the agent records who is calling and what about."""
-        check_details(details)
         async with self._uow() as uow:
             if await uow.calls.get(call_id) is None:
                 raise NotFound(f"no call {call_id}", code="call_not_found")
@@ -91,7 +89,6 @@ class AgentActions:
                 code="note_required",
                 fields={"note": "is required"},
             )
-        check_details(details)
         fx = Effects()
         async with self._uow() as uow:
             call = await uow.calls.get(call_id)
@@ -138,13 +135,8 @@ class AgentActions:
             log.warning("call %s ended for abuse by %s: supervisor notified", call_id, by)
 
     async def complaint(self, call_id: str | None, note: str, by: str, now: datetime) -> int:
-        """R-12: a complaint about staff goes to the head of support's review list."""
-        if not (note or "").strip():
-            raise ValidationError(
-                "the complaint text is required",
-                code="note_required",
-                fields={"note": "is required"},
-            )
+        """R-12: a complaint about staff goes to the head of support's review list (its text
+        checked by the web layer's schema)."""
         async with self._uow() as uow:
             rid = await uow.reviews.add("complaint", call_id, note.strip(), by, now)
             await uow.commit()
@@ -167,20 +159,3 @@ async def _save_identity(uow, call_id, now, details) -> None:
     fields = {k: v for k, v in details.items() if k in IDENTITY_FIELDS and v}
     if fields:
         await uow.calls.update_fields(call_id, now, **fields)
-
-
-def check_details(details: dict) -> None:
-    problems = {}
-    category = details.get("category")
-    if category is not None and category not in SERVICE_CATEGORIES:
-        problems["category"] = f"must be one of {', '.join(SERVICE_CATEGORIES)}"
-    for key, limit in (("caller_name", 300), ("organisation", 300), ("description", 10000)):
-        value = details.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > limit):
-            problems[key] = f"must be text of at most {limit} characters"
-    if problems:
-        raise ValidationError(
-            "; ".join(f"{k} {v}" for k, v in problems.items()),
-            code="invalid_request",
-            fields=problems,
-        )

@@ -11,6 +11,7 @@ from callcenter.domain.instants import format_instant as iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
+from callcenter.web.schemas import IvrCheck, parse
 
 routes = web.RouteTableDef()
 
@@ -109,22 +110,9 @@ async def ivr_check(request: web.Request) -> web.Response:
     """The IVR's lookup: entitlement plus lockout accounting for the caller and the number."""
     await require(request, "ivr")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    problems = {
-        k: "is required (a string)"
-        for k in ("call_id", "number")
-        if not isinstance(body.get(k), str) or not body.get(k)
-    }
-    if body.get("caller") is not None and not isinstance(body.get("caller"), str):
-        problems["caller"] = "must be a string"
-    if problems:
-        raise ValidationError(
-            "; ".join(f"{k} {v}" for k, v in problems.items()),
-            code="invalid_request",
-            fields=problems,
-        )
-    c.registry.number_format.validate(body["number"])
-    result = await c.ivr.check(body["call_id"], body.get("caller"), body["number"], c.clock.now())
+    body = parse(IvrCheck, await read_json(request))
+    c.registry.number_format.validate(body.number)
+    result = await c.ivr.check(body.call_id, body.caller, body.number, c.clock.now())
     c.metrics.inc(
         "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
     )

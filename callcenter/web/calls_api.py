@@ -12,10 +12,11 @@ from aiohttp import WSMsgType, web
 from callcenter.domain.errors import ValidationError
 from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.services.auth import Principal
-from callcenter.web import views
+from callcenter.web import schemas, views
 from callcenter.web.auth import COOKIE, SIGNER, principal, require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
+from callcenter.web.schemas import IDENTITY, parse, present
 
 routes = web.RouteTableDef()
 
@@ -44,14 +45,6 @@ def _paging(request: web.Request) -> tuple[int, int]:
     if not 1 <= limit <= 500 or offset < 0:
         raise ValidationError("limit must be 1-500 and offset not negative", code="invalid_query")
     return limit, offset
-
-
-#: what an agent may record of the caller and the problem, on any of the call actions
-IDENTITY = ("caller_name", "organisation", "description", "category")
-
-
-def _text(body: dict, *keys: str) -> dict:
-    return {k: body[k] for k in keys if k in body and body[k] is not None}
 
 
 # --- session ---------------------------------------------------------------------------------
@@ -127,14 +120,11 @@ async def call_identity(request: web.Request) -> web.Response:
     """The agent records the caller's name, organisation, problem and its category."""
     await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, *IDENTITY)
+    body = parse(schemas.CallIdentity, await read_json(request))
     return _call(
         c,
         await c.calls.set_identity(
-            request.match_info["call_id"],
-            c.clock.now(),
-            **_text(body, *IDENTITY),
+            request.match_info["call_id"], c.clock.now(), **present(body, *IDENTITY)
         ),
     )
 
@@ -143,24 +133,11 @@ async def call_identity(request: web.Request) -> web.Response:
 async def extend_window(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "reason", "seconds")
-    seconds = body.get("seconds")
-    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool)):
-        raise ValidationError(
-            "seconds must be an integer",
-            code="invalid_request",
-            fields={"seconds": "must be an integer"},
-        )
-    reason = body.get("reason")
-    if not isinstance(reason, str):
-        raise ValidationError(
-            "an extension needs a reason", code="reason_required", fields={"reason": "is required"}
-        )
+    body = parse(schemas.WindowExtension, await read_json(request))
     return _call(
         c,
         await c.calls.extend(
-            request.match_info["call_id"], reason, who.name, c.clock.now(), seconds
+            request.match_info["call_id"], body.reason, who.name, c.clock.now(), body.seconds
         ),
     )
 
@@ -169,15 +146,11 @@ async def extend_window(request: web.Request) -> web.Response:
 async def escalate_call(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, *IDENTITY)
+    body = parse(schemas.CallIdentity, await read_json(request))
     return _call(
         c,
         await c.calls.escalate(
-            request.match_info["call_id"],
-            who.name,
-            c.clock.now(),
-            **_text(body, *IDENTITY),
+            request.match_info["call_id"], who.name, c.clock.now(), **present(body, *IDENTITY)
         ),
     )
 
@@ -186,32 +159,17 @@ async def escalate_call(request: web.Request) -> web.Response:
 async def call_outcome(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "outcome", "reason", "note", *IDENTITY)
-    if not isinstance(body.get("outcome"), str):
-        raise ValidationError(
-            "outcome is required", code="invalid_request", fields={"outcome": "is required"}
-        )
-    note = body.get("note") or ""
-    if not isinstance(note, str):
-        raise ValidationError("note must be text", code="invalid_request")
-    reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 32):
-        raise ValidationError(
-            "reason must be a short code",
-            code="invalid_request",
-            fields={"reason": "must be one of the refusal reasons"},
-        )
+    body = parse(schemas.CallOutcome, await read_json(request))
     return _call(
         c,
         await c.calls.set_outcome(
             request.match_info["call_id"],
-            body["outcome"],
+            body.outcome,
             who.name,
             c.clock.now(),
-            reason=body.get("reason"),
-            note=note,
-            **_text(body, *IDENTITY),
+            reason=body.reason,
+            note=body.note or "",
+            **present(body, *IDENTITY),
         ),
     )
 
@@ -221,17 +179,8 @@ async def complaint(request: web.Request) -> web.Response:
     """R-12: a caller's complaint about staff, recorded for the head of support."""
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "call_id", "note")
-    note = body.get("note")
-    call_id = body.get("call_id")
-    if not isinstance(note, str) or (call_id is not None and not isinstance(call_id, str)):
-        raise ValidationError(
-            "note (text) is required; call_id is optional text",
-            code="invalid_request",
-            fields={"note": "is required"},
-        )
-    rid = await c.calls.complaint(call_id, note, who.name, c.clock.now())
+    body = parse(schemas.Complaint, await read_json(request))
+    rid = await c.calls.complaint(body.call_id, body.note, who.name, c.clock.now())
     return json_response({"review_id": rid}, 201)
 
 
@@ -251,7 +200,15 @@ async def create_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:write")
     c = request.app[CONTAINER]
     now = c.clock.now()
-    ticket = await c.tickets.create_from_portal(await read_json(request), now)
+    body = parse(schemas.PortalTicket, await read_json(request))
+    ticket = await c.tickets.create_from_portal(
+        now,
+        full_name=body.full_name,
+        certificate=body.certificate,
+        description=body.description,
+        organisation=body.organisation or "",
+        category=body.category or "other",
+    )
     return json_response(views.ticket_json(ticket, now), 201)
 
 
@@ -293,10 +250,9 @@ async def list_tickets(request: web.Request) -> web.Response:
 async def answer_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:answer")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "answer")
+    body = parse(schemas.TicketAnswer, await read_json(request))
     now = c.clock.now()
-    ticket = await c.tickets.answer(_ticket_id(request), body.get("answer"), now)
+    ticket = await c.tickets.answer(_ticket_id(request), body.answer, now)
     return json_response(views.ticket_json(ticket, now))
 
 
@@ -309,16 +265,6 @@ def _ticket_id(request: web.Request) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationError("a ticket id is a positive integer", code="invalid_ticket_id")
     return int(raw)
-
-
-def _only(body: dict, *allowed: str) -> None:
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise ValidationError(
-            f"unknown field(s): {', '.join(extra)}",
-            code="invalid_request",
-            fields={k: "is not accepted here" for k in extra},
-        )
 
 
 # --- push ------------------------------------------------------------------------------------

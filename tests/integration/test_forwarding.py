@@ -133,8 +133,7 @@ async def make_tickets(c, n: int = N_TICKETS) -> list[dict]:
     return [
         wire(
             await c.tickets.create_from_portal(
-                {"full_name": holder, "certificate": NUMBER, "description": f"Вопрос №{i}"},
-                c.clock.now(),
+                c.clock.now(), full_name=holder, certificate=NUMBER, description=f"Вопрос №{i}"
             ),
             c,
         )

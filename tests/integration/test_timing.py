@@ -356,18 +356,14 @@ async def test_scheduler_loop_fires_with_an_injected_clock(container, clock, cer
 
 
 async def test_portal_ticket_needs_identity_and_certificate(container, clock, cert):
+    from callcenter.web.schemas import PortalTicket, parse
+
     with pytest.raises(ValidationError) as err:
-        wire(
-            await container.tickets.create_from_portal({"description": "x"}, clock.now()), container
-        )
+        parse(PortalTicket, {"description": "x"})
     assert set(err.value.details["fields"]) == {"full_name", "certificate"}
     with pytest.raises(ValidationError) as err:
-        wire(
-            await container.tickets.create_from_portal(
-                {"full_name": "Иванов И. И.", "certificate": "9999999", "description": "x"},
-                clock.now(),
-            ),
-            container,
+        await container.tickets.create_from_portal(
+            clock.now(), full_name="Иванов И. И.", certificate="9999999", description="x"
         )
     assert "UNKNOWN" in err.value.details["fields"]["certificate"]
 
@@ -394,14 +390,12 @@ async def test_portal_ticket_due_warnings_and_answer(container, clock, cert):
     )
     t = wire(
         await container.tickets.create_from_portal(
-            {
-                "full_name": "Иванов Иван Иванович",
-                "organisation": "",
-                "certificate": CERT,
-                "description": "Не ставится обновление",
-                "category": "build_update",
-            },
             clock.now(),
+            full_name="Иванов Иван Иванович",
+            organisation="",
+            certificate=CERT,
+            description="Не ставится обновление",
+            category="build_update",
         ),
         container,
     )
