@@ -69,8 +69,9 @@ def parse_instant(
         if not naive_is_moscow:
             raise InstantError(f"must be {INSTANT_FORM}: the offset is missing")
         value = value.replace(tzinfo=MOSCOW)
-    try:
-        value.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 cannot be stored
-    except OverflowError:
-        raise InstantError("is out of the range of storable instants") from None
+    if not 1 < value.year < 9999:  # an offset may push it past year 1 or 9999: not storable
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise InstantError("is out of the range of storable instants") from None
     return value
