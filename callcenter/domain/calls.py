@@ -279,8 +279,6 @@ class OralWindow:
         self.status, self.closed_at = WindowStatus.MET, at
         return True
 
-    close_met = meet
-
     def overrun(self) -> bool:
         """Ran out: closed at its deadline, whenever this service learns of it."""
         if not self.status.running:
