@@ -190,3 +190,23 @@ async def test_every_order_and_split_gives_the_same_call(container, clock, case)
         if m["type"] == "window_warning" and m["call_id"] == cid:
             assert order.index(3) > order.index(2)
     assert call["ended_at"] == ended_at.isoformat()
+
+
+async def test_the_sql_guard_waits_for_the_grace_too(container, clock):
+    """A second instance's timer, or a stale one, cannot overrun a window recorded moments ago."""
+    from callcenter.domain.calls import OralWindow, WindowStatus
+
+    now = clock.now()
+    async with container.uow() as uow:
+        await uow.calls.lock("guard.1", now)
+        await uow.windows.insert(
+            OralWindow.open("guard.1", now - timedelta(hours=2), 600, 0, None, recorded_at=now)
+        )
+        early = now - timedelta(seconds=5)  # the deadline is long past, the recording is not
+        assert not await uow.windows.transition(
+            "guard.1", WindowStatus.OVERRUN, now, due_by=early, recorded_by=early
+        )
+        later = now + timedelta(seconds=1)
+        assert await uow.windows.transition(
+            "guard.1", WindowStatus.OVERRUN, now, due_by=later, recorded_by=later
+        )
