@@ -74,7 +74,7 @@ async def run(url: str, n: int, spread: float, label: str) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     lag = sorted(c.scheduler.lag_seconds)
-    total = (await c.tickets.search(c.clock.now(), limit=1))["total"]
+    total = (await c.tickets.search(c.clock.now(), limit=1)).total
     await c.close()
     q = lambda p: lag[min(len(lag) - 1, int(len(lag) * p))]  # noqa: E731
     within = sum(1 for x in lag if x <= 1.0) / len(lag) * 100

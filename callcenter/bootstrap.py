@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, time
+from datetime import date, time, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
@@ -20,6 +20,7 @@ from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
+from callcenter.services.escalation import TicketFactory
 from callcenter.services.forwarding import OutboxWorker
 from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
@@ -27,7 +28,7 @@ from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
-from callcenter.services.timing import CallTiming, TicketFactory
+from callcenter.services.timing import CallTiming
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         notifier,
         writers=writers,
         is_outage=db.is_unavailable,
+        grace=timedelta(seconds=settings.timers.grace_seconds),
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)

@@ -42,9 +42,10 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from callcenter.domain.instants import MOSCOW
+
 __all__ = ["MOSCOW", "CalendarError", "CalendarOverrides", "WorkCalendar", "load_overrides"]
 
-MOSCOW = ZoneInfo("Europe/Moscow")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_SECOND = 1_000_000

@@ -73,7 +73,10 @@ class PolicySettings:
 
 @dataclass(frozen=True)
 class CalendarSettings:
-    timezone: str = "Europe/Moscow"
+    """The business calendar counts in Moscow time, as the regulation does: the zone is not
+    a setting (``domain.instants.MOSCOW``), so working hours, due times and every instant
+    in an answer cannot disagree."""
+
     overrides_file: str = ""
 
 
@@ -112,9 +115,11 @@ class AmiSettings:
 
 @dataclass(frozen=True)
 class TimerSettings:
-    """How often each process re-reads pending deadlines (to see other instances' windows)."""
+    """How often each process re-reads pending deadlines (to see other instances' windows),
+    and how long a window's timer waits for events sent along with its opening one."""
 
     resync_seconds: float = 30.0
+    grace_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,11 @@ def _validate(s: Settings) -> None:
             "must be between 0.05 and 3600 seconds",
         ),
         (
+            "timers.grace_seconds",
+            0 <= s.timers.grace_seconds <= 3600,
+            "must be between 0 and 3600 seconds",
+        ),
+        (
             "forwarding.url",
             not s.forwarding.url or s.forwarding.url.startswith(("http://", "https://")),
             "must be an http(s) URL or empty",
@@ -263,12 +273,6 @@ def _validate(s: Settings) -> None:
     for key, ok, message in checks:
         if not ok:
             raise ConfigError(f"{key}: {message}")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(s.calendar.timezone)
-    except Exception as exc:
-        raise ConfigError(f"calendar.timezone: unknown time zone {s.calendar.timezone!r}") from exc
 
 
 def load_settings(

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import lock_calls_statement, upsert
-from callcenter.domain.calls import Extension, OralWindow, Ticket, WindowStatus
+from callcenter.domain.calls import Extension, OralWindow, Ticket, TicketStatus, WindowStatus
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
 
@@ -42,6 +42,15 @@ class CallRepository:
     async def update_fields(self, call_id: str, now: datetime, **values: Any) -> None:
         await self.session.execute(
             update(t.calls).where(t.calls.c.call_id == call_id).values(updated_at=now, **values)
+        )
+
+    async def clear_system_outcome(self, call_id: str, now: datetime) -> None:
+        """Undo the 'escalated' the system set on an overrun (an agent's outcome stays)."""
+        c = t.calls.c
+        await self.session.execute(
+            update(t.calls)
+            .where(c.call_id == call_id, c.outcome == "escalated", c.outcome_by == "system")
+            .values(outcome=None, outcome_at=None, outcome_by=None, updated_at=now)
         )
 
     async def search(
@@ -118,6 +127,7 @@ class WindowRepository:
             warned_at=row.warned_at,
             closed_at=row.closed_at,
             extensions=[Extension(x.at, x.seconds, x.reason, x.by) for x in ext],
+            recorded_at=row.recorded_at,
         )
 
     async def insert(self, win: OralWindow) -> bool:
@@ -132,21 +142,45 @@ class WindowRepository:
                 status=win.status.value,
                 length_seconds=win.length_seconds,
                 policy_id=win.policy_id,
+                recorded_at=win.recorded_at,
             )
             .on_conflict_do_nothing(index_elements=[t.oral_windows.c.call_id])
         )
         return result.rowcount == 1
 
     async def transition(
-        self, call_id: str, to: WindowStatus, now: datetime, *, due_by: datetime | None = None
+        self,
+        call_id: str,
+        to: WindowStatus,
+        now: datetime,
+        *,
+        due_by: datetime | None = None,
+        recorded_by: datetime | None = None,
     ) -> bool:
-        """Move a running window to ``to``; only one caller ever wins."""
+        """Move a running window to ``to``; only one caller ever wins. ``due_by`` and
+        ``recorded_by``: only if its deadline, and its recording, are no later than these."""
         w = t.oral_windows.c
         cond = [w.call_id == call_id, w.status.in_(RUNNING)]
         if due_by is not None:
             cond.append(w.deadline_at <= due_by)
+        if recorded_by is not None:
+            cond.append(func.coalesce(w.recorded_at, w.opened_at) <= recorded_by)
         result = await self.session.execute(
             update(t.oral_windows).where(*cond).values(status=to.value, closed_at=now)
+        )
+        return result.rowcount == 1
+
+    async def withdraw(self, call_id: str, ended_at: datetime) -> bool:
+        """An overrun window whose call is now known to have ended in time becomes met."""
+        w = t.oral_windows.c
+        result = await self.session.execute(
+            update(t.oral_windows)
+            .where(
+                w.call_id == call_id,
+                w.status == WindowStatus.OVERRUN.value,
+                w.deadline_at >= ended_at,
+            )
+            .values(status=WindowStatus.MET.value, closed_at=ended_at)
         )
         return result.rowcount == 1
 
@@ -188,13 +222,24 @@ class WindowRepository:
         )
         return True
 
-    async def running(self) -> list[tuple[str, datetime | None, datetime | None, datetime]]:
-        """(call_id, warn_at, warned_at, deadline_at) of every running window."""
+    async def running(self) -> list[OralWindow]:
+        """Every running window, without its extensions (what a scheduler arms)."""
         w = t.oral_windows.c
-        rows = await self.session.execute(
-            select(w.call_id, w.warn_at, w.warned_at, w.deadline_at).where(w.status.in_(RUNNING))
-        )
-        return [tuple(r) for r in rows.all()]
+        rows = await self.session.execute(select(t.oral_windows).where(w.status.in_(RUNNING)))
+        return [
+            OralWindow(
+                r.call_id,
+                r.opened_at,
+                r.deadline_at,
+                r.warn_at,
+                WindowStatus(r.status),
+                policy_id=r.policy_id,
+                length_seconds=r.length_seconds,
+                warned_at=r.warned_at,
+                recorded_at=r.recorded_at,
+            )
+            for r in rows.all()
+        ]
 
 
 def _ticket_from(row) -> Ticket:
@@ -218,6 +263,8 @@ def _ticket_from(row) -> Ticket:
         answer=row.answer,
         escalation_reason=row.escalation_reason,
         policy_id=row.policy_id,
+        withdrawn_at=row.withdrawn_at,
+        withdrawn_reason=row.withdrawn_reason,
     )
 
 
@@ -283,12 +330,15 @@ class TicketRepository:
             cond.append(k.received_at < end)
         if source:
             cond.append(k.source == source)
+        live = k.status != TicketStatus.WITHDRAWN.value
         if status == "answered":
             cond.append(k.answered_at.is_not(None))
         elif status == "open":
-            cond.append(and_(k.answered_at.is_(None), k.due_at >= now))
+            cond.append(and_(k.answered_at.is_(None), k.due_at >= now, live))
         elif status == "overdue":
-            cond.append(and_(k.answered_at.is_(None), k.due_at < now))
+            cond.append(and_(k.answered_at.is_(None), k.due_at < now, live))
+        elif status == TicketStatus.WITHDRAWN:
+            cond.append(k.status == TicketStatus.WITHDRAWN.value)
         q = select(t.tickets).where(*cond) if cond else select(t.tickets)
         total = (
             await self.session.execute(select(func.count()).select_from(q.subquery()))
@@ -322,7 +372,13 @@ class TicketRepository:
         col, at = (k.warned75_at, k.warn75_at) if which == 75 else (k.warned90_at, k.warn90_at)
         result = await self.session.execute(
             update(t.tickets)
-            .where(k.id == ticket_id, k.answered_at.is_(None), col.is_(None), at <= now)
+            .where(
+                k.id == ticket_id,
+                k.answered_at.is_(None),
+                k.status != TicketStatus.WITHDRAWN.value,
+                col.is_(None),
+                at <= now,
+            )
             .values({col.key: now})
         )
         return result.rowcount == 1
@@ -331,8 +387,26 @@ class TicketRepository:
         k = t.tickets.c
         result = await self.session.execute(
             update(t.tickets)
-            .where(k.id == ticket_id, k.answered_at.is_(None))
-            .values(answered_at=now, answer=text, status="answered")
+            .where(
+                k.id == ticket_id,
+                k.answered_at.is_(None),
+                k.status != TicketStatus.WITHDRAWN.value,
+            )
+            .values(answered_at=now, answer=text, status=TicketStatus.ANSWERED.value)
+        )
+        return result.rowcount == 1
+
+    async def withdraw(self, ticket_id: int, now: datetime, reason: str) -> bool:
+        """Withdrawn, never deleted: the row stays, with when and why, for audit."""
+        k = t.tickets.c
+        result = await self.session.execute(
+            update(t.tickets)
+            .where(
+                k.id == ticket_id,
+                k.answered_at.is_(None),
+                k.status != TicketStatus.WITHDRAWN.value,
+            )
+            .values(status=TicketStatus.WITHDRAWN.value, withdrawn_at=now, withdrawn_reason=reason)
         )
         return result.rowcount == 1
 
@@ -343,7 +417,9 @@ class TicketRepository:
         k = t.tickets.c
         rows = await self.session.execute(
             select(k.id, k.warn75_at, k.warned75_at, k.warn90_at, k.warned90_at).where(
-                k.answered_at.is_(None), or_(k.warned75_at.is_(None), k.warned90_at.is_(None))
+                k.answered_at.is_(None),
+                k.status != TicketStatus.WITHDRAWN.value,
+                or_(k.warned75_at.is_(None), k.warned90_at.is_(None)),
             )
         )
         return [tuple(r) for r in rows.all()]
@@ -376,6 +452,7 @@ class OutboxRepository:
                     select(o.id)
                     .where(
                         o.delivered_at.is_(None),
+                        o.cancelled_at.is_(None),
                         o.next_attempt_at <= now,
                         or_(o.claimed_until.is_(None), o.claimed_until < now),
                     )
@@ -393,6 +470,7 @@ class OutboxRepository:
                 .where(
                     o.id == mid,
                     o.delivered_at.is_(None),
+                    o.cancelled_at.is_(None),
                     or_(o.claimed_until.is_(None), o.claimed_until < now),
                 )
                 .values(claimed_until=lease_until)
@@ -405,6 +483,32 @@ class OutboxRepository:
                 )
                 claimed.append(dict(row))
         return claimed
+
+    async def add_ticket(self, topic: str, key: str, ticket: Ticket, now: datetime) -> None:
+        """A ticket's message, in the forwarding's own shape (``ticket_payload``)."""
+        from callcenter.adapters.forwarding import ticket_payload
+
+        await self.add(topic, key, ticket_payload(ticket, now), now)
+
+    async def cancel(self, key: str, now: datetime) -> bool:
+        """Cancel a message not yet sent nor being sent; False if it is out of our hands."""
+        o = t.outbox.c
+        result = await self.session.execute(
+            update(t.outbox)
+            .where(
+                o.idempotency_key == key,
+                o.delivered_at.is_(None),
+                o.cancelled_at.is_(None),
+                or_(o.claimed_until.is_(None), o.claimed_until < now),
+            )
+            .values(cancelled_at=now)
+        )
+        return result.rowcount == 1
+
+    async def exists(self, key: str) -> bool:
+        o = t.outbox.c
+        found = await self.session.execute(select(o.id).where(o.idempotency_key == key))
+        return found.first() is not None
 
     async def delivered(self, mid: int, now: datetime) -> None:
         o = t.outbox.c
@@ -431,7 +535,9 @@ class OutboxRepository:
         o = t.outbox.c
         pending = (
             await self.session.execute(
-                select(func.count()).select_from(t.outbox).where(o.delivered_at.is_(None))
+                select(func.count())
+                .select_from(t.outbox)
+                .where(o.delivered_at.is_(None), o.cancelled_at.is_(None))
             )
         ).scalar_one()
         return {"pending": pending}
@@ -440,7 +546,9 @@ class OutboxRepository:
         o = t.outbox.c
         return (
             await self.session.execute(
-                select(func.min(o.next_attempt_at)).where(o.delivered_at.is_(None))
+                select(func.min(o.next_attempt_at)).where(
+                    o.delivered_at.is_(None), o.cancelled_at.is_(None)
+                )
             )
         ).scalar_one()
 

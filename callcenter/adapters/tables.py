@@ -221,6 +221,7 @@ oral_windows = Table(
     Column("closed_at", UTCDateTime, nullable=True),
     Column("length_seconds", Integer, nullable=False),
     Column("policy_id", Integer, nullable=True),
+    Column("recorded_at", UTCDateTime, nullable=True),
     Index("ix_oral_windows_status_deadline_at", "status", "deadline_at"),
 )
 
@@ -264,6 +265,8 @@ tickets = Table(
     Column("escalation_reason", String(16), nullable=True),
     Column("policy_id", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("withdrawn_at", UTCDateTime, nullable=True),
+    Column("withdrawn_reason", Text, nullable=True),
     Index("ix_tickets_status_due_at", "status", "due_at"),
     Index("ix_tickets_received_at", "received_at"),
 )
@@ -281,6 +284,7 @@ outbox = Table(
     Column("claimed_until", UTCDateTime, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
     Column("last_error", Text, nullable=True),
+    Column("cancelled_at", UTCDateTime, nullable=True),
     Index("ix_outbox_delivered_at_next_attempt_at", "delivered_at", "next_attempt_at"),
 )
 

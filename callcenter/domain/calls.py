@@ -30,6 +30,14 @@ class WindowStatus(enum.StrEnum):
         return self in (WindowStatus.OPEN, WindowStatus.EXTENDED)
 
 
+class TicketStatus(enum.StrEnum):
+    """Stored statuses; ``overdue`` is only ever computed (an open ticket past its due time)."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    WITHDRAWN = "withdrawn"
+
+
 class Outcome(enum.StrEnum):
     RESOLVED = "resolved"
     ESCALATED = "escalated"
@@ -137,7 +145,15 @@ class Extension:
 
 @dataclass
 class OralWindow:
-    """The 10-minute oral answer window of one answered call (clause 4.2)."""
+    """The 10-minute oral answer window of one answered call (clause 4.2).
+
+    Its fate is decided by the call's own instants, never by when a timer happened to run:
+    a window is overrun only when no end before its deadline is known. Events of a call may
+    arrive long after the fact (a spool flushed after an outage, an AMI reconnect, an
+    import), so a timer waits for the later of the deadline and the moment the window was
+    recorded here, plus a grace for the events sent along with the opening one; an end that
+    proves the call finished in time and arrives later still withdraws an overrun.
+    """
 
     call_id: str
     opened_at: datetime
@@ -149,6 +165,8 @@ class OralWindow:
     warned_at: datetime | None = None
     closed_at: datetime | None = None
     extensions: list[Extension] = field(default_factory=list)
+    #: when this service learnt of the window (the opening event's receipt), not the call's time
+    recorded_at: datetime | None = None
 
     @classmethod
     def open(
@@ -158,12 +176,76 @@ class OralWindow:
         length_seconds: int,
         warning_seconds: int,
         policy_id: int | None,
+        recorded_at: datetime | None = None,
     ) -> OralWindow:
         deadline = opened_at + timedelta(seconds=length_seconds)
         warn = deadline - timedelta(seconds=warning_seconds) if warning_seconds else None
         return cls(
-            call_id, opened_at, deadline, warn, policy_id=policy_id, length_seconds=length_seconds
+            call_id,
+            opened_at,
+            deadline,
+            warn,
+            policy_id=policy_id,
+            length_seconds=length_seconds,
+            recorded_at=recorded_at,
         )
+
+    # --- when its timers may fire ------------------------------------------------------------
+
+    @property
+    def _learnt_at(self) -> datetime:
+        return self.recorded_at or self.opened_at
+
+    def deadline_timer_at(self, grace: timedelta) -> datetime:
+        """No earlier than the later of the deadline and the window's recording, plus grace:
+        the events sent together with the opening one (its end, say) get there first."""
+        return max(self.deadline_at, self._learnt_at) + grace
+
+    def warning_timer_at(self, grace: timedelta) -> datetime | None:
+        """The warning at its time, but never before the events that came along had a chance."""
+        if self.warn_at is None:
+            return None
+        return max(self.warn_at, self._learnt_at + grace)
+
+    # --- the decision ------------------------------------------------------------------------
+
+    def decide(
+        self, ended_at: datetime | None, now: datetime, grace: timedelta
+    ) -> WindowStatus | None:
+        """What the window becomes now, from the call's instants; None when nothing changes.
+
+        MET when the call ended by the deadline (from OVERRUN too: that is a withdrawal);
+        OVERRUN when it ended later, or when no end is known once the timer is due.
+        An agent's ESCALATED and a MET stand.
+        """
+        if self.status in (WindowStatus.MET, WindowStatus.ESCALATED):
+            return None
+        if ended_at is not None:
+            if ended_at <= self.deadline_at:
+                return WindowStatus.MET
+            return WindowStatus.OVERRUN if self.status.running else None
+        if self.status.running and now >= self.deadline_timer_at(grace):
+            return WindowStatus.OVERRUN
+        return None
+
+    def may_warn(self, ended_at: datetime | None, now: datetime) -> bool:
+        """A warning only for a call still in progress, once, between its time and the
+        deadline (past the deadline the overrun itself is the news)."""
+        return (
+            self.status.running
+            and ended_at is None
+            and self.warned_at is None
+            and self.warn_at is not None
+            and self.warn_at <= now < self.deadline_at
+        )
+
+    # --- transitions (the repository makes each one conditional between instances) -----------
+
+    def warn(self, now: datetime, ended_at: datetime | None = None) -> bool:
+        if not self.may_warn(ended_at, now):
+            return False
+        self.warned_at = now
+        return True
 
     def extend(self, at: datetime, seconds: int, reason: str, by: str) -> None:
         """More time for the oral answer, with a stated reason (clause 4.2)."""
@@ -181,18 +263,41 @@ class OralWindow:
                 code="bad_extension",
                 fields={"seconds": "must be 1-3600"},
             )
-        base = max(self.deadline_at, at)
+        if self.deadline_at <= at:
+            raise Conflict("the oral window has already run out", code="window_closed")
         warn_lead = (self.deadline_at - self.warn_at) if self.warn_at else None
-        self.deadline_at = base + timedelta(seconds=seconds)
+        self.deadline_at = self.deadline_at + timedelta(seconds=seconds)
         self.warn_at = self.deadline_at - warn_lead if warn_lead is not None else None
         self.warned_at = None
         self.status = WindowStatus.EXTENDED
         self.extensions.append(Extension(at, seconds, reason.strip(), by))
 
-    def close_met(self, at: datetime) -> bool:
+    def meet(self, at: datetime) -> bool:
+        """Closed in time: the call ended, or the agent settled it, by the deadline."""
         if not self.status.running:
             return False
         self.status, self.closed_at = WindowStatus.MET, at
+        return True
+
+    def overrun(self) -> bool:
+        """Ran out: closed at its deadline, whenever this service learns of it."""
+        if not self.status.running:
+            return False
+        self.status, self.closed_at = WindowStatus.OVERRUN, self.deadline_at
+        return True
+
+    def escalate(self, now: datetime) -> bool:
+        """The agent turns the call into a written request before the deadline."""
+        if not self.status.running:
+            return False
+        self.status, self.closed_at = WindowStatus.ESCALATED, now
+        return True
+
+    def withdraw(self, ended_at: datetime) -> bool:
+        """An overrun disproved by a late-known end in time: the window was met after all."""
+        if self.status is not WindowStatus.OVERRUN or ended_at > self.deadline_at:
+            return False
+        self.status, self.closed_at = WindowStatus.MET, ended_at
         return True
 
 
@@ -219,6 +324,19 @@ class Ticket:
     escalation_reason: str | None = None
     policy_id: int | None = None
     id: int | None = None
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.status == TicketStatus.WITHDRAWN
+
+    def withdraw(self, now: datetime, reason: str) -> bool:
+        """Kept for audit, never deleted; an answered ticket stays answered."""
+        if self.withdrawn or self.answered_at is not None:
+            return False
+        self.status, self.withdrawn_at, self.withdrawn_reason = TicketStatus.WITHDRAWN, now, reason
+        return True
 
     @property
     def deadline_met(self) -> bool | None:
@@ -227,6 +345,8 @@ class Ticket:
         return self.answered_at <= self.due_at
 
     def state_at(self, now: datetime) -> str:
+        if self.withdrawn:
+            return TicketStatus.WITHDRAWN.value
         if self.answered_at is not None:
             return "answered"
         return "overdue" if now > self.due_at else "open"

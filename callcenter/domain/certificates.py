@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from callcenter.domain import cert_status
 from callcenter.domain.errors import ValidationError
 from callcenter.domain.numbers import luhn_ok, number_problem
 
@@ -38,11 +39,13 @@ class HolderType(enum.StrEnum):
 
 
 class LookupStatus(enum.StrEnum):
-    VALID = "VALID"
-    UNKNOWN = "UNKNOWN"
-    EXPIRED = "EXPIRED"
-    NOT_YET_VALID = "NOT_YET_VALID"
-    NOT_COVERED = "NOT_COVERED"
+    """What a lookup answers: the first five words of the vocabulary in ``cert_status``."""
+
+    VALID = cert_status.VALID
+    UNKNOWN = cert_status.UNKNOWN
+    EXPIRED = cert_status.EXPIRED
+    NOT_YET_VALID = cert_status.NOT_YET_VALID
+    NOT_COVERED = cert_status.NOT_COVERED
 
 
 class CheckDigit(enum.StrEnum):

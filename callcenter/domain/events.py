@@ -11,22 +11,13 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from callcenter.domain.cert_status import CERT_STATUSES
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.instants import InstantError, parse_instant
 
-CERT_STATUSES = (
-    "VALID",
-    "UNKNOWN",
-    "EXPIRED",
-    "NOT_YET_VALID",
-    "NOT_COVERED",
-    "LOCKED",
-    "NO_INPUT",
-    "UNVERIFIED",
-    "CLOSED",
-)
 HANGUP_BY = ("caller", "agent", "system")
 _CALL_ID = re.compile(r"^[0-9A-Za-z._\-:]{1,64}$")
 
@@ -115,16 +106,10 @@ def parse_event(body: Any, received_at: datetime) -> CallEvent:
     at = received_at
     at_given = "at" in body and body["at"] is not None
     if at_given:
-        raw = body["at"]
         try:
-            if not isinstance(raw, str):
-                raise ValueError
-            at = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            if at.tzinfo is None:
-                raise ValueError
-            at.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 cannot be stored
-        except (ValueError, OverflowError):
-            problems["at"] = "must be an ISO 8601 date-time with an offset"
+            at = parse_instant(body["at"])
+        except InstantError as exc:
+            problems["at"] = str(exc)
     source = body.get("source", "api")
     if source not in SOURCES:
         problems["source"] = f"must be one of {', '.join(SOURCES)}"

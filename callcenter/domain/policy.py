@@ -10,11 +10,10 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from callcenter.domain.errors import PolicyRefused, ValidationError
+from callcenter.domain.instants import MOSCOW
 
-MOSCOW = ZoneInfo("Europe/Moscow")
 WINDOW_STARTS = ("agent_answer", "queue_entry")
 
 

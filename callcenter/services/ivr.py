@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from callcenter.domain.cert_status import LOCKED
 from callcenter.domain.certificates import LookupStatus, normalize_phone
 
 log = logging.getLogger(__name__)
-LOCKED = "LOCKED"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import time as _time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from callcenter.domain.certificates import (
     Certificate,
@@ -18,9 +17,9 @@ from callcenter.domain.certificates import (
     normalize_phone,
 )
 from callcenter.domain.errors import NotFound, ValidationError
+from callcenter.domain.instants import MOSCOW
 
 log = logging.getLogger(__name__)
-MOSCOW = ZoneInfo("Europe/Moscow")
 IMPORT_BATCH = 2000
 
 

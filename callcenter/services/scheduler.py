@@ -16,6 +16,8 @@ from collections import deque
 from datetime import datetime, timedelta
 from typing import Any
 
+from callcenter.domain.timers import TimerKind
+
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 5.0
 
@@ -104,16 +106,16 @@ class Scheduler:
             task.add_done_callback(self._inflight.discard)
         return tasks
 
-    async def _fire(self, kind: str, key: Any, now: datetime) -> bool:
-        if kind == "window_warning":
-            return await self.timing.fire_warning(key, now)
-        if kind == "window_deadline":
-            return await self.timing.fire_deadline(key, now)
-        if kind == "ticket_warn75":
-            return await self.tickets.fire_warning(key, 75, now)
-        if kind == "ticket_warn90":
-            return await self.tickets.fire_warning(key, 90, now)
-        raise ValueError(f"unknown timer {kind}")
+    async def _fire(self, kind: TimerKind, key: Any, now: datetime) -> bool:
+        match TimerKind(kind):
+            case TimerKind.WINDOW_WARNING:
+                return await self.timing.fire_warning(key, now)
+            case TimerKind.WINDOW_DEADLINE:
+                return await self.timing.fire_deadline(key, now)
+            case TimerKind.TICKET_WARN75:
+                return await self.tickets.fire_warning(key, 75, now)
+            case TimerKind.TICKET_WARN90:
+                return await self.tickets.fire_warning(key, 90, now)
 
     async def run(self) -> None:
         """The loop; cancel the task to stop it (fires in flight are cancelled and awaited)."""

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiohttp import web
 
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.instants import InstantError, parse_instant
+from callcenter.domain.instants import format_instant as iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
+from callcenter.web.schemas import IvrCheck, parse
 
 routes = web.RouteTableDef()
 
@@ -97,9 +98,7 @@ async def ivr_working_time(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     at = _instant(request.query.get("at")) or c.clock.now()
     is_open, next_opening = await c.ivr.working_time(at)
-    return json_response(
-        {"at": at.isoformat(), "open": is_open, "next_opening": next_opening.isoformat()}
-    )
+    return json_response({"at": iso(at), "open": is_open, "next_opening": iso(next_opening)})
 
 
 @routes.post("/api/v1/ivr/check")
@@ -107,22 +106,9 @@ async def ivr_check(request: web.Request) -> web.Response:
     """The IVR's lookup: entitlement plus lockout accounting for the caller and the number."""
     await require(request, "ivr")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    problems = {
-        k: "is required (a string)"
-        for k in ("call_id", "number")
-        if not isinstance(body.get(k), str) or not body.get(k)
-    }
-    if body.get("caller") is not None and not isinstance(body.get("caller"), str):
-        problems["caller"] = "must be a string"
-    if problems:
-        raise ValidationError(
-            "; ".join(f"{k} {v}" for k, v in problems.items()),
-            code="invalid_request",
-            fields=problems,
-        )
-    c.registry.number_format.validate(body["number"])
-    result = await c.ivr.check(body["call_id"], body.get("caller"), body["number"], c.clock.now())
+    body = parse(IvrCheck, await read_json(request))
+    c.registry.number_format.validate(body.number)
+    result = await c.ivr.check(body.call_id, body.caller, body.number, c.clock.now())
     c.metrics.inc(
         "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
     )
@@ -133,11 +119,8 @@ def _instant(raw: str | None):
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
+        return parse_instant(raw)
+    except InstantError as exc:
         raise ValidationError(
-            "'at' must be an ISO 8601 date-time with an offset", code="invalid_instant"
-        )
-    return value
+            f"'at' {exc}", code="invalid_instant", fields={"at": str(exc)}
+        ) from None

@@ -5,39 +5,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import datetime, time
+from datetime import datetime
 
 from aiohttp import WSMsgType, web
 
-from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
+from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.services.auth import Principal
+from callcenter.web import schemas, views
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
+from callcenter.web.schemas import IDENTITY, parse, present
 
 routes = web.RouteTableDef()
 
 
 def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:
-    """An instant with an offset, or a date (Moscow midnight; for ``to``, the day after)."""
+    """A date filter: an instant (Moscow time if no offset), or a date (Moscow midnight;
+    for ``to``, the day after, an exclusive end)."""
     if not raw:
         return None
     try:
-        if len(raw) == 10:
-            from datetime import date, timedelta
-
-            day = date.fromisoformat(raw) + timedelta(days=1 if end else 0)
-            return datetime.combine(day, time(0), MOSCOW)
-        value = datetime.fromisoformat(raw.replace(" ", "+").replace("Z", "+00:00"))
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=MOSCOW)
-        return value
-    except ValueError:
+        return parse_instant(raw, naive_is_moscow=True, date_allowed=True, end_of_day=end)
+    except InstantError as exc:
         raise ValidationError(
-            f"'{name}' must be a date or an ISO 8601 date-time",
+            f"'{name}' {exc}, or a date (YYYY-MM-DD)",
             code="invalid_query",
-            fields={name: "bad date"},
+            fields={name: f"{exc}, or a date (YYYY-MM-DD)"},
         ) from None
 
 
@@ -52,14 +47,6 @@ def _paging(request: web.Request) -> tuple[int, int]:
     return limit, offset
 
 
-#: what an agent may record of the caller and the problem, on any of the call actions
-IDENTITY = ("caller_name", "organisation", "description", "category")
-
-
-def _text(body: dict, *keys: str) -> dict:
-    return {k: body[k] for k in keys if k in body and body[k] is not None}
-
-
 # --- calls -----------------------------------------------------------------------------------
 
 
@@ -69,24 +56,22 @@ async def list_calls(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     q = request.query
     limit, offset = _paging(request)
-    return json_response(
-        await c.calls.search(
-            c.clock.now(),
-            start=_when(q.get("from"), "from"),
-            end=_when(q.get("to"), "to", True),
-            agent=q.get("agent") or None,
-            status=q.get("status") or None,
-            limit=limit,
-            offset=offset,
-        )
+    page = await c.calls.search(
+        start=_when(q.get("from"), "from"),
+        end=_when(q.get("to"), "to", True),
+        agent=q.get("agent") or None,
+        status=q.get("status") or None,
+        limit=limit,
+        offset=offset,
     )
+    return json_response(views.page_json(page, views.call_summary))
 
 
 @routes.get("/api/v1/calls/{call_id}")
 async def get_call(request: web.Request) -> web.Response:
     await require(request, "calls:read")
     c = request.app[CONTAINER]
-    return json_response(await c.calls.get(request.match_info["call_id"], c.clock.now()))
+    return _call(c, await c.calls.get(request.match_info["call_id"]))
 
 
 @routes.patch("/api/v1/calls/{call_id}")
@@ -94,14 +79,12 @@ async def call_identity(request: web.Request) -> web.Response:
     """The agent records the caller's name, organisation, problem and its category."""
     await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, *IDENTITY)
-    return json_response(
+    body = parse(schemas.CallIdentity, await read_json(request))
+    return _call(
+        c,
         await c.calls.set_identity(
-            request.match_info["call_id"],
-            c.clock.now(),
-            **_text(body, *IDENTITY),
-        )
+            request.match_info["call_id"], c.clock.now(), **present(body, *IDENTITY)
+        ),
     )
 
 
@@ -109,24 +92,12 @@ async def call_identity(request: web.Request) -> web.Response:
 async def extend_window(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "reason", "seconds")
-    seconds = body.get("seconds")
-    if seconds is not None and (not isinstance(seconds, int) or isinstance(seconds, bool)):
-        raise ValidationError(
-            "seconds must be an integer",
-            code="invalid_request",
-            fields={"seconds": "must be an integer"},
-        )
-    reason = body.get("reason")
-    if not isinstance(reason, str):
-        raise ValidationError(
-            "an extension needs a reason", code="reason_required", fields={"reason": "is required"}
-        )
-    return json_response(
+    body = parse(schemas.WindowExtension, await read_json(request))
+    return _call(
+        c,
         await c.calls.extend(
-            request.match_info["call_id"], reason, who.name, c.clock.now(), seconds
-        )
+            request.match_info["call_id"], body.reason, who.name, c.clock.now(), body.seconds
+        ),
     )
 
 
@@ -134,15 +105,12 @@ async def extend_window(request: web.Request) -> web.Response:
 async def escalate_call(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, *IDENTITY)
-    return json_response(
+    body = parse(schemas.CallIdentity, await read_json(request))
+    return _call(
+        c,
         await c.calls.escalate(
-            request.match_info["call_id"],
-            who.name,
-            c.clock.now(),
-            **_text(body, *IDENTITY),
-        )
+            request.match_info["call_id"], who.name, c.clock.now(), **present(body, *IDENTITY)
+        ),
     )
 
 
@@ -150,32 +118,18 @@ async def escalate_call(request: web.Request) -> web.Response:
 async def call_outcome(request: web.Request) -> web.Response:
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "outcome", "reason", "note", *IDENTITY)
-    if not isinstance(body.get("outcome"), str):
-        raise ValidationError(
-            "outcome is required", code="invalid_request", fields={"outcome": "is required"}
-        )
-    note = body.get("note") or ""
-    if not isinstance(note, str):
-        raise ValidationError("note must be text", code="invalid_request")
-    reason = body.get("reason")
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 32):
-        raise ValidationError(
-            "reason must be a short code",
-            code="invalid_request",
-            fields={"reason": "must be one of the refusal reasons"},
-        )
-    return json_response(
+    body = parse(schemas.CallOutcome, await read_json(request))
+    return _call(
+        c,
         await c.calls.set_outcome(
             request.match_info["call_id"],
-            body["outcome"],
+            body.outcome,
             who.name,
             c.clock.now(),
-            reason=body.get("reason"),
-            note=note,
-            **_text(body, *IDENTITY),
-        )
+            reason=body.reason,
+            note=body.note or "",
+            **present(body, *IDENTITY),
+        ),
     )
 
 
@@ -184,17 +138,8 @@ async def complaint(request: web.Request) -> web.Response:
     """R-12: a caller's complaint about staff, recorded for the head of support."""
     who = await require(request, "calls:act")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "call_id", "note")
-    note = body.get("note")
-    call_id = body.get("call_id")
-    if not isinstance(note, str) or (call_id is not None and not isinstance(call_id, str)):
-        raise ValidationError(
-            "note (text) is required; call_id is optional text",
-            code="invalid_request",
-            fields={"note": "is required"},
-        )
-    rid = await c.calls.complaint(call_id, note, who.name, c.clock.now())
+    body = parse(schemas.Complaint, await read_json(request))
+    rid = await c.calls.complaint(body.call_id, body.note, who.name, c.clock.now())
     return json_response({"review_id": rid}, 201)
 
 
@@ -202,7 +147,8 @@ async def complaint(request: web.Request) -> web.Response:
 async def reviews(request: web.Request) -> web.Response:
     """Calls ended for abuse and complaints about staff, newest first (R-12)."""
     await require(request, "reports:read")
-    return json_response({"items": await request.app[CONTAINER].calls.reviews()})
+    rows = await request.app[CONTAINER].calls.reviews()
+    return json_response({"items": [views.review_json(r) for r in rows]})
 
 
 # --- tickets ---------------------------------------------------------------------------------
@@ -212,16 +158,24 @@ async def reviews(request: web.Request) -> web.Response:
 async def create_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:write")
     c = request.app[CONTAINER]
-    return json_response(
-        await c.tickets.create_from_portal(await read_json(request), c.clock.now()), 201
+    now = c.clock.now()
+    body = parse(schemas.PortalTicket, await read_json(request))
+    ticket = await c.tickets.create_from_portal(
+        now,
+        full_name=body.full_name,
+        certificate=body.certificate,
+        description=body.description,
+        organisation=body.organisation or "",
+        category=body.category or "other",
     )
+    return json_response(views.ticket_json(ticket, now), 201)
 
 
 @routes.get("/api/v1/tickets/{ticket_id}")
 async def get_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:read")
     c = request.app[CONTAINER]
-    return json_response(await c.tickets.get(_ticket_id(request), c.clock.now()))
+    return json_response(views.ticket_json(await c.tickets.get(_ticket_id(request)), c.clock.now()))
 
 
 @routes.get("/api/v1/tickets")
@@ -231,33 +185,38 @@ async def list_tickets(request: web.Request) -> web.Response:
     q = request.query
     limit, offset = _paging(request)
     status = q.get("status") or None
-    if status not in (None, "open", "overdue", "answered"):
-        raise ValidationError("status must be open, overdue or answered", code="invalid_query")
+    if status not in (None, "open", "overdue", "answered", "withdrawn"):
+        raise ValidationError(
+            "status must be open, overdue, answered or withdrawn", code="invalid_query"
+        )
     source = q.get("source") or None
     if source not in (None, "call", "portal"):
         raise ValidationError("source must be call or portal", code="invalid_query")
-    return json_response(
-        await c.tickets.search(
-            c.clock.now(),
-            start=_when(q.get("from"), "from"),
-            end=_when(q.get("to"), "to", True),
-            status=status,
-            source=source,
-            limit=limit,
-            offset=offset,
-        )
+    now = c.clock.now()
+    page = await c.tickets.search(
+        now,
+        start=_when(q.get("from"), "from"),
+        end=_when(q.get("to"), "to", True),
+        status=status,
+        source=source,
+        limit=limit,
+        offset=offset,
     )
+    return json_response(views.page_json(page, lambda t: views.ticket_json(t, now)))
 
 
 @routes.post("/api/v1/tickets/{ticket_id}/answer")
 async def answer_ticket(request: web.Request) -> web.Response:
     await require(request, "tickets:answer")
     c = request.app[CONTAINER]
-    body = await read_json(request)
-    _only(body, "answer")
-    return json_response(
-        await c.tickets.answer(_ticket_id(request), body.get("answer"), c.clock.now())
-    )
+    body = parse(schemas.TicketAnswer, await read_json(request))
+    now = c.clock.now()
+    ticket = await c.tickets.answer(_ticket_id(request), body.answer, now)
+    return json_response(views.ticket_json(ticket, now))
+
+
+def _call(c, detail) -> web.Response:
+    return json_response(views.call_json(detail, c.clock.now()))
 
 
 def _ticket_id(request: web.Request) -> int:
@@ -265,16 +224,6 @@ def _ticket_id(request: web.Request) -> int:
     if not raw.isdigit() or len(raw) > 18:
         raise ValidationError("a ticket id is a positive integer", code="invalid_ticket_id")
     return int(raw)
-
-
-def _only(body: dict, *allowed: str) -> None:
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise ValidationError(
-            f"unknown field(s): {', '.join(extra)}",
-            code="invalid_request",
-            fields={k: "is not accepted here" for k in extra},
-        )
 
 
 # --- push ------------------------------------------------------------------------------------
@@ -300,7 +249,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 msg = getter.result()
                 if who.role == "agent" and msg.get("type") == "supervisor_alert":
                     continue
-                await ws.send_str(json.dumps(msg, ensure_ascii=False, default=str))
+                await ws.send_str(json.dumps(views.note_json(msg), ensure_ascii=False, default=str))
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

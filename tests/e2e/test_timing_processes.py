@@ -25,6 +25,7 @@ from callcenter.adapters import db
 from callcenter.config import Settings
 from tests.conftest import PG_SKIP, PG_URL, reset_postgres
 from tests.e2e.conftest import Cli, Service, base_env
+from tests.wire import wire
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,7 @@ def serve_env(url: str, **extra: str) -> dict[str, str]:
         CALLCENTER_POLICY_ORAL_WINDOW_SECONDS=str(WINDOW),
         CALLCENTER_POLICY_WARNING_SECONDS="1",
         CALLCENTER_TIMERS_RESYNC_SECONDS="0.5",
+        CALLCENTER_TIMERS_GRACE_SECONDS="0.5",  # short: these windows last 3 s
         CALLCENTER_LOGGING_LEVEL="INFO",
         **extra,
     )
@@ -95,7 +97,7 @@ async def read_call(url: str, call_id: str) -> dict:
     """The call as stored, read straight from the database while no service runs."""
     c = bootstrap.build(Settings().replace(database={"url": url}))
     try:
-        return await c.calls.get(call_id, c.clock.now())
+        return wire(await c.calls.get(call_id), c)
     finally:
         await c.close()
 

@@ -200,3 +200,37 @@ async def test_odd_shapes_are_4xx_not_500(agent_client, pbx_token):
     assert r.status == 422
     r = await agent_client.post("/api/v1/calls/6.1/extend", json={"reason": "x", "seconds": 0})
     assert r.status == 422
+
+
+async def test_every_instant_is_moscow_time_with_its_offset(client, pbx_token, supervisor_token):
+    """The README's promise, for the two answers that gave UTC: a call's events and the IVR."""
+    await post_event(
+        client,
+        pbx_token,
+        event="agent_connected",
+        call_id="5.9",
+        agent="PJSIP/1",
+        at="2026-03-17T08:00:00Z",
+    )
+    body = await (await client.get("/api/v1/calls/5.9", headers=bearer(supervisor_token))).json()
+    assert [e["at"] for e in body["events"]] == ["2026-03-17T11:00:00+03:00"]
+    r = await client.get(
+        "/api/v1/ivr/working-time?at=2026-03-17T08:00:00Z", headers=bearer(pbx_token)
+    )
+    body = await r.json()
+    assert body["at"] == "2026-03-17T11:00:00+03:00"
+    assert body["next_opening"].endswith("+03:00")
+
+
+async def test_patch_takes_description_as_the_readme_says(client, supervisor_token, pbx_token):
+    await post_event(client, pbx_token, event="agent_connected", call_id="5.10", agent="PJSIP/1")
+    r = await client.patch(
+        "/api/v1/calls/5.10",
+        json={"description": "Не запускается модуль", "category": "recovery"},
+        headers=bearer(supervisor_token),
+    )
+    assert (r.status, (await r.json())["description"]) == (200, "Не запускается модуль")
+    r = await client.patch(
+        "/api/v1/calls/5.10", json={"problem": "x"}, headers=bearer(supervisor_token)
+    )
+    assert r.status == 422 and "problem" in (await r.json())["fields"]

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from callcenter.adapters import event_sql
+from tests.wire import wire
 
 
 def call_events(call_id: str, clock) -> list[dict]:
@@ -55,8 +56,8 @@ async def test_driver_sql_and_core_build_the_same_call(container, clock, monkeyp
     await record_all(container, clock, bodies)
     monkeypatch.setattr(event_sql, "DRIVER_SQL", False)
     await record_all(container, clock, [{**b, "call_id": "1795480100.2"} for b in bodies])
-    fast = await container.calls.get("1795480100.1", clock.now())
-    core = await container.calls.get("1795480100.2", clock.now())
+    fast = wire(await container.calls.get("1795480100.1"), container)
+    core = wire(await container.calls.get("1795480100.2"), container)
     assert fast["queue"] == "поддержка" and fast["agent_name"] == "Иванова Мария"
     assert fast["connected_at"] == (clock.now() + timedelta(seconds=50.123456)).isoformat()
     assert fast["window"]["status"] == "met"
@@ -78,7 +79,7 @@ async def test_one_call_written_by_both_paths(container, clock, monkeypatch, fir
     monkeypatch.setattr(event_sql, "DRIVER_SQL", not first_fast)
     await record_all(container, clock, bodies[3:])
     await record_all(container, clock, bodies[:2])  # repeats: stored once, whatever path
-    call = await container.calls.get("1795480200.1", clock.now())
+    call = wire(await container.calls.get("1795480200.1"), container)
     assert call["certificate"] == "1234567" and call["agent"] == "PJSIP/101"
     assert call["ended_at"] == (clock.now() + timedelta(seconds=170)).isoformat()
     assert len(await container.calls.events("1795480200.1")) == 5

@@ -28,6 +28,7 @@ from callcenter.adapters import tables as t
 from callcenter.calendar import MOSCOW
 from callcenter.domain.certificates import Certificate, Contact, HolderType, luhn_complete
 from tests.conftest import free_port
+from tests.wire import wire
 
 N_TICKETS = 20
 NUMBER = luhn_complete("77000000001")  # valid whatever check digit is configured
@@ -130,9 +131,11 @@ async def make_tickets(c, n: int = N_TICKETS) -> list[dict]:
         now,
     )
     return [
-        await c.tickets.create_from_portal(
-            {"full_name": holder, "certificate": NUMBER, "description": f"Вопрос №{i}"},
-            c.clock.now(),
+        wire(
+            await c.tickets.create_from_portal(
+                c.clock.now(), full_name=holder, certificate=NUMBER, description=f"Вопрос №{i}"
+            ),
+            c,
         )
         for i in range(n)
     ]

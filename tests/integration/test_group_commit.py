@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from callcenter.services.group_commit import GroupCommit
+from tests.wire import wire
 
 
 def started(call_id: str, caller: str = "79001234567") -> dict:
@@ -14,7 +15,7 @@ def started(call_id: str, caller: str = "79001234567") -> dict:
 
 
 async def test_concurrent_events_share_transactions_and_build_every_call(container, clock):
-    journal = container.calls._journal
+    journal = container.calls.log._journal
     before_batches, before_items = journal.batches, journal.items
     bodies = []
     for i in range(60):
@@ -34,7 +35,7 @@ async def test_concurrent_events_share_transactions_and_build_every_call(contain
     assert journal.items - before_items == 180
     assert journal.batches - before_batches < 180  # they really were grouped
     for i in (0, 31, 59):
-        call = await container.calls.get(f"1795480000.{i}", clock.now())
+        call = wire(await container.calls.get(f"1795480000.{i}"), container)
         assert call["caller_number"] == "79001234567"
         assert call["certificate"] == "42"
         assert call["certificate_status"] == "VALID"

@@ -11,8 +11,10 @@ import pytest
 from callcenter.domain.certificates import Certificate, HolderType
 from callcenter.domain.errors import Conflict, ValidationError
 from callcenter.domain.policy import PolicyVersion
+from tests.wire import wire
 
 CERT = "1234567"
+GRACE = 5  # [timers] grace_seconds: a deadline timer fires this long after the deadline
 
 
 def romashka() -> Certificate:
@@ -52,7 +54,7 @@ async def call_to_agent(c, clock, call_id="1795483251.54", offset=0.0):
 
 async def test_window_opens_at_answer_with_absolute_deadline(container, clock, cert):
     cid = await call_to_agent(container, clock)
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     assert call["window"]["status"] == "open"
     assert call["window"]["deadline_at"] == (clock.now() + timedelta(seconds=600)).isoformat()
     assert call["window"]["warn_at"] == (clock.now() + timedelta(seconds=480)).isoformat()
@@ -62,14 +64,18 @@ async def test_window_opens_at_answer_with_absolute_deadline(container, clock, c
 
 async def test_overrun_escalates_exactly_once(container, clock, cert):
     cid = await call_to_agent(container, clock)
+    deadline = clock.now() + timedelta(seconds=600)
     clock.advance(600)
-    assert await container.scheduler.fire_due() == 2  # warning, then deadline
-    call = await container.calls.get(cid, clock.now())
+    # at the deadline: too late for the warning, too early for the overrun (it waits its grace)
+    assert await container.scheduler.fire_due() == 0
+    clock.advance(GRACE)
+    assert await container.scheduler.fire_due() == 1
+    call = wire(await container.calls.get(cid), container)
     assert call["window"]["status"] == "overrun"
     assert call["outcome"] == "escalated"
     ticket = call["ticket"]
     assert ticket["source"] == "call" and ticket["call_id"] == cid
-    assert ticket["received_at"] == clock.now().isoformat()
+    assert ticket["received_at"] == deadline.isoformat()  # dated at the deadline, not the fire
     # Tuesday 11:10 + 12 working hours = Wednesday 14:10 Moscow
     assert ticket["due_at"] == "2026-03-18T14:10:00+03:00"
     assert ticket["organisation"] == "ООО «Ромашка»"  # identity from the certificate
@@ -81,7 +87,7 @@ async def test_overrun_escalates_exactly_once(container, clock, cert):
     await other.load()
     assert await other.fire_due() == 0
     await container.calls.record({"event": "call_ended", "call_id": cid}, clock.now())
-    listed = await container.tickets.search(clock.now())
+    listed = wire(await container.tickets.search(clock.now()), container)
     assert listed["total"] == 1
 
 
@@ -93,7 +99,7 @@ async def test_call_ending_in_time_is_met(container, clock, cert):
     )
     clock.advance(400)
     assert await container.scheduler.fire_due() == 0
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     assert call["window"]["status"] == "met"
     assert call["ticket"] is None
     assert call["timings"]["talk_seconds"] == 300
@@ -115,68 +121,84 @@ async def test_extension_with_reason(container, clock, cert):
     cid = await call_to_agent(container, clock)
     clock.advance(500)
     with pytest.raises(ValidationError):
-        await container.calls.extend(cid, "  ", "operator", clock.now())
-    call = await container.calls.extend(
-        cid, "нужна проверка журнала", "operator", clock.now(), seconds=300
+        wire(await container.calls.extend(cid, "  ", "operator", clock.now()), container)
+    call = wire(
+        await container.calls.extend(
+            cid, "нужна проверка журнала", "operator", clock.now(), seconds=300
+        ),
+        container,
     )
     assert call["window"]["status"] == "extended"
     assert call["window"]["extensions"][0]["reason"] == "нужна проверка журнала"
     clock.advance(100)  # past the original deadline
     await container.scheduler.fire_due()
-    assert (await container.calls.get(cid, clock.now()))["window"]["status"] == "extended"
-    clock.advance(300)
+    assert (wire(await container.calls.get(cid), container))["window"]["status"] == "extended"
+    clock.advance(300 + GRACE)
     await container.scheduler.fire_due()
-    assert (await container.calls.get(cid, clock.now()))["window"]["status"] == "overrun"
+    assert (wire(await container.calls.get(cid), container))["window"]["status"] == "overrun"
     with pytest.raises(Conflict):
-        await container.calls.extend(cid, "ещё", "operator", clock.now())
+        wire(await container.calls.extend(cid, "ещё", "operator", clock.now()), container)
 
 
 async def test_agent_escalates_early(container, clock, cert):
     cid = await call_to_agent(container, clock)
     clock.advance(120)
-    call = await container.calls.escalate(
-        cid,
-        "operator",
-        clock.now(),
-        caller_name="Смирнова Анна Сергеевна",
-        description="Не запускается модуль",
-        category="recovery",
+    call = wire(
+        await container.calls.escalate(
+            cid,
+            "operator",
+            clock.now(),
+            caller_name="Смирнова Анна Сергеевна",
+            description="Не запускается модуль",
+            category="recovery",
+        ),
+        container,
     )
     assert call["window"]["status"] == "escalated"
     assert call["ticket"]["full_name"] == "Смирнова Анна Сергеевна"
     assert call["ticket"]["category"] == "recovery"
     assert call["ticket"]["escalation_reason"] == "agent"
     with pytest.raises(Conflict):
-        await container.calls.escalate(cid, "operator", clock.now())
+        wire(await container.calls.escalate(cid, "operator", clock.now()), container)
     clock.advance(600)
     assert await container.scheduler.fire_due() == 0
-    assert (await container.tickets.search(clock.now()))["total"] == 1
+    assert (wire(await container.tickets.search(clock.now()), container))["total"] == 1
 
 
 async def test_outcomes(container, clock, cert):
     a = await call_to_agent(container, clock, "1.1")
-    call = await container.calls.set_outcome(a, "resolved", "operator", clock.now())
+    call = wire(
+        await container.calls.set_outcome(a, "resolved", "operator", clock.now()), container
+    )
     assert (call["outcome"], call["window"]["status"]) == ("resolved", "met")
     b = await call_to_agent(container, clock, "1.2")
     with pytest.raises(ValidationError):
-        await container.calls.set_outcome(b, "refused", "operator", clock.now())
-    call = await container.calls.set_outcome(
-        b, "refused", "operator", clock.now(), reason="identity_mismatch"
+        wire(await container.calls.set_outcome(b, "refused", "operator", clock.now()), container)
+    call = wire(
+        await container.calls.set_outcome(
+            b, "refused", "operator", clock.now(), reason="identity_mismatch"
+        ),
+        container,
     )
     assert call["outcome_reason"] == "identity_mismatch"
     c = await call_to_agent(container, clock, "1.3")
     async with container.notifier.subscribe() as q:
-        await container.calls.set_outcome(c, "abusive", "operator", clock.now(), note="оскорбления")
+        wire(
+            await container.calls.set_outcome(
+                c, "abusive", "operator", clock.now(), note="оскорбления"
+            ),
+            container,
+        )
         alert = [
             m for m in [q.get_nowait() for _ in range(q.qsize())] if m["type"] == "supervisor_alert"
         ]
     assert alert and alert[0]["call_id"] == c
     await container.calls.complaint(c, "Оператор был груб", "supervisor", clock.now())
-    kinds = sorted(r["kind"] for r in await container.calls.reviews())
+    kinds = sorted(r["kind"] for r in wire(await container.calls.reviews(), container))
     assert kinds == ["abuse", "complaint"]
     clock.advance(700)
     assert await container.scheduler.fire_due() == 0  # all closed: no tickets
-    assert (await container.tickets.search(clock.now()))["total"] == 0
+    assert (wire(await container.tickets.search(clock.now()), container))["total"] == 0
 
 
 async def test_policy_in_force_at_answer(container, clock, cert):
@@ -188,8 +210,8 @@ async def test_policy_in_force_at_answer(container, clock, cert):
     old = await call_to_agent(container, clock, "2.1")
     clock.advance(21 * 86400)
     new = await call_to_agent(container, clock, "2.2")
-    w_old = (await container.calls.get(old, clock.now()))["window"]
-    w_new = (await container.calls.get(new, clock.now()))["window"]
+    w_old = (wire(await container.calls.get(old), container))["window"]
+    w_new = (wire(await container.calls.get(new), container))["window"]
     assert (w_old["length_seconds"], w_new["length_seconds"]) == (600, 900)
 
 
@@ -206,7 +228,7 @@ async def test_late_end_after_deadline_escalates(container, clock, cert):
         {"event": "agent_connected", "call_id": cid, "agent": "PJSIP/1", "at": t0.isoformat()},
         clock.now(),
     )
-    call = await container.calls.get(cid, clock.now())
+    call = wire(await container.calls.get(cid), container)
     assert call["window"]["status"] == "overrun"
     assert call["ticket"] is not None
     assert call["abandoned"] is None
@@ -265,8 +287,8 @@ def scripted_calls(t0):
 
 async def snapshot(c, clock):
     out = {}
-    for item in (await c.calls.search(clock.now(), limit=500))["items"]:
-        full = await c.calls.get(item["call_id"], clock.now())
+    for item in (wire(await c.calls.search(limit=500), c))["items"]:
+        full = wire(await c.calls.get(item["call_id"]), c)
         full.pop("events")
         if full["ticket"]:
             full["ticket"].pop("id")
@@ -317,13 +339,13 @@ async def test_scheduler_loop_fires_with_an_injected_clock(container, clock, cer
     task = asyncio.create_task(container.scheduler.run())
     try:
         cid = await call_to_agent(container, clock)
-        clock.advance(601)
+        clock.advance(600 + GRACE)
         container.scheduler.wake()
         for _ in range(200):
             await asyncio.sleep(0.01)
-            if (await container.calls.get(cid, clock.now()))["window"]["status"] == "overrun":
+            if (wire(await container.calls.get(cid), container))["window"]["status"] == "overrun":
                 break
-        assert (await container.calls.get(cid, clock.now()))["ticket"] is not None
+        assert (wire(await container.calls.get(cid), container))["ticket"] is not None
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -334,12 +356,14 @@ async def test_scheduler_loop_fires_with_an_injected_clock(container, clock, cer
 
 
 async def test_portal_ticket_needs_identity_and_certificate(container, clock, cert):
+    from callcenter.web.schemas import PortalTicket, parse
+
     with pytest.raises(ValidationError) as err:
-        await container.tickets.create_from_portal({"description": "x"}, clock.now())
+        parse(PortalTicket, {"description": "x"})
     assert set(err.value.details["fields"]) == {"full_name", "certificate"}
     with pytest.raises(ValidationError) as err:
         await container.tickets.create_from_portal(
-            {"full_name": "Иванов И. И.", "certificate": "9999999", "description": "x"}, clock.now()
+            clock.now(), full_name="Иванов И. И.", certificate="9999999", description="x"
         )
     assert "UNKNOWN" in err.value.details["fields"]["certificate"]
 
@@ -364,25 +388,29 @@ async def test_portal_ticket_due_warnings_and_answer(container, clock, cert):
         ],
         clock.now(),
     )
-    t = await container.tickets.create_from_portal(
-        {
-            "full_name": "Иванов Иван Иванович",
-            "organisation": "",
-            "certificate": CERT,
-            "description": "Не ставится обновление",
-            "category": "build_update",
-        },
-        clock.now(),
+    t = wire(
+        await container.tickets.create_from_portal(
+            clock.now(),
+            full_name="Иванов Иван Иванович",
+            organisation="",
+            certificate=CERT,
+            description="Не ставится обновление",
+            category="build_update",
+        ),
+        container,
     )
     assert t["due_at"] == "2025-11-01T18:00:00+03:00"
     assert t["warn75_at"] == "2025-11-01T15:00:00+03:00"  # 9 of 12 working hours
     assert t["status"] == "open" and t["deadline_met"] is None
     clock.at = __import__("datetime").datetime(2025, 11, 1, 15, 0, tzinfo=MOSCOW)
     assert await container.scheduler.fire_due() == 1
-    answered = await container.tickets.answer(t["id"], "Ответ: переустановите сборку", clock.now())
+    answered = wire(
+        await container.tickets.answer(t["id"], "Ответ: переустановите сборку", clock.now()),
+        container,
+    )
     assert answered["status"] == "answered" and answered["deadline_met"] is True
     with pytest.raises(Conflict):
-        await container.tickets.answer(t["id"], "ещё раз", clock.now())
+        wire(await container.tickets.answer(t["id"], "ещё раз", clock.now()), container)
 
 
 async def test_no_extension_once_the_deadline_has_passed(container, clock, cert):
@@ -390,8 +418,11 @@ async def test_no_extension_once_the_deadline_has_passed(container, clock, cert)
     cid = await call_to_agent(container, clock)
     clock.advance(700)  # the timer has not fired (nobody called fire_due)
     with pytest.raises(Conflict):
-        await container.calls.extend(cid, "ещё минуту", "operator", clock.now(), seconds=60)
-    call = await container.calls.get(cid, clock.now())
+        wire(
+            await container.calls.extend(cid, "ещё минуту", "operator", clock.now(), seconds=60),
+            container,
+        )
+    call = wire(await container.calls.get(cid), container)
     assert call["window"]["status"] == "overrun"
     assert call["ticket"] is not None
     assert await container.scheduler.fire_due() == 0  # and the late timer adds nothing
@@ -400,4 +431,7 @@ async def test_no_extension_once_the_deadline_has_passed(container, clock, cert)
 async def test_zero_second_extension_is_refused(container, clock, cert):
     cid = await call_to_agent(container, clock)
     with pytest.raises(ValidationError):
-        await container.calls.extend(cid, "причина", "operator", clock.now(), seconds=0)
+        wire(
+            await container.calls.extend(cid, "причина", "operator", clock.now(), seconds=0),
+            container,
+        )

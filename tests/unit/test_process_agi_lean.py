@@ -164,6 +164,7 @@ def test_the_script_imports_stay_lean():
     # (imported when an event is first kept), nor Asterisk's side (telephony.emulation)
     assert {m for m in loaded if m.startswith("callcenter.")} == {
         "callcenter.domain",
+        "callcenter.domain.cert_status",
         "callcenter.domain.numbers",
         "callcenter.telephony",
         "callcenter.telephony.agi",

@@ -1,4 +1,7 @@
-"""JSON views of calls and tickets: instants in Moscow time with their offset."""
+"""JSON views of the read models: the wire shape of calls, tickets, pages and pushes.
+
+Every instant leaves in Moscow time with its offset (``format_instant``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from callcenter.domain.calls import CallRecord, OralWindow, Ticket
-from callcenter.domain.events import CallEvent
-from callcenter.domain.policy import MOSCOW
-
-
-def iso(value: datetime | None) -> str | None:
-    """Instants leave the service in Moscow time with their offset, as the regulation counts."""
-    return value.astimezone(MOSCOW).isoformat() if value is not None else None
+from callcenter.domain.instants import format_instant as iso
+from callcenter.services.read_models import CallDetail, Page
 
 
 def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
@@ -35,6 +33,8 @@ def ticket_json(tk: Ticket, now: datetime) -> dict[str, Any]:
         "deadline_met": tk.deadline_met,
         "escalation_reason": tk.escalation_reason,
         "answer": tk.answer,
+        "withdrawn_at": iso(tk.withdrawn_at),
+        "withdrawn_reason": tk.withdrawn_reason,
     }
 
 
@@ -59,29 +59,29 @@ def call_summary(r: dict) -> dict:
     }
 
 
-def call_json(
-    r: dict, win: OralWindow | None, ticket: Ticket | None, now: datetime, events: list[CallEvent]
-) -> dict:
+def window_json(win: OralWindow, now: datetime) -> dict[str, Any]:
+    return {
+        "opened_at": iso(win.opened_at),
+        "deadline_at": iso(win.deadline_at),
+        "warn_at": iso(win.warn_at),
+        "warned_at": iso(win.warned_at),
+        "status": win.status.value,
+        "closed_at": iso(win.closed_at),
+        "length_seconds": win.length_seconds,
+        "policy_id": win.policy_id,
+        "remaining_seconds": max(0.0, (win.deadline_at - now).total_seconds())
+        if win.status.running
+        else 0.0,
+        "extensions": [
+            {"at": iso(x.at), "seconds": x.seconds, "reason": x.reason, "by": x.by}
+            for x in win.extensions
+        ],
+    }
+
+
+def call_json(detail: CallDetail, now: datetime) -> dict[str, Any]:
+    r, win, ticket = detail.call, detail.window, detail.ticket
     rec = CallRecord(**{f.name: r[f.name] for f in fields(CallRecord)})
-    window = None
-    if win is not None:
-        window = {
-            "opened_at": iso(win.opened_at),
-            "deadline_at": iso(win.deadline_at),
-            "warn_at": iso(win.warn_at),
-            "warned_at": iso(win.warned_at),
-            "status": win.status.value,
-            "closed_at": iso(win.closed_at),
-            "length_seconds": win.length_seconds,
-            "policy_id": win.policy_id,
-            "remaining_seconds": max(0.0, (win.deadline_at - now).total_seconds())
-            if win.status.running
-            else 0.0,
-            "extensions": [
-                {"at": iso(x.at), "seconds": x.seconds, "reason": x.reason, "by": x.by}
-                for x in win.extensions
-            ],
-        }
     return {
         **call_summary(
             {
@@ -110,7 +110,26 @@ def call_json(
             "queue_wait_seconds": _seconds(rec.queue_wait_seconds),
             "talk_seconds": _seconds(rec.talk_seconds),
         },
-        "window": window,
+        "window": window_json(win, now) if win is not None else None,
         "ticket": ticket_json(ticket, now) if ticket else None,
-        "events": [e.to_dict() for e in events],
+        "events": [{**e.to_dict(), "at": iso(e.at)} for e in detail.events],
     }
+
+
+def page_json(page: Page, render) -> dict[str, Any]:
+    """The one paging envelope of every listing."""
+    return {
+        "items": [render(item) for item in page.items],
+        "total": page.total,
+        "limit": page.limit,
+        "offset": page.offset,
+    }
+
+
+def review_json(r: dict) -> dict[str, Any]:
+    return {**r, "created_at": iso(r["created_at"]), "resolved_at": iso(r["resolved_at"])}
+
+
+def note_json(note: dict[str, Any]) -> dict[str, Any]:
+    """A pushed note with its instants as the API gives them."""
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in note.items()}

@@ -1,0 +1,79 @@
+"""The call log (R-11): events stored once, each call's record re-projected from all of them.
+
+Events arriving together share one transaction (group commit), which is what carries the
+ingest rate; every call they touch is then handed to the oral window to decide.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from callcenter.domain.calls import project
+from callcenter.domain.events import CallEvent, parse_event
+from callcenter.services.effects import Aftermath, Effects
+from callcenter.services.group_commit import GroupCommit
+from callcenter.services.oral_window import OralWindows
+
+log = logging.getLogger(__name__)
+
+
+class CallLog:
+    def __init__(
+        self,
+        uow_factory: Callable,
+        windows: OralWindows,
+        aftermath: Aftermath,
+        *,
+        writers: int = 1,
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
+    ) -> None:
+        self._uow = uow_factory
+        self.windows = windows
+        self.aftermath = aftermath
+        self._journal = GroupCommit(
+            self._record_batch, parallel=writers, name="call events", is_outage=is_outage
+        )
+
+    async def record(self, body: Any, now: datetime) -> tuple[CallEvent, bool]:
+        """Store one event and bring the call, its window and its ticket up to date.
+
+        Shape errors are raised here, before anything is queued.
+        """
+        event = parse_event(body, now)
+        new = await self._journal.submit((event, now))
+        log.info("call %s: %s %s", event.call_id, event.event, "stored" if new else "repeated")
+        return event, new
+
+    async def _record_batch(self, items: Sequence[tuple[CallEvent, datetime]]) -> list[bool]:
+        """One unit of work for many events: store the new ones, re-project their calls."""
+        fx = Effects()
+        async with self._uow() as uow:
+            log_ = await uow.call_log()
+            fresh = await log_.insert_events(items)
+            flags = []
+            for event, _ in items:  # the same event twice in one batch: the first is new
+                flags.append(event.dedup_key() in fresh)
+                fresh.discard(event.dedup_key())
+            touched = sorted({e.call_id for (e, _), new in zip(items, flags, strict=True) if new})
+            if touched:
+                now = max(n for _, n in items)
+                await log_.lock_calls(touched, now)
+                history = await log_.history(touched)
+                records = [project(cid, history[cid]) for cid in touched]
+                await log_.save_calls(records, now)
+                for rec in records:
+                    await self.windows.follow(uow, rec, now, fx)
+            await uow.commit()
+        self.aftermath.release(fx)
+        return flags
+
+    async def drain(self) -> None:
+        """Wait for events still being written (shutdown)."""
+        await self._journal.drain()
+
+    async def events(self, call_id: str) -> list[CallEvent]:
+        async with self._uow() as uow:
+            return await uow.events.for_call(call_id)
