@@ -78,7 +78,9 @@ class NumberFormat:
         problem = self.problem(number)
         if problem:
             raise ValidationError(
-                f"certificate number {problem}", code="invalid_certificate_number"
+                f"certificate number {problem}",
+                code="invalid_certificate_number",
+                fields={"number": problem},
             )
         return number
 

@@ -52,6 +52,8 @@ def parse_instant(
             day = date.fromisoformat(raw)
         except ValueError:
             raise InstantError("must be a real date (YYYY-MM-DD)") from None
+        if not date.min < day < date.max:  # its midnight, or the day after, must exist in UTC
+            raise InstantError("is out of the range of storable instants")
         if end_of_day:
             day += timedelta(days=1)
         return datetime.combine(day, time(0), MOSCOW)

@@ -121,4 +121,5 @@ def _service(code: str | None) -> Service | None:
         raise ValidationError(
             f"unknown service {code!r}; use one of {', '.join(s.value for s in Service)}",
             code="unknown_service",
+            fields={"service": "unknown service code"},
         ) from None

@@ -448,8 +448,8 @@ def agent_connected(env: dict[str, str], opts: IvrOptions) -> Flow:
     }
     if name and name != agent:
         body["agent_name"] = name
-    if hold.isdigit():
-        body["hold_seconds"] = int(hold)
+    if hold.isascii() and hold.isdigit() and len(hold) <= 5 and int(hold) <= 86400:
+        body["hold_seconds"] = int(hold)  # anything else would cost the report its 422
     result = yield Report(body)
     out.service_down = result is SERVICE_DOWN
     out.route = "connected"

@@ -58,7 +58,11 @@ async def certificates_by_phone(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     phone = request.query.get("phone", "")
     if not phone:
-        raise ValidationError("query parameter 'phone' is required", code="missing_phone")
+        raise ValidationError(
+            "query parameter 'phone' is required",
+            code="missing_phone",
+            fields={"phone": "is required"},
+        )
     results = await c.registry.by_phone(phone, c.clock.now())
     return json_response({"phone": phone, "certificates": [r.to_dict() for r in results]})
 

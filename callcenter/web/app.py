@@ -9,13 +9,14 @@ from callcenter.web.auth import access_middleware
 from callcenter.web.csrf import csrf_middleware
 from callcenter.web.errors import error_middleware
 from callcenter.web.headers import on_prepare
+from callcenter.web.json_edge import text_middleware
 from callcenter.web.keys import CONTAINER
 
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
     """Build the app around a wired container; background work joins via cleanup contexts."""
     app = web.Application(
-        middlewares=[error_middleware, csrf_middleware, access_middleware],
+        middlewares=[error_middleware, text_middleware, csrf_middleware, access_middleware],
         client_max_size=1024**2,
     )
     app[CONTAINER] = container

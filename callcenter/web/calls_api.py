@@ -36,15 +36,28 @@ def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:
         ) from None
 
 
+#: paging deeper than this is a client bug or a probe; the history screens filter instead
+MAX_OFFSET = 10_000_000
+
+
 def _paging(request: web.Request) -> tuple[int, int]:
-    try:
-        limit = int(request.query.get("limit", "50"))
-        offset = int(request.query.get("offset", "0"))
-    except ValueError:
-        raise ValidationError("limit and offset must be integers", code="invalid_query") from None
-    if not 1 <= limit <= 500 or offset < 0:
-        raise ValidationError("limit must be 1-500 and offset not negative", code="invalid_query")
-    return limit, offset
+    bounds = {"limit": (50, 1, 500), "offset": (0, 0, MAX_OFFSET)}
+    values, problems = {}, {}
+    for name, (default, low, high) in bounds.items():
+        raw = request.query.get(name)
+        if raw is None:
+            values[name] = default
+        elif raw.isascii() and raw.isdigit() and len(raw) <= 9 and low <= int(raw) <= high:
+            values[name] = int(raw)
+        else:
+            problems[name] = f"must be an integer from {low} to {high}"
+    if problems:
+        raise ValidationError(
+            "; ".join(f"{k} {v}" for k, v in problems.items()),
+            code="invalid_query",
+            fields=problems,
+        )
+    return values["limit"], values["offset"]
 
 
 # --- calls -----------------------------------------------------------------------------------
@@ -187,11 +200,17 @@ async def list_tickets(request: web.Request) -> web.Response:
     status = q.get("status") or None
     if status not in (None, "open", "overdue", "answered", "withdrawn"):
         raise ValidationError(
-            "status must be open, overdue, answered or withdrawn", code="invalid_query"
+            "status must be open, overdue, answered or withdrawn",
+            code="invalid_query",
+            fields={"status": "must be open, overdue, answered or withdrawn"},
         )
     source = q.get("source") or None
     if source not in (None, "call", "portal"):
-        raise ValidationError("source must be call or portal", code="invalid_query")
+        raise ValidationError(
+            "source must be call or portal",
+            code="invalid_query",
+            fields={"source": "must be call or portal"},
+        )
     now = c.clock.now()
     page = await c.tickets.search(
         now,
@@ -221,8 +240,12 @@ def _call(c, detail) -> web.Response:
 
 def _ticket_id(request: web.Request) -> int:
     raw = request.match_info["ticket_id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise ValidationError("a ticket id is a positive integer", code="invalid_ticket_id")
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ValidationError(
+            "a ticket id is a positive integer",
+            code="invalid_ticket_id",
+            fields={"ticket_id": "must be a positive integer"},
+        )
     return int(raw)
 
 

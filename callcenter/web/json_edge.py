@@ -18,6 +18,8 @@ import math
 import re
 from typing import Any
 
+from aiohttp import web
+
 from callcenter.domain.errors import DomainError, ValidationError
 
 MAX_DEPTH = 16
@@ -99,6 +101,18 @@ def check_tree(body: Any) -> None:
                 stack.append((value, key if path is None else f"{path}.{key}", depth + 1))
         elif isinstance(node, list):
             stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(node))
+
+
+@web.middleware
+async def text_middleware(request: web.Request, handler):
+    """Query parameters and path segments obey the same rule as body strings: no NUL and no
+    lone surrogate (``%00``, ``%ED%A0%80``) ever reaches a handler or a database."""
+    for name, value in request.query.items():
+        _check_text(name, "a query parameter name")
+        _check_text(value, name)
+    for name, value in request.match_info.items():
+        _check_text(value, name)
+    return await handler(request)
 
 
 def _check_text(value: str, field: str) -> None:

@@ -226,6 +226,29 @@ def test_hostile_path_segments_never_give_a_5xx(hostile, path, segment, method):
     check(*send(svc, method, path.format(quote(segment, safe="%")), body, tokens["supervisor"]))
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/calls?offset=" + "9" * 24,
+        "/api/v1/calls?limit=" + "9" * 24,
+        "/api/v1/calls?offset=%C2%B2",  # a superscript two: str.isdigit() says yes
+        "/api/v1/calls?from=0001-01-01T00:00:00%2B14:00",
+        "/api/v1/calls?to=9999-12-31T23:59:59-14:00",
+        "/api/v1/calls?status=%00",
+        "/api/v1/calls?agent=%00",
+        "/api/v1/tickets?from=0001-01-01&to=9999-12-31",
+        "/api/v1/tickets/%C2%B2",
+        "/api/v1/calls/%00",
+        "/api/v1/certificates/%00",
+        "/api/v1/ivr/working-time?at=0001-01-01T00:00:00%2B14:00",
+    ],
+)
+def test_known_hostile_queries_are_refused_cleanly(hostile, path):
+    svc, tokens = hostile
+    for role in ("supervisor", "pbx"):
+        check(*send(svc, "GET", path, None, tokens[role]))
+
+
 def test_afterwards_the_service_is_healthy_and_a_call_goes_through(hostile):
     svc, tokens = hostile
     assert send(svc, "GET", "/healthz", None, None)[0] == 200

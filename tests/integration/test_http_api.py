@@ -156,3 +156,21 @@ async def test_every_answer_carries_the_protective_headers(client, container, cl
         assert r.headers["Referrer-Policy"] == "same-origin"
     health = await client.get("/healthz")
     assert "Cache-Control" not in health.headers  # no personal data there
+
+
+async def test_nul_and_lone_surrogates_in_queries_and_paths_are_named(
+    client, container, clock, supervisor_token
+):
+    for url, field in (
+        ("/api/v1/calls?status=%00", "status"),
+        ("/api/v1/calls?agent=a%00b", "agent"),
+        ("/api/v1/calls/x%00y", "call_id"),
+        ("/api/v1/tickets?from=0001-01-01", "from"),
+        ("/api/v1/tickets?to=9999-12-31", "to"),
+        ("/api/v1/calls?offset=" + "9" * 24, "offset"),
+        ("/api/v1/tickets/%C2%B2", "ticket_id"),
+    ):
+        r = await client.get(url, headers=bearer(supervisor_token))
+        body = await r.json()
+        assert r.status == 422, (url, body)
+        assert field in body["fields"], (url, body)
