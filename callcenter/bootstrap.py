@@ -142,6 +142,8 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
+    metrics = Metrics()
+    scheduler.on_lag = metrics.observe_timer_lag
     timing.on_timer = tickets.on_timer = scheduler.add
     outbox = None
     if fwd.url:
@@ -157,7 +159,6 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
             lease_seconds=batch * fwd.timeout_seconds + 30,  # a claim outlives a slow batch
         )
         factory.on_outbox = outbox.wake
-    metrics = Metrics()
 
     async def gauges() -> dict[str, float]:
         now = clock.now()

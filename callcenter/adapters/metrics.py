@@ -113,6 +113,13 @@ class Metrics:
         """One HTTP request's latency."""
         self.http_latency.labels(route=route, method=method).observe(seconds)
 
+    def observe_lookup(self, seconds: float, transport: str) -> None:
+        """One certificate lookup made for the IVR (``fastagi`` in-process, ``http``)."""
+        self.agi_lookup_latency.labels(transport=transport).observe(seconds)
+
+    def observe_timer_lag(self, kind: str, seconds: float) -> None:
+        self.timer_lag.labels(kind=kind).observe(max(0.0, seconds))
+
     def sample(self, name: str, help_: str, value: float) -> None:
         """A value for summary ``name``, exported with its 0.5 / 0.9 / 0.99 quantiles."""
         samples = self._samples.get(name)

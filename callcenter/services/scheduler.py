@@ -13,6 +13,7 @@ import heapq
 import itertools
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self.fired = 0
         self.lag_seconds: deque[float] = deque(maxlen=100_000)  # fire time - due time
+        self.on_lag: Callable[[str, float], None] = lambda kind, seconds: None  # metrics
 
     def add(self, when: datetime | None, kind: str, key: Any) -> None:
         """Arm a timer (duplicates are dropped); wakes the loop when it is the new earliest."""
@@ -88,7 +90,9 @@ class Scheduler:
 
         async def fire(when: datetime, kind: str, key: Any) -> bool:
             async with gate:
-                self.lag_seconds.append((self.clock.now() - when).total_seconds())
+                lag = (self.clock.now() - when).total_seconds()
+                self.lag_seconds.append(lag)
+                self.on_lag(str(kind), lag)
                 try:
                     changed = await self._fire(kind, key, now)
                     self.fired += int(changed)

@@ -48,10 +48,12 @@ class InProcessResolver:
                 found = await c.ivr.caller_certificates(action.caller, c.clock.now())
                 return [flows.Hint(h["number"], h["status"]) for h in found]
             if isinstance(action, flows.Check):
+                started = time.perf_counter()
                 async with asyncio.timeout(self.lookup_timeout):  # no extra task, unlike wait_for
                     result = await c.ivr.check(
                         action.call_id, action.caller, action.number, c.clock.now()
                     )
+                c.metrics.observe_lookup(time.perf_counter() - started, "fastagi")
                 return result["status"]
         except Exception:
             log.exception("service action %s failed", type(action).__name__)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from callcenter.domain.errors import ValidationError
@@ -112,7 +114,9 @@ async def ivr_check(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     body = parse(IvrCheck, await read_json(request))
     c.registry.number_format.validate(body.number)
+    started = time.perf_counter()
     result = await c.ivr.check(body.call_id, body.caller, body.number, c.clock.now())
+    c.metrics.observe_lookup(time.perf_counter() - started, "http")
     c.metrics.inc(
         "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
     )

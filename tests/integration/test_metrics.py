@@ -76,3 +76,28 @@ async def test_a_scrape_answers_when_the_database_does_not(client, container):
     r = await client.get("/metrics")
     assert r.status == 200
     assert "callcenter_http_request_duration_seconds" in await r.text()
+
+
+async def test_lookup_latency_and_timer_lag_are_observed(client, container, clock, pbx_token):
+    await seed(container, clock)
+    body = {"call_id": "1795480500.3", "number": "123456", "caller": "+79002223344"}
+    r = await client.post("/api/v1/ivr/check", json=body, headers=bearer(pbx_token))
+    assert r.status == 200, await r.text()
+    event = {"event": "agent_connected", "call_id": "1795480500.3", "agent": "PJSIP/101"}
+    r = await client.post("/api/v1/events", json=event, headers=bearer(pbx_token))
+    assert r.status == 201
+    clock.advance(container.settings.policy.oral_window_seconds + 60)
+    await container.scheduler.load()
+    assert await container.scheduler.fire_due() >= 1
+    text = await (await client.get("/metrics")).text()
+    assert 'callcenter_agi_lookup_duration_seconds_count{transport="http"} 1.0' in text
+    lags = [ln for ln in text.splitlines() if ln.startswith("callcenter_timer_fire_lag_seconds_")]
+    assert 'callcenter_timer_fire_lag_seconds_count{kind="window_deadline"} 1.0' in lags
+    (total,) = [
+        ln
+        for ln in lags
+        if ln.startswith('callcenter_timer_fire_lag_seconds_sum{kind="window_deadline"}')
+    ]
+    # fired at the moved clock: lag = 60 s past the deadline, less the grace it waits for
+    grace = container.settings.timers.grace_seconds
+    assert float(total.split()[-1]) == pytest.approx(60 - grace)
