@@ -14,6 +14,7 @@ from datetime import date, datetime
 from callcenter.calendar import MOSCOW, CalendarError
 from callcenter.config import ConfigError, Settings, load_settings
 from callcenter.domain.errors import DomainError
+from callcenter.domain.instants import InstantError, parse_instant
 
 log = logging.getLogger("callcenter")
 
@@ -22,25 +23,13 @@ class UsageError(Exception):
     """A bad argument value that argparse could not catch."""
 
 
-_INSTANT_EXAMPLE = "e.g. 2026-03-06T15:00:00+03:00"
-
-
 def _parse_instant(text: str, what: str) -> datetime:
-    """ISO 8601 date and time; a value without an offset is read as Moscow time.
-
-    A bare date is refused: "2026-03-06" names a day, not the instant a request arrived, and
-    reading it as midnight would silently move a deadline by hours.
-    """
-    raw = text.strip()
-    if "T" not in raw.upper() and " " not in raw:
-        raise UsageError(f"{what}: {text!r} is a date, not a date-time ({_INSTANT_EXAMPLE})")
+    """The domain's one instant parser; here a value without an offset is Moscow time (the
+    README's rule for the command line), and a bare date is refused, never taken as midnight."""
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(
-            f"{what}: {text!r} is not an ISO 8601 date-time ({_INSTANT_EXAMPLE})"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=MOSCOW)
+        return parse_instant(text.strip(), naive_is_moscow=True)
+    except InstantError as exc:
+        raise UsageError(f"{what}: {text!r} {exc}") from None
 
 
 def _iso(value: datetime) -> str:
