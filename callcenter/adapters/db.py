@@ -64,11 +64,6 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:" and not u.database.startswith("file:"):
             Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        if u.drivername == "sqlite+aiosqlite":
-            # Same URLs from users, run inline on the loop thread: see sqlite_inline.
-            from callcenter.adapters.sqlite_inline import DRIVERNAME
-
-            u = u.set(drivername=DRIVERNAME)
         engine = create_async_engine(u, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
