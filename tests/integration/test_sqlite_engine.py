@@ -187,3 +187,18 @@ async def test_memory_database():
             assert await count(conn) == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_returned_mid_transaction_is_rolled_back(engine):
+    """The pool rolls back only connections with a transaction open (a committed unit of
+    work costs no extra trip to aiosqlite's thread), but those it must."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        await driver.execute("INSERT INTO items (name, qty) VALUES ('left open', 1)")
+        assert driver.in_transaction
+    async with engine.begin() as conn:  # the one pooled connection again
+        assert not (await conn.get_raw_connection()).driver_connection.in_transaction
+        await conn.execute(items.insert().values(name="committed"))
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(items.c.name))).scalars().all()
+    assert names == ["committed"]
