@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
+	@# a dependency added to pyproject.toml but not to the lock fails here: run `make lock`
+	$(PY) -m pip check
 	# bytecode now, as a non-editable install would have it: a process AGI starts per call,
 	# and with PYTHONDONTWRITEBYTECODE set Python would compile the sources at every start
 	$(PY) -m compileall -q callcenter agi_scripts
@@ -42,7 +44,9 @@ test-lowest: $(STAMP)
 	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
 
 # after a change of pyproject.toml's dependencies: pin the newest versions its ranges allow
-lock: $(STAMP)
+# (no dependency on the install step: that fails while the lock lacks a new dependency)
+lock:
+	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv; }
 	$(VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 		--extra test pyproject.toml -o $(LOCK)
 
