@@ -95,11 +95,15 @@ def run(
     urls = [s.url for s in served]
     try:
         asyncio.run(post_all(urls, token, bodies(300, "warm"), conc))
+        cpu = sum(s.cpu_seconds() for s in served)
         secs, lat = asyncio.run(post_all(urls, token, bodies(n, "svc"), conc))
+        cpu = sum(s.cpu_seconds() for s in served) - cpu
     finally:
         for s in served:
             s.stop()
     print(summary(f"{label} callcenter /api/v1/events", secs, lat))
+    # the service's own CPU per event: less sensitive than the rate to the box's other load
+    print(f"{label} service CPU per event: {cpu / n * 1e6:.0f} µs")
     bares = [bare(db_url, work) for _ in range(instances)]
     urls = [url for _, url in bares]
     try:

@@ -116,7 +116,7 @@ def parse_row(row: dict[str, str], fmt: NumberFormat, validity_months: int) -> C
     services: tuple[Service, ...] = tuple(Service)
     if get("services"):
         codes = [s.strip() for s in get("services").split(";") if s.strip()]
-        bad = [s for s in codes if s not in Service._value2member_map_]
+        bad = [s for s in codes if s not in {m.value for m in Service}]
         if bad:
             problems.append(f"unknown service {', '.join(bad)} (use {', '.join(Service)})")
         else:

@@ -4,9 +4,12 @@ A batch of events costs four statements: store the events, create-and-lock their
 read the calls' histories, write the projected calls. Through SQLAlchemy each costs 0.15-0.3
 ms of Python (statement caching, parameter processing, result wrapping), ten times the SQL
 itself on SQLite, and that Python was most of what event ingest spent per event. Here the same
-statements go straight to sqlite3 or asyncpg, on the very connection (and transaction) of the
-unit of work, so what follows in that transaction (opening a window, escalating) still
-commits or rolls back with them.
+statements go straight to the driver (aiosqlite or asyncpg), reached through SQLAlchemy's
+public ``AsyncConnection.get_raw_connection().driver_connection``: the very connection, and so
+the very transaction, of the unit of work, so what follows in that transaction (opening a
+window, escalating) still commits or rolls back with them. On SQLite each statement is one
+trip to aiosqlite's worker thread (three a batch), against one per DBAPI call and a greenlet
+switch through SQLAlchemy.
 
 Values are stored exactly as the SQLAlchemy tables store them (UTC instants: naive ISO text
 on SQLite, ``timestamptz`` on PostgreSQL); ``tests/integration/test_event_sql.py`` reads
@@ -18,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -64,14 +66,11 @@ async def for_session(session) -> SqliteEvents | PostgresEvents | CoreEvents:
     """The four statements on this session's connection, in its transaction."""
     if DRIVER_SQL:
         conn = await session.connection()
-        raw = (await conn.get_raw_connection()).dbapi_connection
-        if isinstance(raw, sqlite3.Connection):
-            return SqliteEvents(raw)
-        driver = getattr(raw, "_connection", None)
-        if type(driver).__module__.startswith("asyncpg") and hasattr(raw, "_start_transaction"):
-            fast = await PostgresEvents.begin(raw, conn)
-            if fast is not None:
-                return fast
+        driver = (await conn.get_raw_connection()).driver_connection
+        if conn.dialect.driver == "aiosqlite":
+            return SqliteEvents(driver)
+        if conn.dialect.driver == "asyncpg":
+            return PostgresEvents(driver, conn)
     return CoreEvents(session)
 
 
@@ -101,8 +100,11 @@ def from_sqlite_instant(value: str) -> datetime:
 
 
 class SqliteEvents:
-    """sqlite3 opens the transaction itself before the first INSERT (its legacy mode, the
-    one SQLAlchemy's pysqlite dialect relies on); SQLAlchemy's commit ends it."""
+    """Statements on aiosqlite's connection, one worker-thread trip each.
+
+    sqlite3 opens the transaction itself before the first INSERT (its legacy mode, the one
+    SQLAlchemy's aiosqlite and pysqlite dialects rely on); SQLAlchemy's commit ends it.
+    """
 
     _UPSERT_CALLS = (
         f"INSERT INTO calls (call_id, updated_at, {', '.join(RECORD_FIELDS)}) "
@@ -111,8 +113,8 @@ class SqliteEvents:
         + ", ".join(f"{f} = excluded.{f}" for f in RECORD_FIELDS)
     )
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, conn) -> None:
+        self.conn = conn  # aiosqlite's connection
 
     async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
         """Store the events not stored yet; the dedup keys of those that were new."""
@@ -129,27 +131,27 @@ class SqliteEvents:
                 r["data"],
                 r["dedup_key"],
             ]
-        cur = self.conn.execute(
+        stored = await self.conn.execute_fetchall(
             f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
             "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
             params,
         )
-        return {k for (k,) in cur.fetchall()}
+        return {k for (k,) in stored}
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
         """Nothing to do: SQLite units of work take turns, and save_calls creates the rows."""
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        cur = self.conn.execute(
+        rows = await self.conn.execute_fetchall(
             "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
             f"WHERE call_id IN ({', '.join('?' * len(call_ids))}) ORDER BY call_id, at, id",
             list(call_ids),
         )
-        return _by_call(call_ids, cur.fetchall(), from_sqlite_instant)
+        return _by_call(call_ids, rows, from_sqlite_instant)
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         stamp = sqlite_instant(now)
-        self.conn.executemany(
+        await self.conn.executemany(
             self._UPSERT_CALLS,
             [
                 (
@@ -198,19 +200,34 @@ class PostgresEvents:
 
     def __init__(self, conn, owner) -> None:
         self.conn = conn  # asyncpg's connection
-        self._owner = owner  # SQLAlchemy's, to invalidate when the driver finds it dead
+        self._owner = owner  # SQLAlchemy's AsyncConnection on it
         self._locked: set[str] = set()  # calls already locked by insert_events
 
-    @classmethod
-    async def begin(cls, adapted, owner) -> PostgresEvents | None:
-        """The statements must run in SQLAlchemy's transaction, which its asyncpg adapter
-        opens lazily at the first statement it runs: open it now if it is not open yet.
-        None when there is none to join (an AUTOCOMMIT engine): Core then does the work."""
-        fast = cls(adapted._connection, owner)
-        async with adapted._execute_mutex:
-            if adapted._transaction is None:
-                await fast._guard(adapted._start_transaction())
-        return fast if adapted._transaction is not None else None
+    def _joined(self) -> bool:
+        """Whether SQLAlchemy's transaction is open on the connection, for the driver to join.
+
+        SQLAlchemy's asyncpg adapter begins its transaction lazily, at its first statement.
+        Until then a statement goes through ``exec_driver_sql`` (same SQL, same round trips),
+        so that the transaction it begins is SQLAlchemy's and ends with the unit of work.
+        """
+        return self.conn.is_in_transaction()
+
+    async def _fetch(self, sql: str, *args) -> Sequence:
+        if self._joined():
+            return await self._guard(self.conn.fetch(sql, *args))
+        return (await self._owner.exec_driver_sql(sql, args)).all()
+
+    async def _execute(self, sql: str, *args) -> None:
+        if self._joined():
+            await self._guard(self.conn.execute(sql, *args))
+        else:
+            await self._owner.exec_driver_sql(sql, args)
+
+    async def _executemany(self, sql: str, rows: list[tuple]) -> None:
+        if self._joined():
+            await self._guard(self.conn.executemany(sql, rows))
+        else:
+            await self._owner.exec_driver_sql(sql, rows)
 
     async def _guard(self, pending):
         """Run one driver call; a connection found dead is invalidated, not pooled again.
@@ -229,23 +246,23 @@ class PostgresEvents:
         rows = event_rows(items)
         cols = [[r[c] for r in rows] for c in EVENT_COLUMNS]
         now = max(r["received_at"] for r in rows)
-        stored = await self._guard(self.conn.fetch(self._INSERT, *cols, now))
+        stored = await self._fetch(self._INSERT, *cols, now)
         self._locked.update(r[1] for r in stored)
         return {r[0] for r in stored}
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
         missing = sorted(set(call_ids) - self._locked)
         if missing:  # usually none: insert_events locked the calls of the new events
-            await self._guard(self.conn.execute(self._LOCK, missing, now))
+            await self._execute(self._LOCK, missing, now)
             self._locked.update(missing)
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        rows = await self._guard(self.conn.fetch(self._HISTORY, list(call_ids)))
+        rows = await self._fetch(self._HISTORY, list(call_ids))
         return _by_call(call_ids, rows, lambda at: at.astimezone(UTC))
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         rows = [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records]
-        await self._guard(self.conn.executemany(self._SAVE, rows))
+        await self._executemany(self._SAVE, rows)
 
 
 class CoreEvents:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
 from callcenter.adapters import event_sql
+from callcenter.adapters import tables as t
+from callcenter.domain.events import parse_event
 from tests.wire import wire
 
 
@@ -83,3 +87,36 @@ async def test_one_call_written_by_both_paths(container, clock, monkeypatch, fir
     assert call["certificate"] == "1234567" and call["agent"] == "PJSIP/101"
     assert call["ended_at"] == (clock.now() + timedelta(seconds=170)).isoformat()
     assert len(await container.calls.events("1795480200.1")) == 5
+
+
+@pytest.mark.parametrize("driver_first", [True, False])
+@pytest.mark.parametrize("commit", [True, False])
+async def test_driver_sql_commits_and_rolls_back_with_the_unit_of_work(
+    container, clock, driver_first, commit
+):
+    """The driver statements and SQLAlchemy's share one transaction, whichever runs first
+    (on PostgreSQL the first statement is the one that begins it)."""
+    now = clock.now()
+    event = parse_event({"event": "call_started", "call_id": "1795480300.1"}, now)
+
+    async def through_sqlalchemy(uow) -> None:
+        await uow.lockouts.add_failure("1795480300.1", "79001234567", "42", "NOT_FOUND", now)
+
+    with contextlib.suppress(LookupError):
+        async with container.uow() as uow:
+            if not driver_first:
+                await through_sqlalchemy(uow)
+            log = await uow.call_log()
+            assert type(log).__name__ in ("SqliteEvents", "PostgresEvents")
+            assert await log.insert_events([(event, now)]) == {event.dedup_key()}
+            await log.lock_calls(["1795480300.1"], now)
+            assert len((await log.history(["1795480300.1"]))["1795480300.1"]) == 1
+            if driver_first:
+                await through_sqlalchemy(uow)
+            if not commit:
+                raise LookupError("the unit of work fails after the driver statements")
+            await uow.commit()
+    async with container.uow() as uow:
+        failures = (await uow.session.execute(select(func.count(t.ivr_failures.c.id)))).scalar()
+    assert len(await container.calls.events("1795480300.1")) == (1 if commit else 0)
+    assert failures == (1 if commit else 0)

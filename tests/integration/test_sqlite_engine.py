@@ -1,10 +1,10 @@
-"""The inline SQLite driver behind db.create_engine: sqlite3 on the loop thread, same behaviour."""
+"""The SQLite engine behind db.create_engine: SQLAlchemy's own aiosqlite dialect, with the
+folder made, the pragmas set, and units of work taking turns."""
 
 import asyncio
-import threading
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, event, func, select, text
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite import insert
 
@@ -24,7 +24,7 @@ items = Table(
 @pytest.fixture
 async def engine(tmp_path):
     # A user-facing aiosqlite URL, in a folder that does not exist yet.
-    eng = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/sub/dir/inline.sqlite3")
+    eng = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/sub/dir/engine.sqlite3")
     async with eng.begin() as conn:
         await conn.run_sync(scratch.create_all)
     yield eng
@@ -35,23 +35,15 @@ async def count(conn) -> int:
     return (await conn.execute(select(func.count()).select_from(items))).scalar_one()
 
 
-async def test_runs_on_the_loop_thread_with_the_pragmas(engine, tmp_path):
-    assert engine.dialect.driver == "inline"
-    assert (tmp_path / "sub" / "dir" / "inline.sqlite3").exists()
-    threads, seen = threading.active_count(), set()
-    event.listen(
-        engine.sync_engine,
-        "before_cursor_execute",
-        lambda *a: seen.add(threading.get_ident()),
-    )
+async def test_stock_aiosqlite_with_the_pragmas(engine, tmp_path):
+    assert engine.dialect.driver == "aiosqlite"
+    assert (tmp_path / "sub" / "dir" / "engine.sqlite3").exists()
     async with engine.connect() as conn:
         pragmas = [
             (await conn.execute(text(f"PRAGMA {p}"))).scalar_one()
             for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
         ]
     assert pragmas == ["wal", 1, 1, 5000]  # synchronous=NORMAL is 1
-    assert seen == {threading.get_ident()}
-    assert threading.active_count() == threads  # no aiosqlite worker thread
 
 
 async def test_rollback_leaves_nothing(engine):
@@ -195,3 +187,18 @@ async def test_memory_database():
             assert await count(conn) == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_connection_returned_mid_transaction_is_rolled_back(engine):
+    """The pool rolls back only connections with a transaction open (a committed unit of
+    work costs no extra trip to aiosqlite's thread), but those it must."""
+    async with engine.connect() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        await driver.execute("INSERT INTO items (name, qty) VALUES ('left open', 1)")
+        assert driver.in_transaction
+    async with engine.begin() as conn:  # the one pooled connection again
+        assert not (await conn.get_raw_connection()).driver_connection.in_transaction
+        await conn.execute(items.insert().values(name="committed"))
+    async with engine.connect() as conn:
+        names = (await conn.execute(select(items.c.name))).scalars().all()
+    assert names == ["committed"]
