@@ -13,7 +13,7 @@ from callcenter.domain.errors import ValidationError
 from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.services.auth import Principal
 from callcenter.web import schemas, views
-from callcenter.web.auth import require
+from callcenter.web.auth import require, still_authenticated
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 from callcenter.web.schemas import IDENTITY, parse, present
@@ -262,23 +262,40 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     async with c.notifier.subscribe() as queue:
         await ws.send_json({"type": "hello", "login": who.name, "role": who.role})
         reader = asyncio.ensure_future(_drain(ws))
+        getter: asyncio.Future | None = None
         try:
             while not ws.closed:
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
+                getter = getter or asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait(
+                    {getter, reader},
+                    timeout=STREAM_RECHECK_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if reader in done:
                     break
-                msg = getter.result()
+                if getter not in done:  # quiet for a while: is the session still alive?
+                    if not await still_authenticated(request):
+                        await ws.close(code=SESSION_ENDED, message=b"session ended")
+                        break
+                    continue
+                msg, getter = getter.result(), None
                 if who.role == "agent" and msg.get("type") == "supervisor_alert":
                     continue
                 await ws.send_str(json.dumps(views.note_json(msg), ensure_ascii=False, default=str))
         finally:
+            if getter is not None:
+                getter.cancel()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
             await ws.close()
     return ws
+
+
+#: how often an open push socket checks that its session (or token) still stands: logout,
+#: disable and expiry close it within this time, in this instance or another
+STREAM_RECHECK_SECONDS = 5.0
+SESSION_ENDED = 4001  # WebSocket close code: the credentials behind the socket ended
 
 
 async def _drain(ws: web.WebSocketResponse) -> None:

@@ -296,3 +296,38 @@ async def test_password_hashing_runs_off_the_event_loop(container, clock):
     assert all(t.name.startswith("password-hash") for t in seen)
     # below the loop's priority, so a burst of logins does not slow calls down
     assert all(n > os.getpriority(os.PRIO_PROCESS, 0) for n in nice)
+
+
+@pytest.mark.parametrize("ending", ["logout", "disable", "expiry"])
+async def test_an_open_socket_closes_when_its_session_ends(
+    client, container, clock, agent, monkeypatch, ending
+):
+    from callcenter.web import calls_api
+
+    monkeypatch.setattr(calls_api, "STREAM_RECHECK_SECONDS", 0.1)
+    cookie = (await _login(client)).cookies["cc_session"].value
+    ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    if ending == "logout":
+        r = await client.delete("/api/v1/session", headers={"Cookie": f"cc_session={cookie}"})
+        assert r.status == 200
+    elif ending == "disable":
+        assert await container.auth.disable_user("оператор", clock.now())
+    else:
+        clock.advance(container.settings.http.session_hours * 3600 + 1)
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == calls_api.SESSION_ENDED
+
+
+async def test_an_open_socket_stays_while_its_session_stands(client, agent, monkeypatch):
+    from callcenter.web import calls_api
+
+    monkeypatch.setattr(calls_api, "STREAM_RECHECK_SECONDS", 0.05)
+    cookie = (await _login(client)).cookies["cc_session"].value
+    ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    with pytest.raises(TimeoutError):
+        await ws.receive(timeout=0.5)  # ten rechecks passed, nothing closed it
+    assert not ws.closed
+    await ws.close()
