@@ -181,28 +181,12 @@ def quote(text: str) -> str:
 
 
 def _tcp_connection(host: str, port: int, timeout: float):
-    """``socket.create_connection((host, port), timeout)`` on the C-level socket type.
+    """``socket.create_connection``, imported at the first connection rather than at start
+    (the module costs ~3 ms to import: it builds enums of every constant). The C-level
+    ``_socket`` type would spare that, but it is not the standard library's public API."""
+    import socket
 
-    The ``socket`` module costs a script ~3 ms to import (it builds enums of every
-    constant); ``_socket.socket`` is the type its ``socket`` class derives from, and all
-    this client needs: connect, settimeout, sendall, recv, close.
-    """
-    import _socket
-
-    first_error = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(host, port, 0, _socket.SOCK_STREAM):
-        sock = _socket.socket(family, kind, proto)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address)
-            return sock
-        except OSError as exc:
-            sock.close()
-            if first_error is None:
-                first_error = exc
-    if first_error is not None:
-        raise first_error
-    raise OSError("getaddrinfo returns an empty list")
+    return socket.create_connection((host, port), timeout)
 
 
 def utc_now_iso() -> str:
