@@ -57,6 +57,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._counters: dict[str, Counter] = {}
+        self._children: dict[tuple, object] = {}  # labelled children: labels() takes a lock
         self._samples: dict[str, _Samples] = {}
         self._refreshers: list[Refresh] = []
         r = self.registry
@@ -103,15 +104,23 @@ class Metrics:
 
     def inc(self, name: str, help_: str, value: float = 1.0, **labels: str) -> None:
         """Count ``value`` on counter ``name`` (created on first use with these label names)."""
-        counter = self._counters.get(name)
-        if counter is None:
-            counter = Counter(name, help_, sorted(labels), registry=self.registry)
-            self._counters[name] = counter
-        (counter.labels(**labels) if labels else counter).inc(value)
+        key = (name, *labels.values())  # one caller, one label order: a cheap cache key
+        child = self._children.get(key)
+        if child is None:
+            counter = self._counters.get(name)
+            if counter is None:
+                counter = Counter(name, help_, sorted(labels), registry=self.registry)
+                self._counters[name] = counter
+            child = self._children[key] = counter.labels(**labels) if labels else counter
+        child.inc(value)
 
     def observe(self, seconds: float, *, route: str, method: str = "GET") -> None:
         """One HTTP request's latency."""
-        self.http_latency.labels(route=route, method=method).observe(seconds)
+        key = ("http", route, method)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.http_latency.labels(route=route, method=method)
+        child.observe(seconds)
 
     def observe_lookup(self, seconds: float, transport: str) -> None:
         """One certificate lookup made for the IVR (``fastagi`` in-process, ``http``)."""
