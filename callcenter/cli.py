@@ -1,4 +1,9 @@
-"""The ``callcenter`` command. Every user mistake ends in one line on stderr and a non-zero exit."""
+"""The ``callcenter`` command. Every user mistake ends in one line on stderr and a non-zero exit.
+
+One concern, the command line, though long: each command is a few lines that parse their
+arguments, call one use case of the container and print its answer, and the parser is one
+table of them. What a command does lives in ``services/``; what it prints lives here.
+"""
 
 from __future__ import annotations
 

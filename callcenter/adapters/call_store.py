@@ -1,5 +1,8 @@
 """Repositories of the call-timing model: calls, oral windows, tickets, outbox, reviews.
 
+One module for the five because they share one unit of work and one rule, below; each class
+is the only writer of its table.
+
 Every state change that a timer or a second instance could race on is a *conditional*
 update (``... WHERE status IN ('open', 'extended')``) whose row count says who won.
 """

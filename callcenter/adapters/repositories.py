@@ -1,4 +1,10 @@
-"""Repositories: rows in, plain domain objects out. The only place that writes SQL."""
+"""Repositories: rows in, plain domain objects out. The only place that writes SQL.
+
+One concern over ~600 lines: the registry's, policy's, accounts' and lockout's tables and the
+unit of work that spans them all (the call-timing model's repositories are in
+``call_store.py``). The certificate read path (``CertificateReader``) sits here because it
+compiles the same queries as ``CertificateRepository`` once and runs them on the driver.
+"""
 
 from __future__ import annotations
 
