@@ -50,6 +50,9 @@ class IvrService:
         self.policy = policy
         self.calendars = calendars
         self.rule = rule
+        #: told of every LOCKED answer, whichever transport asked (the composition root
+        #: counts it in /metrics as a refusal of kind "locked")
+        self.on_locked: Callable[[], None] = lambda: None
 
     async def working_time(self, at: datetime) -> tuple[bool, datetime]:
         """Whether the line is open at ``at`` under the policy then in force, and when it opens."""
@@ -76,6 +79,7 @@ class IvrService:
         reader = self.registry.reader
         if self._locked(who, *await reader.failures(since, who, number)):
             log.warning("call %s: locked out before lookup (%s)", call_id, _shown(who))
+            self.on_locked()
             return {"status": LOCKED, "last4": number[-4:]}
         result = await self.registry.lookup(number, at)
         status = result.status.value
@@ -92,6 +96,7 @@ class IvrService:
             await uow.commit()
         if self._locked(who, *await reader.failures(since, who, number)):
             log.warning("call %s: lockout threshold reached (%s)", call_id, _shown(who))
+            self.on_locked()
             status = LOCKED
         return {"status": status, "last4": number[-4:]}
 

@@ -69,6 +69,18 @@ async def test_anonymous_guessers_are_locked_out_across_calls_and_transports(
         extra_env=env,
     )
     routed(again, "REFUSED", "LOCKED")
+    async with fastagi_server(container, "127.0.0.1", 0) as server:  # and over FastAGI
+        port = server.sockets[0].getsockname()[1]
+        fast = await run_fastagi(
+            "127.0.0.1",
+            port,
+            "collect_certificate",
+            Caller(caller_id="anonymous", uniqueid="1795483100.4", actions=[typed(VALID)]),
+            options=SOUNDS,
+        )
+    routed(fast, "REFUSED", "LOCKED")
+    metrics = await (await client.get("/metrics")).text()
+    assert 'callcenter_refusals_total{kind="locked"} 3.0' in metrics
     # a caller with a caller ID is not in the anonymous bucket
     known = await asyncio.to_thread(
         run_process_agi,
