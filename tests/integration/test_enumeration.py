@@ -78,3 +78,20 @@ async def test_a_second_portal_token_from_the_same_address_is_throttled_too(
             r = await client.post("/api/v1/tickets", json=body, headers=bearer(token))
             statuses.append(r.status)
     assert statuses == [422] * 20 + [429] * 10
+
+
+async def test_the_portal_enumerates_no_faster_than_the_documented_rate(client, container, clock):
+    """A guesser who comes back exactly when told: about 85 unknown numbers in an hour."""
+    await seed(container, clock)
+    portal = bearer(await container.auth.create_token("portal", "portal", clock.now()))
+    start, learnt, guess = clock.now(), 0, 0
+    while (clock.now() - start).total_seconds() < 3600:
+        guess += 1
+        body = {"full_name": "А", "certificate": f"7{guess:05d}", "description": "В"}
+        r = await client.post("/api/v1/tickets", json=body, headers=portal)
+        if r.status == 429:
+            clock.advance(int(r.headers["Retry-After"]))
+        else:
+            assert r.status == 422
+            learnt += 1
+    assert 20 < learnt <= 85

@@ -72,3 +72,28 @@ def test_no_more_attempts_get_through_than_the_rule_allows(gaps):
             assert 1 <= exc.retry_after <= 30
     for n in range(1, len(admitted)):
         assert (admitted[n] - admitted[n - 1]).total_seconds() >= rule.wait(n)
+
+
+def _best_attack(rule: BackoffRule, hours: int) -> list[int]:
+    """Tries admitted per hour to a guesser who comes back the moment ``retry_after`` says."""
+    throttle, now, admitted = Throttle(rule), T0, []
+    while now < T0 + timedelta(hours=hours):
+        try:
+            throttle.admit(("k",), now)
+            admitted.append(now)
+        except TooManyAttempts as exc:
+            now += timedelta(seconds=exc.retry_after)
+    return [
+        sum(1 for t in admitted if timedelta(hours=h) <= t - T0 < timedelta(hours=h + 1))
+        for h in range(hours)
+    ]
+
+
+def test_the_rates_the_readme_promises():
+    """README, "Guessing and throttling": the numbers there are these."""
+    from callcenter.services.auth import ADDRESS_BACKOFF, LOGIN_BACKOFF
+    from callcenter.services.tickets import PORTAL_BACKOFF
+
+    assert _best_attack(LOGIN_BACKOFF, 3) == [16, 4, 4]
+    assert _best_attack(ADDRESS_BACKOFF, 3) == [31, 4, 4]
+    assert _best_attack(PORTAL_BACKOFF, 3) == [83, 60, 60]
