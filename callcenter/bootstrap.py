@@ -144,6 +144,12 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
     metrics = Metrics()
     scheduler.on_lag = metrics.observe_timer_lag
+    ivr = IvrService(uow_factory, registry, policy, calendars, rule)
+    ivr.on_locked = lambda: metrics.inc(
+        "callcenter_refusals_total",
+        "Requests refused, by kind: what an operator watches for an attack.",
+        kind="locked",
+    )
     timing.on_timer = tickets.on_timer = scheduler.add
     outbox = None
     if fwd.url:
@@ -182,5 +188,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         notifier=notifier,
         scheduler=scheduler,
         outbox=outbox,
-        ivr=IvrService(uow_factory, registry, policy, calendars, rule),
+        ivr=ivr,
     )

@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -36,7 +37,13 @@ from callcenter.adapters import db
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import from_sqlite_instant, sqlite_instant, upsert
 from callcenter.domain.calls import timeline
-from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
+from callcenter.domain.certificates import (
+    Certificate,
+    Contact,
+    HolderType,
+    LookupStatus,
+    Service,
+)
 from callcenter.domain.events import CallEvent
 from callcenter.domain.policy import PolicyVersion
 
@@ -98,11 +105,23 @@ def select_by_phone(conn: Connection, phone: str) -> list[Certificate]:
     return [cert for n in numbers if (cert := select_certificate(conn, n)) is not None]
 
 
+#: inlined, not bound: the reader's compiled queries take only their named parameters
+UNKNOWN_STATUS = literal_column(f"'{LookupStatus.UNKNOWN.value}'")
+
+
 def _failures_query(since, caller, number):
+    """Guesses (UNKNOWN numbers) since ``since``: by this caller ('' = every caller without a
+    caller ID, one shared bucket) and against this number. A real certificate's lookups
+    (EXPIRED, NOT_COVERED, ...) are not guesses and are not counted."""
     f = t.ivr_failures.c
-    by_caller = select(func.count()).where(f.caller == caller, f.at >= since).scalar_subquery()
+    guess = f.status == UNKNOWN_STATUS
+    by_caller = (
+        select(func.count()).where(f.caller == caller, f.at >= since, guess).scalar_subquery()
+    )
     by_number = (
-        select(func.count()).where(f.certificate_number == number, f.at >= since).scalar_subquery()
+        select(func.count())
+        .where(f.certificate_number == number, f.at >= since, guess)
+        .scalar_subquery()
     )
     return select(by_caller.label("by_caller"), by_number.label("by_number"))
 
@@ -229,10 +248,11 @@ class CertificateReader:
     async def get(self, number: str) -> Certificate | None:
         return _certificate_from_rows(await self._fetch("certificate", number=number))
 
-    async def failures(self, since: datetime, caller: str | None, number: str) -> tuple[int, int]:
-        """Failed IVR numbers since ``since``: (from this caller, against this number)."""
-        (row,) = await self._fetch("failures", since=since, caller=caller or "", number=number)
-        return (row["by_caller"] if caller else 0), row["by_number"]
+    async def failures(self, since: datetime, caller: str, number: str) -> tuple[int, int]:
+        """Guessed IVR numbers since ``since``: (from this caller, against this number); the
+        caller ``""`` is every caller without a caller ID together."""
+        (row,) = await self._fetch("failures", since=since, caller=caller, number=number)
+        return row["by_caller"], row["by_number"]
 
     async def by_phone(self, phone: str) -> list[Certificate]:
         found = await self._fetch("phone", phone=phone)

@@ -40,3 +40,16 @@ class Unauthorized(DomainError):
 
 class Forbidden(DomainError):
     code = "forbidden"
+
+
+class TooManyAttempts(DomainError):
+    """Refused before any check was made: the caller must wait ``retry_after`` seconds."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.retry_after = retry_after
+        #: set by the throttle on the first refusal of a key, so it is logged once, not per try
+        self.first_refusal = False
+        self.key = ""

@@ -14,6 +14,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import sys
@@ -22,9 +23,18 @@ import time as _time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from callcenter.domain.errors import Conflict, NotFound, Unauthorized, ValidationError
+from callcenter.domain.errors import (
+    Conflict,
+    NotFound,
+    TooManyAttempts,
+    Unauthorized,
+    ValidationError,
+)
+from callcenter.domain.throttle import BackoffRule, Throttle
+
+log = logging.getLogger(__name__)
 
 TOKEN_ROLES = ("pbx", "supervisor", "portal")
 USER_ROLES = ("agent", "supervisor", "admin")
@@ -32,6 +42,10 @@ ROLES = tuple(dict.fromkeys(TOKEN_ROLES + USER_ROLES))
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # ~16 MiB per hash: memory-hard, stdlib
 #: a cookie longer than this was not made here; it is refused without a database read
 _MAX_COOKIE = 100
+#: after 5 wrong passwords for a login, each further try waits 2, 4, 8 ... up to 900 s
+LOGIN_BACKOFF = BackoffRule(free=5, base_seconds=1.0, cap_seconds=900.0, forget_seconds=3600.0)
+#: an address is allowed more (an office behind one NAT mistypes too), then the same delays
+ADDRESS_BACKOFF = BackoffRule(free=20, base_seconds=1.0, cap_seconds=900.0, forget_seconds=3600.0)
 
 
 @dataclass(frozen=True)
@@ -123,8 +137,13 @@ class AuthService:
         session_cache_seconds: float = 2.0,
         hash_workers: int = 2,
         hash_nice: int = 10,
+        login_backoff: BackoffRule = LOGIN_BACKOFF,
+        address_backoff: BackoffRule = ADDRESS_BACKOFF,
     ) -> None:
         self._uow = uow_factory
+        # in this process only: N instances behind a balancer give an attacker N times the rate
+        self._by_login = Throttle(login_backoff)
+        self._by_address = Throttle(address_backoff)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_seconds = cache_seconds
         # by the service's clock, so tests move it like the sessions' own expiry
@@ -270,15 +289,55 @@ class AuthService:
             raise Unauthorized("wrong login or password", code="bad_credentials")
         return row
 
-    async def login(self, login: str, password: str) -> Principal:
-        """Checks a login and password without opening a session."""
-        row = await self._verified_user(login, password)
+    async def login(
+        self, login: str, password: str, now: datetime | None = None, address: str | None = None
+    ) -> Principal:
+        """Checks a login and password without opening a session, throttled like a login
+        (``now`` defaults to the wall clock for callers that hold no clock)."""
+        now = now or datetime.now(UTC)
+        row = await self._throttled_verify(login, password, now, address)
         return Principal(row.login, row.role)
+
+    async def _throttled_verify(self, login: str, password: str, now: datetime, address):
+        """:meth:`_verified_user` behind the login throttle: a login or an address that failed
+        too often is refused with ``retry_after`` before its password is even hashed, so
+        guessing costs the guesser time, not the server CPU. A success clears the login's
+        count; the address keeps its other failures (one good account must not launder a
+        guesser's address)."""
+        login_key = "login:" + login.strip().casefold()[:200]
+        address_key = "address:" + (address or "unknown")[:100]
+        for throttle, key in ((self._by_login, login_key), (self._by_address, address_key)):
+            try:
+                throttle.admit((key,), now, "login")
+            except TooManyAttempts as exc:
+                if key == address_key:
+                    self._by_login.forgive(login_key)  # not tried: no failure to count
+                if exc.first_refusal:
+                    log.warning(
+                        "login throttled for %s: %d failures, next try in %s s",
+                        key,
+                        throttle.failures(key, now),
+                        exc.retry_after,
+                    )
+                raise
+        try:
+            row = await self._verified_user(login, password)
+        except Unauthorized:
+            raise  # a wrong password: the failure stays counted
+        except Exception:
+            self._by_login.forgive(login_key)  # the check did not run: not a wrong password
+            self._by_address.forgive(address_key)
+            raise
+        self._by_login.reset(login_key)
+        self._by_address.forgive(address_key)
+        return row
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def open_session(self, login: str, password: str, now: datetime) -> NewSession:
-        row = await self._verified_user(login, password)
+    async def open_session(
+        self, login: str, password: str, now: datetime, address: str | None = None
+    ) -> NewSession:
+        row = await self._throttled_verify(login, password, now, address)
         cookie = secrets.token_urlsafe(32)
         expires_at = now + self.session_lifetime
         async with self._uow() as uow:

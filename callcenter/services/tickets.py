@@ -8,17 +8,31 @@ from datetime import datetime
 
 from callcenter.domain.calls import Ticket
 from callcenter.domain.certificates import LookupStatus
-from callcenter.domain.errors import Conflict, NotFound, ValidationError
+from callcenter.domain.errors import Conflict, NotFound, TooManyAttempts, ValidationError
+from callcenter.domain.throttle import BackoffRule, Throttle
 from callcenter.domain.timers import TimerKind
 from callcenter.services.escalation import TicketFactory
 from callcenter.services.read_models import Page
 
 log = logging.getLogger(__name__)
 
+#: unknown certificate numbers a portal token (or an address) may send: 20 at once, then the
+#: next waits 2, 4, ... 60 s, so at most about one a minute is learnt after the first 20
+PORTAL_BACKOFF = BackoffRule(free=20, base_seconds=1.0, cap_seconds=60.0, forget_seconds=3600.0)
+
 
 class TicketService:
-    def __init__(self, uow_factory: Callable, factory: TicketFactory, registry, notifier) -> None:
+    def __init__(
+        self,
+        uow_factory: Callable,
+        factory: TicketFactory,
+        registry,
+        notifier,
+        unknown_backoff: BackoffRule = PORTAL_BACKOFF,
+    ) -> None:
         self._uow = uow_factory
+        # in this process: each instance counts its own requests (see ``domain/throttle``)
+        self._guesses = Throttle(unknown_backoff)
         self.factory = factory
         self.registry = registry
         self.notifier = notifier
@@ -33,16 +47,27 @@ class TicketService:
         description: str,
         organisation: str = "",
         category: str = "other",
+        requester: tuple[str, ...] = (),
     ) -> Ticket:
         """Clause 3.1/4.1: identity, a certificate valid for support and the problem (the
-        body's shape is checked by the web layer's schema; the certificate here)."""
+        body's shape is checked by the web layer's schema; the certificate here).
+
+        The answer tells a wrong number from a right one, so unknown numbers are counted per
+        ``requester`` key (the token, the address): past :data:`PORTAL_BACKOFF`'s free ones
+        every request waits, refused with ``throttled`` before any lookup, so a guesser
+        learns nothing while throttled.
+        """
         number = certificate.strip()
         bad = self.registry.number_format.problem(number)
         if bad:
-            problem = f"number {bad}"
+            problem = f"number {bad}"  # says nothing about which certificates exist
         else:
+            self._admit(requester, now)
             service = category if category != "other" else None
             result = await self.registry.lookup(number, now, service)
+            if result.status is not LookupStatus.UNKNOWN:
+                for key in requester:
+                    self._guesses.forgive(key)
             problem = (
                 None
                 if result.status is LookupStatus.VALID
@@ -80,6 +105,18 @@ class TicketService:
         )
         log.info("ticket %s from the portal, due %s", tid, ticket.due_at.isoformat())
         return ticket
+
+    def _admit(self, requester: tuple[str, ...], now: datetime) -> None:
+        try:
+            self._guesses.admit(requester, now, "certificate lookup")
+        except TooManyAttempts as exc:
+            if exc.first_refusal:
+                log.warning(
+                    "portal tickets throttled for %s: too many unknown certificates, next in %s s",
+                    exc.key,
+                    exc.retry_after,
+                )
+            raise
 
     async def get(self, ticket_id: int) -> Ticket:
         async with self._uow() as uow:

@@ -169,7 +169,7 @@ async def reviews(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/tickets")
 async def create_ticket(request: web.Request) -> web.Response:
-    await require(request, "tickets:write")
+    who = await require(request, "tickets:write")
     c = request.app[CONTAINER]
     now = c.clock.now()
     body = parse(schemas.PortalTicket, await read_json(request))
@@ -180,6 +180,8 @@ async def create_ticket(request: web.Request) -> web.Response:
         description=body.description,
         organisation=body.organisation or "",
         category=body.category or "other",
+        # unknown certificates are rate-limited per token and per address (enumeration)
+        requester=(f"token:{who.name}", f"address:{request.remote}"),
     )
     return json_response(views.ticket_json(ticket, now), 201)
 

@@ -20,6 +20,7 @@ class UnsupportedMediaType(e.DomainError):
 
 STATUS_BY_CLASS: list[tuple[type[e.DomainError], int]] = [
     (UnsupportedMediaType, 415),
+    (e.TooManyAttempts, 429),
     (e.ValidationError, 422),
     (e.PolicyRefused, 422),
     (e.NotFound, 404),
@@ -80,6 +81,8 @@ async def error_middleware(request: web.Request, handler):
         response = await handler(request)
     except e.DomainError as exc:
         response = json_error(status_for(exc), exc.code, exc.message, **exc.details)
+        if isinstance(exc, e.TooManyAttempts):
+            response.headers["Retry-After"] = str(exc.retry_after)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

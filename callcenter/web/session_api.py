@@ -23,7 +23,9 @@ async def login(request: web.Request) -> web.Response:
             fields={"login": "is required", "password": "is required"},
         )
     c = request.app[CONTAINER]
-    session = await c.auth.open_session(name, password, c.clock.now())
+    # the peer's address (behind a reverse proxy: the proxy's, unless aiohttp is told to trust
+    # its forwarded headers), throttled beside the login itself
+    session = await c.auth.open_session(name, password, c.clock.now(), request.remote)
     who = session.principal
     resp = json_response({"login": who.name, "role": who.role})
     resp.set_cookie(
