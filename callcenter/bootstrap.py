@@ -18,6 +18,7 @@ from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
+from callcenter.domain.events import InstantRange
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
 from callcenter.services.escalation import TicketFactory
@@ -139,6 +140,10 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         writers=writers,
         is_outage=db.is_unavailable,
         grace=timedelta(seconds=settings.timers.grace_seconds),
+        instants=InstantRange(
+            past=timedelta(seconds=settings.events.max_past_seconds),
+            future=timedelta(seconds=settings.events.max_future_seconds),
+        ),
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
     scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)

@@ -123,6 +123,15 @@ class TimerSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """How far from the service's clock an event's ``at`` may be: further back, a week-long
+    outage's spool still counts; further ahead, a clock is wrong (a 422 naming ``at``)."""
+
+    max_past_seconds: int = 7 * 86400
+    max_future_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class ForwardingSettings:
     """Optional forwarding of tickets to an external helpdesk (empty url: the built-in portal)."""
 
@@ -149,6 +158,7 @@ class Settings:
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "defaults"
@@ -263,6 +273,16 @@ def _validate(s: Settings) -> None:
             "timers.grace_seconds",
             0 <= s.timers.grace_seconds <= 3600,
             "must be between 0 and 3600 seconds",
+        ),
+        (
+            "events.max_past_seconds",
+            60 <= s.events.max_past_seconds <= 366 * 86400,
+            "must be between 60 seconds and 366 days",
+        ),
+        (
+            "events.max_future_seconds",
+            0 <= s.events.max_future_seconds <= 86400,
+            "must be between 0 and 86400 seconds",
         ),
         (
             "forwarding.url",
