@@ -146,9 +146,21 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         ),
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
-    scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
+    scheduler = Scheduler(
+        timing,
+        tickets,
+        clock,
+        settings.timers.resync_seconds,
+        notifier=notifier,
+        is_outage=db.is_unavailable,
+    )
     metrics = Metrics()
     scheduler.on_lag = metrics.observe_timer_lag
+    scheduler.on_parked = lambda kind: metrics.inc(
+        "callcenter_timers_parked_total",
+        "Timers given up after failing fires that waiting would not cure (see the log).",
+        kind=kind,
+    )
     timing.on_timer = tickets.on_timer = scheduler.add
     outbox = None
     if fwd.url:
