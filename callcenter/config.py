@@ -47,6 +47,8 @@ class FastAgiSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 4573
+    #: a connection that has not sent its whole AGI environment by then is closed
+    idle_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -236,6 +238,11 @@ def _validate(s: Settings) -> None:
         ("http.port", 0 < s.http.port < 65536, "must be a TCP port (1-65535)"),
         ("fastagi.port", 0 < s.fastagi.port < 65536, "must be a TCP port (1-65535)"),
         ("ami.port", 0 < s.ami.port < 65536, "must be a TCP port (1-65535)"),
+        (
+            "fastagi.idle_timeout_seconds",
+            0 < s.fastagi.idle_timeout_seconds <= 300,
+            "must be between 0 and 300 seconds",
+        ),
         ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
         ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
         (
