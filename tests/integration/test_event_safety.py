@@ -4,13 +4,19 @@ and no stored state can keep a timer failing forever."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from callcenter.domain.events import InstantRange
 from callcenter.services.call_log import with_calendar_years
 from callcenter.services.scheduler import MAX_ATTEMPTS, Scheduler
+
+
+def timezone_at(hours: int) -> timezone:
+    return timezone(timedelta(hours=hours))
 
 
 def _auth(token: str) -> dict:
@@ -36,6 +42,31 @@ async def test_an_instant_far_from_now_is_a_422_naming_at_and_nothing_is_stored(
     assert list(answer["fields"]) == ["at"]
     calls = await client.get("/api/v1/calls/70.1", headers=_auth(pbx_token))
     assert calls.status in (403, 404)  # the pbx may not read calls; either way no 500
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    at=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from([UTC, *(timezone_at(h) for h in (-12, -1, 3, 14))]),
+    )
+    | st.datetimes(
+        min_value=datetime(2026, 3, 10), max_value=datetime(2026, 3, 18), timezones=st.just(UTC)
+    )
+)
+async def test_any_instant_gives_201_or_a_422_naming_at_never_a_5xx(client, pbx_token, clock, at):
+    body = {"event": "call_started", "call_id": "74.1", "at": at.isoformat()}
+    r = await client.post("/api/v1/events", json=body, headers=_auth(pbx_token))
+    lag = (clock.now() - at).total_seconds()
+    believable = -300 <= lag <= 7 * 86400
+    if believable:
+        assert r.status in (200, 201), await r.text()
+    else:
+        assert r.status == 422, await r.text()
+        assert list((await r.json())["fields"]) == ["at"]
 
 
 async def test_a_poisoned_call_ends_normally_once_its_bad_instant_is_refused(
