@@ -162,7 +162,12 @@ class Session:
                 script,
                 env.get("agi_channel"),
             )
-            await self._send(agi.verbose(f"callcenter: unknown FastAGI script {script!r}", 1))
+            # Asterisk answers a VERBOSE at once: a peer that does not is held no longer than
+            # an idle one
+            await self._send(
+                agi.verbose(f"callcenter: unknown FastAGI script {script!r}", 1),
+                wait=self.idle_timeout,
+            )
             return None
         started = time.perf_counter()
         flow = factory(env, self.options)
@@ -231,14 +236,14 @@ class Session:
         except ValueError:  # asyncio's LimitOverrunError, as readline reports it
             raise NotAgi(f"a line longer than {MAX_LINE} bytes", "line_too_long") from None
 
-    async def _send(self, line: str) -> agi.AgiReply:
+    async def _send(self, line: str, wait: float = REPLY_TIMEOUT) -> agi.AgiReply:
         """One command out, its reply in; a closed or silent peer counts as a dead channel."""
         if self.writer.is_closing():
             return flows.DEAD
         self.writer.write(line.encode("utf-8") if line.endswith("\n") else (line + "\n").encode())
         try:
             await self.writer.drain()
-            async with asyncio.timeout(REPLY_TIMEOUT):  # wait_for would start a task per reply
+            async with asyncio.timeout(wait):  # wait_for would start a task per reply
                 return await self._reply()
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             return flows.DEAD

@@ -81,6 +81,19 @@ async def test_an_over_long_line_closes_the_connection_with_one_warning(containe
     assert "longer than" in line.getMessage() and "127.0.0.1:" in line.getMessage()
 
 
+async def test_an_unknown_script_from_a_silent_peer_is_not_held_past_the_idle_timeout(
+    quick, caplog
+):
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    async with fastagi_server(quick, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        env = b"agi_network: yes\nagi_network_script: nowhere\n\n"
+        said = await _talk(port, env, wait=3.0)  # must close, well before REPLY_TIMEOUT
+    assert said.startswith(b"VERBOSE")
+    (line,) = _only_warnings(caplog)
+    assert "unknown script 'nowhere'" in line.getMessage() and "127.0.0.1:" in line.getMessage()
+
+
 @pytest.mark.parametrize(
     "garbage",
     [
