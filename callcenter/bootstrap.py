@@ -18,6 +18,7 @@ from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
+from callcenter.domain.events import InstantRange
 from callcenter.domain.policy import PolicyVersion
 from callcenter.services.auth import AuthService
 from callcenter.services.escalation import TicketFactory
@@ -139,9 +140,20 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         writers=writers,
         is_outage=db.is_unavailable,
         grace=timedelta(seconds=settings.timers.grace_seconds),
+        instants=InstantRange(
+            past=timedelta(seconds=settings.events.max_past_seconds),
+            future=timedelta(seconds=settings.events.max_future_seconds),
+        ),
     )
     tickets = TicketService(uow_factory, factory, registry, notifier)
-    scheduler = Scheduler(timing, tickets, clock, settings.timers.resync_seconds)
+    scheduler = Scheduler(
+        timing,
+        tickets,
+        clock,
+        settings.timers.resync_seconds,
+        notifier=notifier,
+        is_outage=db.is_unavailable,
+    )
     metrics = Metrics()
     scheduler.on_lag = metrics.observe_timer_lag
     ivr = IvrService(uow_factory, registry, policy, calendars, rule)
@@ -149,6 +161,11 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         "callcenter_refusals_total",
         "Requests refused, by kind: what an operator watches for an attack.",
         kind="locked",
+    )
+    scheduler.on_parked = lambda kind: metrics.inc(
+        "callcenter_timers_parked_total",
+        "Timers given up after failing fires that waiting would not cure (see the log).",
+        kind=kind,
     )
     timing.on_timer = tickets.on_timer = scheduler.add
     outbox = None

@@ -47,6 +47,8 @@ class FastAgiSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 4573
+    #: a connection that has not sent its whole AGI environment by then is closed
+    idle_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,15 @@ class TimerSettings:
 
 
 @dataclass(frozen=True)
+class EventSettings:
+    """How far from the service's clock an event's ``at`` may be: further back, a week-long
+    outage's spool still counts; further ahead, a clock is wrong (a 422 naming ``at``)."""
+
+    max_past_seconds: int = 7 * 86400
+    max_future_seconds: int = 300
+
+
+@dataclass(frozen=True)
 class ForwardingSettings:
     """Optional forwarding of tickets to an external helpdesk (empty url: the built-in portal)."""
 
@@ -149,6 +160,7 @@ class Settings:
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "defaults"
@@ -226,6 +238,11 @@ def _validate(s: Settings) -> None:
         ("http.port", 0 < s.http.port < 65536, "must be a TCP port (1-65535)"),
         ("fastagi.port", 0 < s.fastagi.port < 65536, "must be a TCP port (1-65535)"),
         ("ami.port", 0 < s.ami.port < 65536, "must be a TCP port (1-65535)"),
+        (
+            "fastagi.idle_timeout_seconds",
+            0 < s.fastagi.idle_timeout_seconds <= 300,
+            "must be between 0 and 300 seconds",
+        ),
         ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
         ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
         (
@@ -263,6 +280,16 @@ def _validate(s: Settings) -> None:
             "timers.grace_seconds",
             0 <= s.timers.grace_seconds <= 3600,
             "must be between 0 and 3600 seconds",
+        ),
+        (
+            "events.max_past_seconds",
+            60 <= s.events.max_past_seconds <= 366 * 86400,
+            "must be between 60 seconds and 366 days",
+        ),
+        (
+            "events.max_future_seconds",
+            0 <= s.events.max_future_seconds <= 86400,
+            "must be between 0 and 86400 seconds",
         ),
         (
             "forwarding.url",

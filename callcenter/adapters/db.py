@@ -25,9 +25,40 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 def is_unavailable(exc: BaseException) -> bool:
     """The database cannot be reached or used right now, as opposed to: this data is wrong.
 
-    Covers SQLAlchemy's wrapped errors and the drivers' own, which the driver-SQL paths
-    (``event_sql``, the certificate reader) raise unwrapped.
+    Every failure to store that sending again may cure is "unavailable" (a 503 the AGI
+    drivers and the spool retry), never a 500: a lost or terminated connection, a driver
+    whose protocol state a dropped backend left broken (asyncpg's "cannot switch to state
+    ...; another operation is in progress", an ``InternalClientError``), the server shutting
+    down or out of connections, a deadlock or serialisation failure, a query cancelled.
+    What stays a 500 is what sending again cannot cure: a constraint broken, a value the
+    column refuses, an SQL bug. SQLAlchemy's wrapped errors are judged by the driver error
+    they wrap (``orig`` and ``__cause__``); the driver-SQL paths (``event_sql``, the
+    certificate reader) raise the drivers' own errors unwrapped.
     """
+
+    chain: list[BaseException] = []
+    while exc is not None and all(exc is not seen for seen in chain):
+        chain.append(exc)
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    if any(_wrong_data(e) for e in chain):
+        return False
+    return any(_unavailable_here(e) for e in chain)
+
+
+_CLOSED = "This connection is closed"
+
+
+def _wrong_data(exc: BaseException) -> bool:
+    """asyncpg's DataError (a value it cannot send) derives from its InterfaceError, which
+    SQLAlchemy wraps as an InterfaceError: it must not pass for a lost connection."""
+    if type(exc).__module__.startswith("asyncpg"):
+        from asyncpg import exceptions as pg
+
+        return isinstance(exc, pg.DataError)
+    return False
+
+
+def _unavailable_here(exc: BaseException) -> bool:
     import sqlite3
 
     from sqlalchemy import exc as sa
@@ -36,15 +67,33 @@ def is_unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sa.OperationalError | sa.InterfaceError | sa.DisconnectionError):
+    if type(exc) is sa.InvalidRequestError and _CLOSED in str(exc):
+        # the pool's checkout found each connection it tried dead (our checkout listener's
+        # DisconnectionError) and gave up, with no cause attached
         return True
-    if isinstance(exc, sa.TimeoutError):  # the pool had no connection to give
+    if isinstance(
+        exc,
+        sa.OperationalError
+        | sa.InterfaceError
+        | sa.InternalError
+        | sa.DisconnectionError
+        | sa.TimeoutError  # the pool had no connection to give
+        | sa.PendingRollbackError,  # the transaction's connection was lost under it
+    ):
         return True
     if type(exc).__module__.startswith("asyncpg"):
         from asyncpg import exceptions as pg
 
         return isinstance(
-            exc, pg.PostgresConnectionError | pg.InterfaceError | pg.OperatorInterventionError
+            exc,
+            pg.PostgresConnectionError  # 08xxx, the connection is gone
+            | pg.InterfaceError  # the connection was closed or is in use
+            | pg.InternalClientError  # the protocol state a dropped backend left
+            | pg.OperatorInterventionError  # 57xxx: terminated, shut down, cancelled
+            | pg.InsufficientResourcesError  # 53xxx: too many connections, disk full
+            | pg.TransactionRollbackError  # 40xxx: deadlock, serialisation failure
+            | pg.LockNotAvailableError
+            | pg.InternalServerError,
         )
     return False
 

@@ -2,7 +2,17 @@
 
 Each event names the call by Asterisk's linkedid of the caller's channel. ``at`` is when it
 happened on the switch (ISO 8601, with an offset); without it the service's receipt time is
-used. The same event sent twice is the same event: :func:`dedup_key` makes that checkable.
+used. An ``at`` must be believable (:class:`InstantRange`): a switch that boots with its
+clock in 1970 must not open a window whose deadline passed half a century ago.
+
+The same event sent twice is the same event, whether or not the sender said when it
+happened (:meth:`CallEvent.dedup_key`): with ``at``, the key is the event's kind, call,
+instant and fields, so a retry (the spool's, stamped once) is recognised and two real
+occurrences at different instants are both kept; without ``at``, the receipt time is not the
+event's and must not be in its key, so the key is the kind, call and fields alone (for
+``certificate_checked`` the ``attempt`` is one of them): a repeat of it is the same event,
+and the first receipt, the earliest, is the instant the call keeps, as the projection would
+have taken anyway.
 """
 
 from __future__ import annotations
@@ -11,7 +21,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from callcenter.domain.cert_status import CERT_STATUSES
@@ -60,11 +70,13 @@ class CallEvent:
     at_given: bool = True
 
     def dedup_key(self) -> str:
-        """Same event, same key: type, call, instant and fields (not the source)."""
+        """Same event, same key: type, call, instant (when the sender gave it) and fields,
+        never the source nor the receipt time (see the module's docstring)."""
         key = self.__dict__.get("_key")
         if key is None:
+            instant = self.at.isoformat() if self.at_given else None
             canon = json.dumps(
-                [self.event, self.call_id, self.at.isoformat(), self.data],
+                [self.event, self.call_id, instant, self.data],
                 sort_keys=True,
                 ensure_ascii=False,
             )
@@ -91,8 +103,52 @@ class CallEvent:
         }
 
 
-def parse_event(body: Any, received_at: datetime) -> CallEvent:
-    """A validated event, or ValidationError listing every problem by field."""
+@dataclass(frozen=True)
+class InstantRange:
+    """Which instants an event may carry, relative to the service's clock when it arrives.
+
+    Far enough back for a spool replayed after an outage (a week by default: a longer
+    outage is noticed, and what it kept is set aside as ``.rejected``, not lost, to be sent
+    again with the limit raised); barely ahead, as clocks on one network drift by seconds,
+    not minutes. ``years``: the calendar's years, which due times are counted in.
+    """
+
+    past: timedelta = timedelta(days=7)
+    future: timedelta = timedelta(minutes=5)
+    years: tuple[int, int] = (datetime.min.year, datetime.max.year)
+
+    def problem(self, at: datetime, now: datetime) -> str | None:
+        """Why ``at`` is not believable at ``now`` (None: it is)."""
+        if not self.years[0] <= at.year <= self.years[1]:
+            return f"must be within the calendar's years {self.years[0]}..{self.years[1]}"
+        if now - at > self.past:
+            return (
+                f"is more than {_span(self.past)} before the service's clock "
+                f"({now.isoformat()}): is the switch's clock right?"
+            )
+        if at - now > self.future:
+            return (
+                f"is more than {_span(self.future)} after the service's clock "
+                f"({now.isoformat()}): is the switch's clock right?"
+            )
+        return None
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def parse_event(
+    body: Any, received_at: datetime, accepted: InstantRange | None = None
+) -> CallEvent:
+    """A validated event, or ValidationError listing every problem by field.
+
+    ``accepted``: the instants believable now (by default :class:`InstantRange`'s)."""
     if not isinstance(body, dict):
         raise ValidationError("an event must be a JSON object", code="invalid_event")
     problems: dict[str, str] = {}
@@ -110,6 +166,10 @@ def parse_event(body: Any, received_at: datetime) -> CallEvent:
             at = parse_instant(body["at"])
         except InstantError as exc:
             problems["at"] = str(exc)
+        else:
+            wrong = (accepted or InstantRange()).problem(at, received_at)
+            if wrong is not None:
+                problems["at"] = wrong
     source = body.get("source", "api")
     if source not in SOURCES:
         problems["source"] = f"must be one of {', '.join(SOURCES)}"

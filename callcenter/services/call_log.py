@@ -6,18 +6,52 @@ ingest rate; every call they touch is then handed to the oral window to decide.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+from callcenter.calendar import CalendarError, WorkCalendar
 from callcenter.domain.calls import project
-from callcenter.domain.events import CallEvent, parse_event
+from callcenter.domain.events import CallEvent, InstantRange, parse_event
 from callcenter.services.effects import Aftermath, Effects
 from callcenter.services.group_commit import GroupCommit
 from callcenter.services.oral_window import OralWindows
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def calendar_years() -> tuple[int, int]:
+    """The years the working calendar can count in (its holiday data's), found through its
+    public API: a year outside them is refused by ``is_working_day``."""
+    cal = WorkCalendar()
+
+    def known(year: int) -> bool:
+        try:
+            cal.is_working_day(date(year, 6, 1))
+        except CalendarError:
+            return False
+        return True
+
+    def edge(inside: int, outside: int) -> int:
+        while abs(outside - inside) > 1:  # a bisection: the years form one interval
+            mid = (inside + outside) // 2
+            inside, outside = (mid, outside) if known(mid) else (inside, mid)
+        return inside
+
+    inside = 2026  # any year the calendar knows: the one this was written in
+    return edge(inside, 0), edge(inside, 10000)
+
+
+def with_calendar_years(instants: InstantRange) -> InstantRange:
+    """``instants`` narrowed to the calendar's years: a due time is counted in them, and a
+    timer that cannot count its due time cannot fire."""
+    first, last = calendar_years()
+    lo, hi = instants.years
+    return dataclasses.replace(instants, years=(max(lo, first), min(hi, last)))
 
 
 class CallLog:
@@ -29,8 +63,11 @@ class CallLog:
         *,
         writers: int = 1,
         is_outage: Callable[[BaseException], bool] = lambda exc: False,
+        instants: InstantRange | None = None,
     ) -> None:
         self._uow = uow_factory
+        #: the event instants believed (the skew allowed), within the calendar's years
+        self.instants = with_calendar_years(instants or InstantRange())
         self.windows = windows
         self.aftermath = aftermath
         self._journal = GroupCommit(
@@ -42,7 +79,7 @@ class CallLog:
 
         Shape errors are raised here, before anything is queued.
         """
-        event = parse_event(body, now)
+        event = parse_event(body, now, self.instants)
         new = await self._journal.submit((event, now))
         log.info("call %s: %s %s", event.call_id, event.event, "stored" if new else "repeated")
         return event, new

@@ -4,6 +4,13 @@ Deadlines live in the database; the heap here is only a cache of them. On start,
 ``resync_seconds`` (so windows opened by another instance are seen), every pending timer is
 loaded and the overdue ones fire at once (Home Assistant's restore pattern). Firing only asks
 the use case for a conditional transition, so firing twice, or in two processes, is harmless.
+
+A timer whose fire fails is tried again with a growing delay. While the database is away
+(``is_outage``) it is retried for as long as that lasts; any other failure (stored data the
+use case cannot handle, a bug) is not cured by waiting, so after ``max_attempts`` the timer
+is *parked*: one ERROR with the traceback, ``on_parked`` (the metric), a ``supervisor_alert``
+push, and no more fires of it in this process (the periodic reload skips it) until its state
+changes and a new timer is armed for it. Nothing stored can keep the loop failing forever.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ from typing import Any
 from callcenter.domain.timers import TimerKind
 
 log = logging.getLogger(__name__)
-RETRY_SECONDS = 5.0
+RETRY_SECONDS = 5.0  # the first retry; then twice as long each time
+MAX_RETRY_SECONDS = 300.0
+MAX_ATTEMPTS = 5  # fires of a timer that fails for another reason than an outage
 
 
 class Scheduler:
@@ -32,8 +41,19 @@ class Scheduler:
         resync_seconds: float = 30.0,
         max_sleep: float = 60.0,
         parallel: int = 8,
+        *,
+        notifier=None,
+        is_outage: Callable[[BaseException], bool] = lambda exc: False,
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
         self.timing, self.tickets, self.clock = timing, tickets, clock
+        self.notifier = notifier
+        self.is_outage = is_outage
+        self.max_attempts = max_attempts
+        self._failures: dict[tuple[str, Any], int] = {}  # (kind, key) -> failed fires in a row
+        self.parked: set[tuple[str, Any]] = set()
+        #: metrics: a timer parked (kind); wired by bootstrap
+        self.on_parked: Callable[[str], None] = lambda kind: None
         self.resync_seconds = resync_seconds
         self.max_sleep = max_sleep
         self.parallel = parallel
@@ -48,7 +68,16 @@ class Scheduler:
         self.on_lag: Callable[[str, float], None] = lambda kind, seconds: None  # metrics
 
     def add(self, when: datetime | None, kind: str, key: Any) -> None:
-        """Arm a timer (duplicates are dropped); wakes the loop when it is the new earliest."""
+        """Arm a timer (duplicates are dropped); wakes the loop when it is the new earliest.
+
+        A use case arms one after a state change, which may be what a parked timer of the same
+        kind and key waited for: it is tried afresh."""
+        if when is not None:
+            self.parked.discard((str(kind), key))
+            self._failures.pop((str(kind), key), None)
+        self._arm(when, kind, key)
+
+    def _arm(self, when: datetime | None, kind: str, key: Any) -> None:
         if when is None or (when, kind, key) in self._armed:
             return
         self._armed.add((when, kind, key))
@@ -68,7 +97,8 @@ class Scheduler:
         """Arm every pending timer from the database."""
         timers = await self.timing.pending_timers()
         for when, kind, key in timers:
-            self.add(when, kind, key)
+            if (str(kind), key) not in self.parked and (str(kind), key) not in self._failures:
+                self._arm(when, kind, key)  # a failing one is already armed for its retry
         return len(timers)
 
     async def fire_due(self) -> int:
@@ -95,20 +125,64 @@ class Scheduler:
                 self.on_lag(str(kind), lag)
                 try:
                     changed = await self._fire(kind, key, now)
-                    self.fired += int(changed)
-                    return changed
-                except Exception:
-                    log.exception(
-                        "timer %s %s failed; retrying in %.0f s", kind, key, RETRY_SECONDS
-                    )
-                    self.add(now + timedelta(seconds=RETRY_SECONDS), kind, key)
+                except Exception as exc:
+                    self._failed(kind, key, now, exc)
                     return False
+                self._failures.pop((str(kind), key), None)
+                self.fired += int(changed)
+                return changed
 
         tasks = [asyncio.create_task(fire(*d)) for d in due]
         self._inflight.update(tasks)
         for task in tasks:
             task.add_done_callback(self._inflight.discard)
         return tasks
+
+    def _failed(self, kind: str, key: Any, now: datetime, exc: Exception) -> None:
+        """Retry later, with a growing delay; park what waiting will not cure."""
+        ident = (str(kind), key)
+        attempts = self._failures.get(ident, 0) + 1
+        outage = self.is_outage(exc)
+        if not outage and attempts >= self.max_attempts:
+            self._failures.pop(ident, None)
+            self._park(kind, key, attempts, exc)
+            return
+        self._failures[ident] = attempts
+        delay = min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2 ** (attempts - 1))
+        # one line, no traceback: the ERROR with it comes once, if the timer is parked
+        (log.warning if attempts == 1 else log.info)(
+            "timer %s %s failed (%s: %s); try %d again in %.0f s",
+            kind,
+            key,
+            type(exc).__name__,
+            exc,
+            attempts + 1,
+            delay,
+        )
+        self._arm(now + timedelta(seconds=delay), kind, key)
+
+    def _park(self, kind: str, key: Any, attempts: int, exc: Exception) -> None:
+        self.parked.add((str(kind), key))
+        log.error(
+            "timer %s %s parked after %d failed fires; it will not fire again until its "
+            "call or ticket changes (or the service restarts)",
+            kind,
+            key,
+            attempts,
+            exc_info=exc,
+        )
+        self.on_parked(str(kind))
+        if self.notifier is not None:
+            self.notifier.publish(
+                {
+                    "type": "supervisor_alert",
+                    "kind": "timer_parked",
+                    "timer": str(kind),
+                    "key": key,
+                    "call_id": key if isinstance(key, str) else None,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
 
     async def _fire(self, kind: TimerKind, key: Any, now: datetime) -> bool:
         match TimerKind(kind):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from callcenter.domain.events import CallEvent
+from callcenter.domain.events import CallEvent, InstantRange
 from callcenter.domain.timers import TimerKind
 from callcenter.services.agent_actions import AgentActions
 from callcenter.services.call_log import CallLog
@@ -37,6 +37,7 @@ class CallTiming:
         writers: int = 1,
         is_outage: Callable[[BaseException], bool] = lambda exc: False,
         grace: timedelta = timedelta(seconds=5),
+        instants: InstantRange | None = None,
     ) -> None:
         self._uow = uow_factory
         self.notifier = notifier
@@ -44,7 +45,12 @@ class CallTiming:
         self.escalation = Escalation(factory, registry)
         self.windows = OralWindows(uow_factory, policy, self.escalation, self.aftermath, grace)
         self.log = CallLog(
-            uow_factory, self.windows, self.aftermath, writers=writers, is_outage=is_outage
+            uow_factory,
+            self.windows,
+            self.aftermath,
+            writers=writers,
+            is_outage=is_outage,
+            instants=instants,
         )
         self.actions = AgentActions(uow_factory, self.windows, self.escalation, self.aftermath)
         self.queries = CallQueries(uow_factory)

@@ -23,7 +23,8 @@ from callcenter.telephony.spool import Spool
 
 log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
-ENV_TIMEOUT = 10.0
+ENV_TIMEOUT = 10.0  # the default of [fastagi] idle_timeout_seconds
+MAX_LINE = 64 * 1024  # a longer line is not AGI: the connection is closed
 REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be stored
 SPOOL_FLUSH_SECONDS = 15.0  # how often events kept during an outage are tried again
 
@@ -106,8 +107,22 @@ async def _flush_now_and_then(container, spool: Spool) -> None:
             log.exception("spool flush failed")
 
 
+class NotAgi(Exception):
+    """The peer is not speaking AGI: what was wrong, for one WARNING line (no traceback);
+    ``reason`` is the metric's label (``idle``, ``line_too_long``, ``garbage``)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class Session:
-    """One FastAGI connection: read the env, run the named flow, close."""
+    """One FastAGI connection: read the env, run the named flow, close.
+
+    Asterisk writes its environment at once (two TCP reads at most), so a peer that sends
+    none within ``idle_timeout`` seconds, or a line longer than :data:`MAX_LINE`, or lines
+    that are not AGI, is not Asterisk: :class:`NotAgi` says which, and the connection ends.
+    """
 
     def __init__(
         self,
@@ -116,8 +131,12 @@ class Session:
         resolve,
         options: flows.IvrOptions,
         metrics=None,
+        idle_timeout: float = ENV_TIMEOUT,
+        peer: str = "?",
     ) -> None:
         self.reader, self.writer = reader, writer
+        self.peer = peer
+        self.idle_timeout = idle_timeout
         self.resolve, self.options, self.metrics = resolve, options, metrics
         self.parser = agi.ReplyParser()
         self.hangup_seen = False
@@ -125,13 +144,30 @@ class Session:
         self.reports: list[asyncio.Task] = []
 
     async def run(self) -> flows.Outcome | None:
-        async with asyncio.timeout(ENV_TIMEOUT):
-            env = await self._read_env()
+        try:
+            async with asyncio.timeout(self.idle_timeout):
+                env = await self._read_env()
+        except TimeoutError:
+            raise NotAgi(
+                f"no complete AGI environment within {self.idle_timeout:g} s (idle)", "idle"
+            ) from None
+        except agi.AgiProtocolError as exc:
+            raise NotAgi(f"not an AGI environment: {exc}", "garbage") from None
         script = env.get("agi_network_script", "").split("?", 1)[0].strip("/")
         factory = flows.FLOWS.get(script)
         if factory is None:
-            log.warning("FastAGI: unknown script %r from %s", script, env.get("agi_channel"))
-            await self._send(agi.verbose(f"callcenter: unknown FastAGI script {script!r}", 1))
+            log.warning(
+                "FastAGI %s: unknown script %r (channel %s)",
+                self.peer,
+                script,
+                env.get("agi_channel"),
+            )
+            # Asterisk answers a VERBOSE at once: a peer that does not is held no longer than
+            # an idle one
+            await self._send(
+                agi.verbose(f"callcenter: unknown FastAGI script {script!r}", 1),
+                wait=self.idle_timeout,
+            )
             return None
         started = time.perf_counter()
         flow = factory(env, self.options)
@@ -187,35 +223,63 @@ class Session:
     async def _read_env(self) -> dict[str, str]:
         parser = agi.EnvParser()
         while True:
-            line = await self.reader.readline()
+            line = await self._readline()
             if not line:
                 raise ConnectionError("connection closed before the AGI environment ended")
             if parser.feed_line(line.decode("utf-8", "replace")):
                 return parser.env
 
-    async def _send(self, line: str) -> agi.AgiReply:
+    async def _readline(self) -> bytes:
+        """One line; one longer than the stream's limit ends the session (:class:`NotAgi`)."""
+        try:
+            return await self.reader.readline()
+        except ValueError:  # asyncio's LimitOverrunError, as readline reports it
+            raise NotAgi(f"a line longer than {MAX_LINE} bytes", "line_too_long") from None
+
+    async def _send(self, line: str, wait: float = REPLY_TIMEOUT) -> agi.AgiReply:
         """One command out, its reply in; a closed or silent peer counts as a dead channel."""
         if self.writer.is_closing():
             return flows.DEAD
         self.writer.write(line.encode("utf-8") if line.endswith("\n") else (line + "\n").encode())
         try:
             await self.writer.drain()
-            async with asyncio.timeout(REPLY_TIMEOUT):  # wait_for would start a task per reply
+            async with asyncio.timeout(wait):  # wait_for would start a task per reply
                 return await self._reply()
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             return flows.DEAD
 
     async def _reply(self) -> agi.AgiReply:
         while True:
-            raw = await self.reader.readline()
+            raw = await self._readline()
             if not raw:
                 return flows.DEAD
-            got = self.parser.feed_line(raw.decode("utf-8", "replace"))
+            try:
+                got = self.parser.feed_line(raw.decode("utf-8", "replace"))
+            except agi.AgiProtocolError as exc:
+                raise NotAgi(f"not an AGI reply: {exc}", "garbage") from None
             if got is agi.HANGUP:
                 self.hangup_seen = True  # the reply (-1 or 511) still follows, or EOF
                 continue
             if isinstance(got, agi.AgiReply):
                 return got
+
+
+def _peer(writer: asyncio.StreamWriter) -> str:
+    """``host:port`` of the other end, for the log."""
+    address = writer.get_extra_info("peername")
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def _refused(metrics, exc: NotAgi) -> None:
+    """Count a connection that was not AGI, so ``/metrics`` shows a probe or a flood."""
+    if metrics is not None:
+        metrics.inc(
+            "callcenter_fastagi_refused_total",
+            "FastAGI connections closed because the peer did not speak AGI, by reason.",
+            reason=exc.reason,
+        )
 
 
 def service_spool(settings) -> Spool:
@@ -247,22 +311,29 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
     sessions: set[asyncio.Task] = set()
     flusher = asyncio.create_task(_flush_now_and_then(container, spool), name="fastagi-spool")
 
+    idle = container.settings.fastagi.idle_timeout_seconds
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         sessions.add(task)
+        peer = _peer(writer)
         try:
-            await Session(reader, writer, resolve, options, container.metrics).run()
+            session = Session(reader, writer, resolve, options, container.metrics, idle, peer)
+            await session.run()
+        except NotAgi as exc:  # a probe, a scanner, a misconfigured client: not our bug
+            log.warning("FastAGI %s: %s; connection closed", peer, exc)
+            _refused(container.metrics, exc)
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            log.info("FastAGI session ended early: %s", exc)
+            log.info("FastAGI %s: session ended early: %s", peer, exc)
         except Exception:
-            log.exception("FastAGI session failed")
+            log.exception("FastAGI %s: session failed", peer)
         finally:
             sessions.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    server = await asyncio.start_server(handle, host, port, limit=64 * 1024)
+    server = await asyncio.start_server(handle, host, port, limit=MAX_LINE)
     try:
         yield server
     finally:

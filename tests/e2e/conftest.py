@@ -55,6 +55,16 @@ def agi_env(url: str, token: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
+@pytest.fixture
+def settings(settings):
+    """The shared settings, believing any event instant: a process AGI stamps its events with
+    the host's wall clock, while the service under test keeps its clock at a fixed working
+    moment (``tests/integration/test_event_safety.py`` holds the skew rule itself)."""
+    return settings.replace(
+        events={"max_past_seconds": 100 * 366 * 86400, "max_future_seconds": 100 * 366 * 86400}
+    )
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def cli(request, tmp_path) -> Cli:
     """The command line against an empty database of either kind, run from a scratch folder."""

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from callcenter import bootstrap
 from callcenter.adapters import db
 from callcenter.adapters import tables as t
+from callcenter.domain.errors import ValidationError
 from tests.wire import wire
 
 WINDOW = 600
@@ -111,10 +112,12 @@ async def test_an_end_in_time_known_after_the_overrun_withdraws_the_ticket(conta
     assert (wire(await container.tickets.search(clock.now(), status="withdrawn"), container))[
         "total"
     ] == 1
+    # the same end again changes nothing
+    assert (await container.calls.record(ended, clock.now()))[1] is False
     clock.advance(30 * 86400)
     assert await container.scheduler.fire_due() == 0  # no 75 % / 90 % warning of a withdrawn one
-    # the same end again changes nothing
-    await container.calls.record(ended, clock.now())
+    with pytest.raises(ValidationError):  # a month later its instant is no longer believed
+        await container.calls.record(ended, clock.now())
     assert (wire(await container.tickets.get(tid), container))["status"] == "withdrawn"
 
 

@@ -219,11 +219,11 @@ async def test_late_end_after_deadline_escalates(container, clock, cert):
     """call_ended arriving first, then agent_connected: overrun is still seen."""
     cid = "3.1"
     t0 = clock.now()
+    clock.advance(800)  # (an end is never posted before it happened)
     await container.calls.record(
         {"event": "call_ended", "call_id": cid, "at": (t0 + timedelta(seconds=700)).isoformat()},
         clock.now(),
     )
-    clock.advance(800)
     await container.calls.record(
         {"event": "agent_connected", "call_id": cid, "agent": "PJSIP/1", "at": t0.isoformat()},
         clock.now(),
