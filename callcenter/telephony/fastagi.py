@@ -327,6 +327,10 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
             log.info("FastAGI %s: session ended early: %s", peer, exc)
         except Exception:
             log.exception("FastAGI %s: session failed", peer)
+        except asyncio.CancelledError:
+            # the server is stopping: end quietly. Re-raised, asyncio's stream callback would
+            # log the cancelled task as an ERROR with a traceback (it calls task.exception())
+            log.info("FastAGI %s: session cut short: the service is stopping", peer)
         finally:
             sessions.discard(task)
             writer.close()

@@ -137,3 +137,27 @@ async def test_any_bytes_then_a_real_call_still_works(container, caplog, chunks)
         _only_warnings(caplog)
         ok = await run_fastagi("127.0.0.1", port, "call_ended", Caller(actions=[Hangup()]))
     assert ok.agistatus == "SUCCESS", ok.timeline
+
+
+async def test_stopping_mid_dialogue_ends_sessions_quietly(container, caplog):
+    """A dialogue cut short by the service stopping is one INFO line, not asyncio's ERROR
+    with a traceback (its stream callback asks a cancelled task for its exception)."""
+    caplog.set_level(logging.INFO)
+    async with fastagi_server(container, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"agi_network: yes\nagi_network_script: collect_certificate\n"
+            b"agi_channel: PJSIP/trunk-00000001\nagi_linkedid: 1795480500.9\n"
+            b"agi_callerid: 79001234567\n\n"
+        )
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readline(), 5)  # the dialogue's first command
+        assert first.strip()
+    # the server is gone, with the session in the middle of waiting for our reply
+    await asyncio.sleep(0.05)  # let asyncio run the stream callbacks it would log from
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, not left hanging
+    writer.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
+    assert any("service is stopping" in r.getMessage() for r in caplog.records)
