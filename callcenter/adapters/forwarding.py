@@ -13,27 +13,7 @@ from callcenter.domain.instants import format_instant as iso
 
 def ticket_payload(tk: Ticket, now: datetime) -> dict[str, Any]:
     """The helpdesk's view of a ticket (the forwarding contract; the API's is in web/views)."""
-    return {
-        "id": tk.id,
-        "source": tk.source,
-        "call_id": tk.call_id,
-        "certificate": tk.certificate_number,
-        "full_name": tk.full_name,
-        "organisation": tk.organisation,
-        "description": tk.description,
-        "category": tk.category,
-        "received_at": iso(tk.received_at),
-        "due_at": iso(tk.due_at),
-        "warn75_at": iso(tk.warn75_at),
-        "warn90_at": iso(tk.warn90_at),
-        "status": tk.state_at(now),
-        "answered_at": iso(tk.answered_at),
-        "deadline_met": tk.deadline_met,
-        "escalation_reason": tk.escalation_reason,
-        "answer": tk.answer,
-        "withdrawn_at": iso(tk.withdrawn_at),
-        "withdrawn_reason": tk.withdrawn_reason,
-    }
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in tk.facts(now).items()}
 
 
 class DeliveryError(RuntimeError):

@@ -344,6 +344,31 @@ class Ticket:
             return None
         return self.answered_at <= self.due_at
 
+    def facts(self, now: datetime) -> dict[str, object]:
+        """What a ticket says to the outside as of ``now``, instants still instants: the one
+        list of its public fields, which the API and the helpdesk forwarding each render."""
+        return {
+            "id": self.id,
+            "source": self.source,
+            "call_id": self.call_id,
+            "certificate": self.certificate_number,
+            "full_name": self.full_name,
+            "organisation": self.organisation,
+            "description": self.description,
+            "category": self.category,
+            "received_at": self.received_at,
+            "due_at": self.due_at,
+            "warn75_at": self.warn75_at,
+            "warn90_at": self.warn90_at,
+            "status": self.state_at(now),
+            "answered_at": self.answered_at,
+            "deadline_met": self.deadline_met,
+            "escalation_reason": self.escalation_reason,
+            "answer": self.answer,
+            "withdrawn_at": self.withdrawn_at,
+            "withdrawn_reason": self.withdrawn_reason,
+        }
+
     def state_at(self, now: datetime) -> str:
         if self.withdrawn:
             return TicketStatus.WITHDRAWN.value
