@@ -56,8 +56,15 @@ class InProcessResolver:
                     )
                 c.metrics.observe_lookup(time.perf_counter() - started, "fastagi")
                 return result["status"]
-        except Exception:
-            log.exception("service action %s failed", type(action).__name__)
+        except Exception as exc:
+            if c.is_outage(exc):  # expected while the database is away: one line, no traceback
+                log.warning(
+                    "service action %s: database unavailable (%s); the IVR goes on without it",
+                    type(action).__name__,
+                    exc,
+                )
+            else:
+                log.exception("service action %s failed", type(action).__name__)
             return flows.SERVICE_DOWN
         raise TypeError(f"unknown action {action!r}")
 

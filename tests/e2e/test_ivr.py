@@ -203,7 +203,9 @@ async def test_slow_service_queues_unverified(container, registry_data, tmp_path
     assert res.elapsed_ms < 30_000
 
 
-async def test_database_down_fastagi_queues_unverified(container, registry_data):
+async def test_database_down_fastagi_queues_unverified(container, registry_data, caplog):
+    import logging
+
     from callcenter.adapters import db
     from callcenter.adapters.repositories import CertificateReader
 
@@ -219,6 +221,12 @@ async def test_database_down_fastagi_queues_unverified(container, registry_data)
             "127.0.0.1", port, "collect_certificate", Caller(actions=[typed(VALID)]), options=SOUNDS
         )
     routed(res, "QUEUE", "UNVERIFIED")
+    # an outage is expected, not a bug: warnings, no ERROR and no traceback
+    ours = [r for r in caplog.records if r.name == "callcenter.telephony.fastagi"]
+    assert any(
+        r.levelno == logging.WARNING and "database unavailable" in r.getMessage() for r in ours
+    )
+    assert not [r for r in ours if r.levelno >= logging.ERROR or r.exc_info]
 
 
 async def test_lockout_holds_across_calls_and_transports(
