@@ -245,6 +245,13 @@ class WindowRepository:
         ]
 
 
+#: a ticket that can still change: neither answered nor withdrawn (warnings, answers,
+#: withdrawal, the open/overdue filters and the gauges all ask this one question)
+UNSETTLED_TICKET = and_(
+    t.tickets.c.answered_at.is_(None), t.tickets.c.status != TicketStatus.WITHDRAWN.value
+)
+
+
 def _ticket_from(row) -> Ticket:
     return Ticket(
         id=row.id,
@@ -333,13 +340,12 @@ class TicketRepository:
             cond.append(k.received_at < end)
         if source:
             cond.append(k.source == source)
-        live = k.status != TicketStatus.WITHDRAWN.value
         if status == "answered":
             cond.append(k.answered_at.is_not(None))
         elif status == "open":
-            cond.append(and_(k.answered_at.is_(None), k.due_at >= now, live))
+            cond.append(and_(UNSETTLED_TICKET, k.due_at >= now))
         elif status == "overdue":
-            cond.append(and_(k.answered_at.is_(None), k.due_at < now, live))
+            cond.append(and_(UNSETTLED_TICKET, k.due_at < now))
         elif status == TicketStatus.WITHDRAWN:
             cond.append(k.status == TicketStatus.WITHDRAWN.value)
         q = select(t.tickets).where(*cond) if cond else select(t.tickets)
@@ -377,8 +383,7 @@ class TicketRepository:
             update(t.tickets)
             .where(
                 k.id == ticket_id,
-                k.answered_at.is_(None),
-                k.status != TicketStatus.WITHDRAWN.value,
+                UNSETTLED_TICKET,
                 col.is_(None),
                 at <= now,
             )
@@ -392,8 +397,7 @@ class TicketRepository:
             update(t.tickets)
             .where(
                 k.id == ticket_id,
-                k.answered_at.is_(None),
-                k.status != TicketStatus.WITHDRAWN.value,
+                UNSETTLED_TICKET,
             )
             .values(answered_at=now, answer=text, status=TicketStatus.ANSWERED.value)
         )
@@ -406,8 +410,7 @@ class TicketRepository:
             update(t.tickets)
             .where(
                 k.id == ticket_id,
-                k.answered_at.is_(None),
-                k.status != TicketStatus.WITHDRAWN.value,
+                UNSETTLED_TICKET,
             )
             .values(status=TicketStatus.WITHDRAWN.value, withdrawn_at=now, withdrawn_reason=reason)
         )
@@ -420,8 +423,7 @@ class TicketRepository:
         k = t.tickets.c
         rows = await self.session.execute(
             select(k.id, k.warn75_at, k.warned75_at, k.warn90_at, k.warned90_at).where(
-                k.answered_at.is_(None),
-                k.status != TicketStatus.WITHDRAWN.value,
+                UNSETTLED_TICKET,
                 or_(k.warned75_at.is_(None), k.warned90_at.is_(None)),
             )
         )

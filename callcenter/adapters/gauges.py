@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from callcenter.adapters import tables as t
+from callcenter.adapters.call_store import UNSETTLED_TICKET
 
 #: a call whose end never arrived (a lost hangup) stops counting as in progress after this
 IN_PROGRESS_HORIZON = timedelta(hours=24)
@@ -16,16 +17,15 @@ async def read_gauges(sessions, now: datetime, soon: datetime) -> dict[str, floa
     """Calls in progress, running windows, tickets due by ``soon`` (the end of the next
     working hour) and overdue, and the outbox backlog, as of ``now``: five counts, one trip."""
     c, w, tk, o = t.calls.c, t.oral_windows.c, t.tickets.c, t.outbox.c
-    unanswered = (tk.answered_at.is_(None), tk.status != "withdrawn")
     query = select(
         select(func.count())
         .where(c.ended_at.is_(None), c.started_at > now - IN_PROGRESS_HORIZON)
         .scalar_subquery(),
         select(func.count()).where(w.status.in_(("open", "extended"))).scalar_subquery(),
         select(func.count())
-        .where(*unanswered, tk.due_at > now, tk.due_at <= soon)
+        .where(UNSETTLED_TICKET, tk.due_at > now, tk.due_at <= soon)
         .scalar_subquery(),
-        select(func.count()).where(*unanswered, tk.due_at <= now).scalar_subquery(),
+        select(func.count()).where(UNSETTLED_TICKET, tk.due_at <= now).scalar_subquery(),
         select(func.count()).where(o.delivered_at.is_(None)).scalar_subquery(),
         select(func.min(o.created_at)).where(o.delivered_at.is_(None)).scalar_subquery(),
     )

@@ -137,10 +137,6 @@ class Metrics:
             self.registry.register(samples)
         samples.add(value)
 
-    def gauge(self, name: str, help_: str, fn: Callable[[], float]) -> None:
-        """A gauge read from ``fn`` at every scrape."""
-        Gauge(name, help_, registry=self.registry).set_function(fn)
-
     def refresh_with(self, fn: Refresh) -> None:
         """``fn`` is awaited before each scrape and returns gauge values by name (a database
         read, so the gauges are as fresh as the scrape and cost nothing between scrapes)."""

@@ -122,16 +122,12 @@ class WindowExtension:
 
 
 @dataclass(frozen=True)
-class CallOutcome:
-    """POST /api/v1/calls/{id}/outcome."""
+class CallOutcome(CallIdentity):
+    """POST /api/v1/calls/{id}/outcome: the outcome, and the caller's identity as on PATCH."""
 
     outcome: str | None = rule(Text(16, required=True, choices=tuple(o.value for o in Outcome)))
     reason: str | None = rule(Text(32, choices=REFUSAL_REASONS))
     note: str | None = rule(Text(10_000))
-    caller_name: str | None = rule(_NAME)
-    organisation: str | None = rule(_NAME)
-    description: str | None = rule(_DESCRIPTION)
-    category: str | None = rule(_CATEGORY)
 
 
 @dataclass(frozen=True)
