@@ -309,3 +309,99 @@ async def test_certificate_typed_by_the_agent(client, container, clock, people, 
     assert r.status == 429 and int(r.headers["Retry-After"]) > 0  # even a valid number
     call = await (await client.get("/api/v1/calls/U.1", headers=people["иванова"])).json()
     assert call["certificate_status"] == "LOCKED"
+
+
+# --- the push socket -------------------------------------------------------------------------
+
+
+async def _open(client, headers):
+    ws = await client.ws_connect("/api/v1/stream", headers=headers)
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    desk = await ws.receive_json(timeout=5)
+    assert desk["type"] == "desk"
+    return ws, desk
+
+
+async def _next(ws, *skip: str) -> dict:
+    while True:
+        msg = await ws.receive_json(timeout=5)
+        if msg["type"] not in skip:
+            return msg
+
+
+async def test_stream_targets_owners_and_catches_up(client, container, clock, people, registry):
+    # no socket open: event ingest builds no pop at all
+    await connect(container, clock, "early.1", "PJSIP/101", ended=True)
+    assert container.desk.pops_built == 0
+
+    a, desk_a = await _open(client, people["иванова"])
+    b, _ = await _open(client, people["петров"])
+    boss, _ = await _open(client, people["boss"])
+    assert desk_a["call"]["call_id"] == "early.1"  # ended, not done: wrap-up
+    assert desk_a["agent"]["state"]["state"] == "wrap_up"
+    await client.post("/api/v1/agent/wrapup/done", json={}, headers=people["иванова"])
+    assert (await _next(a, "call_updated"))["type"] == "agent_state"
+    assert (await _next(boss, "call_updated"))["login"] == "иванова"
+
+    built = container.desk.pops_built
+    await connect(container, clock, "A.1", "PJSIP/101")
+    msg = await _next(a, "window_opened")
+    assert msg["type"] == "call_connected" and msg["call"]["call_id"] == "A.1"
+    assert msg["call"]["certificate"]["holder_name"] == "Пётр Сидоров"
+    sup = await _next(boss, "window_opened")
+    assert (sup["type"], sup["call"]["call_id"]) == ("call_connected", "A.1")
+    # one pop built for the note, shared by both sockets that may see it
+    assert container.desk.pops_built == built + 1
+
+    # Petrov's next message is about his own call: nothing of A.1 reached him before it
+    await connect(container, clock, "B.1", "PJSIP/102")
+    msg = await _next(b, "window_opened")
+    assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "B.1")
+    assert (await _next(boss, "window_opened"))["call"]["call_id"] == "B.1"
+
+    # an update by the owner reaches the owner and the supervisor, with the pop
+    r = await client.patch("/api/v1/calls/A.1", json={"subject": "ЭЦП"}, headers=people["иванова"])
+    assert r.status == 200
+    msg = await _next(a)
+    assert (msg["type"], msg["call"]["subject"]) == ("call_updated", "ЭЦП")
+    assert (await _next(boss))["call"]["subject"] == "ЭЦП"
+
+    # a reload mid-call: the desk frame carries the pop and the countdown back
+    await a.close()
+    clock.advance(120)
+    a, desk_a = await _open(client, people["иванова"])
+    assert desk_a["call"]["call_id"] == "A.1" and desk_a["call"]["subject"] == "ЭЦП"
+    assert desk_a["call"]["window"]["remaining_seconds"] == 480.0
+    assert desk_a["agent"]["state"]["state"] == "in_call"
+
+    # the warning, the overrun and the ticket, keyed by call, each with what it carries
+    clock.advance(360)
+    await container.scheduler.fire_due()
+    msg = await _next(a)
+    assert (msg["type"], msg["call_id"]) == ("window_warning", "A.1")
+    assert msg["window"]["warned_at"] is not None
+    clock.advance(200)
+    await container.scheduler.fire_due()
+    kinds = {}
+    while len(kinds) < 2:
+        m = await _next(a)
+        kinds[m["type"]] = m
+    assert kinds["window_overrun"]["window"]["status"] == "overrun"
+    assert kinds["ticket_created"]["ticket"]["due_words_ru"].startswith("до ")
+
+    # call ended: the owner hears of it; the other agent does not (his next is his own)
+    await event(container, clock, event="call_ended", call_id="A.1", hangup_by="caller")
+    msg = await _next(a, "window_met", "ticket_withdrawn")
+    assert (msg["type"], msg["call_id"]) == ("call_ended", "A.1")
+    assert msg["ended_at"] == clock.now().isoformat()
+    await event(container, clock, event="call_ended", call_id="B.1", hangup_by="caller")
+    msg = await _next(b, "window_met", "window_overrun", "ticket_created", "window_warning")
+    assert (msg["type"], msg["call_id"]) == ("call_ended", "B.1")
+
+    # a call on nobody's interface reaches every agent
+    await connect(container, clock, "N.1", "PJSIP/999")
+    for ws in (a, b):
+        msg = await _next(ws, "window_opened", "window_met", "ticket_withdrawn")
+        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "N.1")
+    for ws in (a, b, boss):
+        await ws.close()
