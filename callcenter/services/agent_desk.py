@@ -290,9 +290,16 @@ class AgentDesk:
     async def _record_pause(
         self, login: str, paused: bool, reason: str | None, now: datetime, source: str
     ) -> AgentState:
+        reason = reason if paused else None
         async with self._uow() as uow:
             user = await self._user(uow, login)
-            await uow.agents.set_state(user.id, paused, reason if paused else None, now, source)
+            current = await uow.agents.state(user.id)
+            if current is not None and (bool(current.paused), current.reason) == (paused, reason):
+                # told twice (the page's QueuePause and its QueueMemberPause echo): once
+                return _state(
+                    await uow.agents.current_call(login, now - CURRENT_CALL_HORIZON), current
+                )
+            await uow.agents.set_state(user.id, paused, reason, now, source)
             await uow.commit()
         state = await self.state(login, now)
         self.notifier.publish({"type": "agent_state", "login": login, "state": state})
