@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}/[!-~]{1,180}$")
 #: a call connected longer ago than this is no longer anyone's current call (a lost hangup)
 CURRENT_CALL_HORIZON = timedelta(hours=12)
+OWNER_CACHE_SECONDS = 30.0
 IDENTITY_CHECKS = ("checked", "mismatch")
 STATES = ("available", "paused", "in_call", "wrap_up")
 #: what the desk says when pausing cannot reach Asterisk (the page shows its catalog's text)
@@ -115,7 +117,7 @@ class AgentDesk:
         #: set when AMI is enabled (the composition root wires the client's QueuePause)
         self.pauser: Pauser | None = None
         #: who owns a connected call: its interface is fixed once connected, so it is kept
-        self._owners: dict[str, str | None] = {}
+        self._owners: dict[str, tuple[str | None, float]] = {}
         self._memo = _Memo()
         #: how many pops were built (the ingest path builds none: sockets build them lazily)
         self.pops_built = 0
@@ -161,15 +163,17 @@ class AgentDesk:
 
     async def owner(self, call_id: str) -> str | None:
         """The login owning the call (None: nobody's, or no such call)."""
-        if call_id in self._owners:
-            return self._owners[call_id]
+        hit = self._owners.get(call_id)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
         async with self._uow() as uow:
             exists, owner = await uow.agents.owner_of_call(call_id)
             connected = exists and (await uow.calls.get(call_id) or {}).get("agent") is not None
         if connected:
             if len(self._owners) > 50_000:
                 self._owners.clear()
-            self._owners[call_id] = owner
+            # a mapping changed by another process (the CLI) is seen within OWNER_CACHE_SECONDS
+            self._owners[call_id] = (owner, time.monotonic() + OWNER_CACHE_SECONDS)
         return owner
 
     async def guard(self, login: str, role: str, call_id: str) -> None:
@@ -250,6 +254,10 @@ class AgentDesk:
         try:
             return await asyncio.shield(task)
         except NotFound:
+            return None
+        except Exception as exc:  # a socket must outlive one pop it could not build
+            if getattr(exc, "code", None) is None:
+                log.warning("call %s: pop not built: %s", note.get("call_id"), exc)
             return None
 
     def _forget(self, key: int) -> None:
