@@ -109,8 +109,12 @@ class _Memo:
 
 
 class AgentDesk:
-    def __init__(self, uow_factory: Callable, queries, registry, notifier) -> None:
+    def __init__(
+        self, uow_factory: Callable, queries, registry, notifier, read_uow: Callable | None = None
+    ) -> None:
         self._uow = uow_factory
+        #: for the pushes' reads (pops, owners): they need not queue behind event ingest
+        self._read = read_uow or uow_factory
         self.queries = queries
         self.registry = registry
         self.notifier = notifier
@@ -118,6 +122,9 @@ class AgentDesk:
         self.pauser: Pauser | None = None
         #: who owns a connected call: its interface is fixed once connected, so it is kept
         self._owners: dict[str, tuple[str | None, float]] = {}
+        self._flights: dict[str, asyncio.Future] = {}
+        #: interface -> login, and when to read it again
+        self._directory: tuple[dict[str, str], float] | None = None
         self._memo = _Memo()
         #: how many pops were built (the ingest path builds none: sockets build them lazily)
         self.pops_built = 0
@@ -157,6 +164,7 @@ class AgentDesk:
             await uow.agents.replace_interfaces(user.id, wanted, now)
             await uow.commit()
         self._owners.clear()
+        self._directory = None
         return wanted
 
     # --- ownership ---------------------------------------------------------------------------
@@ -166,15 +174,35 @@ class AgentDesk:
         hit = self._owners.get(call_id)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
-        async with self._uow() as uow:
+        flight = self._flights.get(call_id)
+        if flight is None:  # every socket asking at once shares one read
+            flight = asyncio.ensure_future(self._read_owner(call_id))
+            self._flights[call_id] = flight
+            flight.add_done_callback(lambda _f: self._flights.pop(call_id, None))
+        return await asyncio.shield(flight)
+
+    async def _read_owner(self, call_id: str) -> str | None:
+        async with self._read() as uow:
             exists, owner = await uow.agents.owner_of_call(call_id)
             connected = exists and (await uow.calls.get(call_id) or {}).get("agent") is not None
         if connected:
-            if len(self._owners) > 50_000:
-                self._owners.clear()
-            # a mapping changed by another process (the CLI) is seen within OWNER_CACHE_SECONDS
-            self._owners[call_id] = (owner, time.monotonic() + OWNER_CACHE_SECONDS)
+            self._remember(call_id, owner)
         return owner
+
+    def _remember(self, call_id: str, owner: str | None) -> None:
+        if len(self._owners) > 50_000:
+            self._owners.clear()
+        # a mapping changed by another process (the CLI) is seen within OWNER_CACHE_SECONDS
+        self._owners[call_id] = (owner, time.monotonic() + OWNER_CACHE_SECONDS)
+
+    async def _directory_owner(self, interface: str) -> str | None:
+        """The login owning an interface, from a directory read once every few seconds."""
+        if self._directory is None or self._directory[1] <= time.monotonic():
+            async with self._read() as uow:
+                mapping = await uow.agents.all_interfaces()
+            inverted = {i: login for login, ifaces in mapping.items() for i in ifaces}
+            self._directory = (inverted, time.monotonic() + OWNER_CACHE_SECONDS)
+        return self._directory[0].get(interface)
 
     async def guard(self, login: str, role: str, call_id: str) -> None:
         """403 ``not_your_call`` for an agent and a call that belongs to another user."""
@@ -194,9 +222,13 @@ class AgentDesk:
         if "login" in note:
             return note["login"] == login
         call_id = note.get("call_id")
-        if call_id:
-            return (await self.owner(call_id)) in (None, login)
-        return True
+        if not call_id:
+            return True
+        hit = self._owners.get(call_id)
+        if (hit is None or hit[1] <= time.monotonic()) and note.get("agent"):
+            # the note names the interface (window_opened, window_warning): no call read
+            self._remember(call_id, await self._directory_owner(note["agent"]))
+        return (await self.owner(call_id)) in (None, login)
 
     # --- the desk and the pop ----------------------------------------------------------------
 
@@ -221,19 +253,25 @@ class AgentDesk:
 
     async def pop(self, call_id: str, now: datetime) -> Pop:
         self.pops_built += 1
-        detail = await self.queries.get(call_id)
-        number = detail.call.get("certificate_number")
-        cert = None
         last: list[dict] = []
         tickets: list[Ticket] = []
+        async with self._read() as uow:  # one short read: the call's events are not needed
+            row = await uow.calls.get(call_id)
+            if row is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            detail = CallDetail(
+                row, await uow.windows.get(call_id), await uow.tickets.for_call(call_id), []
+            )
+            number = row.get("certificate_number")
+            if number:
+                last = await uow.agents.last_calls(number, call_id)
+                tickets = await uow.agents.open_tickets(number)
+        cert = None
         if number:
             try:
                 cert = await self.registry.get(number)
             except NotFound:
                 cert = None
-            async with self._uow() as uow:
-                last = await uow.agents.last_calls(number, call_id)
-                tickets = await uow.agents.open_tickets(number)
         words = None
         if detail.ticket is not None:
             from callcenter.domain.wording import due_words_en, due_words_ru
