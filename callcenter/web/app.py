@@ -24,6 +24,7 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(calls_api.routes)
     app.add_routes(session_api.routes)
+    app.add_routes(calls_api.agent_routes)  # the agent's desk (web/agent_api.py)
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app

@@ -28,7 +28,12 @@ FORGED = "cc_session=" + "A" * 43
 
 def sample_path(path: str) -> str:
     """A concrete URL for a route: placeholders filled with values of the right shape."""
-    samples = {"{number}": "1234567", "{call_id}": "1700000000.1", "{ticket_id}": "1"}
+    samples = {
+        "{number}": "1234567",
+        "{call_id}": "1700000000.1",
+        "{ticket_id}": "1",
+        "{login}": "walk-agent",
+    }
     for k, v in samples.items():
         path = path.replace(k, v)
     assert "{" not in path, f"no sample value for a placeholder in {path}"
@@ -308,6 +313,7 @@ async def test_an_open_socket_closes_when_its_session_ends(
     cookie = (await _login(client)).cookies["cc_session"].value
     ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
     assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert (await ws.receive_json(timeout=5))["type"] == "desk"
     if ending == "logout":
         r = await client.delete("/api/v1/session", headers={"Cookie": f"cc_session={cookie}"})
         assert r.status == 200
@@ -327,6 +333,7 @@ async def test_an_open_socket_stays_while_its_session_stands(client, agent, monk
     cookie = (await _login(client)).cookies["cc_session"].value
     ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
     assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert (await ws.receive_json(timeout=5))["type"] == "desk"
     with pytest.raises(TimeoutError):
         await ws.receive(timeout=0.5)  # ten rechecks passed, nothing closed it
     assert not ws.closed
