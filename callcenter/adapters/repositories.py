@@ -593,6 +593,7 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         from callcenter.adapters.call_store import (
             CallRepository,
+            HelpdeskSyncRepository,
             OutboxRepository,
             ReviewRepository,
             TicketRepository,
@@ -608,6 +609,7 @@ class UnitOfWork:
         self.windows = WindowRepository(self.session)
         self.tickets = TicketRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.helpdesk_sync = HelpdeskSyncRepository(self.session)
         self.reviews = ReviewRepository(self.session)
         self.certificates = CertificateRepository(self.session)
         self.policies = PolicyRepository(self.session)
