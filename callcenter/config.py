@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -162,6 +163,9 @@ class HelpdeskSettings:
     answered_status: str = ""
     #: Redmine: the issue custom field holding our ticket key (the idempotency marker)
     ticket_field: str = "Callcenter ticket"
+    #: Redmine: the marker is ``<ticket_prefix>-<our ticket id>``: one prefix per callcenter
+    #: database sharing a Redmine (a test instance, a second site)
+    ticket_prefix: str = "cc"
     poll_seconds: float = 60.0
     #: how far back each poll looks before the newest change it has already seen
     overlap_seconds: float = 300.0
@@ -359,6 +363,13 @@ def _helpdesk_checks(h: HelpdeskSettings) -> list[tuple[str, bool, str]]:
     if h.kind != "none":
         checks.append(("helpdesk.url", url_ok, f"must be an http(s) URL when kind is {h.kind}"))
     if h.kind == "redmine":
+        checks.append(
+            (
+                "helpdesk.ticket_prefix",
+                bool(re.fullmatch(r"[A-Za-z0-9_.]{1,20}", h.ticket_prefix)),
+                "must be 1-20 letters, digits, '_' or '.'",
+            )
+        )
         for key in ("api_key", "project", "tracker", "answered_status", "ticket_field"):
             checks.append(
                 (f"helpdesk.{key}", bool(getattr(h, key).strip()), "is required for Redmine")

@@ -38,6 +38,7 @@ def build(settings) -> Helpdesk | None:
             tracker=h.tracker,
             answered_status=h.answered_status,
             ticket_field=h.ticket_field,
+            ticket_prefix=h.ticket_prefix,
             timeout=h.timeout_seconds,
         )
     if h.kind == "webhook":

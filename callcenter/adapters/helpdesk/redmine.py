@@ -78,8 +78,10 @@ class RedmineHelpdesk:
         tracker: str,
         answered_status: str,
         ticket_field: str = "Callcenter ticket",
+        ticket_prefix: str = "cc",
         timeout: float = 10.0,
     ) -> None:
+        self.prefix = ticket_prefix
         self.base = url.rstrip("/")
         self.api_key = api_key
         self.project, self.tracker = project, tracker
@@ -243,9 +245,21 @@ class RedmineHelpdesk:
     def issue_url(self, issue_id: int | str) -> str:
         return f"{self.base}/issues/{issue_id}"
 
+    def marker(self, key: str) -> str:
+        """The ticket field's value for an outbox key (``ticket-42`` -> ``cc-42``)."""
+        tid = ticket_id_of(key)
+        if tid is None:
+            raise DeliveryError(f"outbox key {key!r} names no ticket")
+        return f"{self.prefix}-{tid}"
+
+    def ticket_of(self, marker: str | None) -> int | None:
+        head, _, tail = (marker or "").rpartition("-")
+        return int(tail) if head == self.prefix and tail.isascii() and tail.isdigit() else None
+
     async def find(self, key: str) -> int | None:
-        """The issue already carrying ``key`` in the ticket field, whatever its status."""
+        """The issue already carrying ``key``'s marker in the ticket field, whatever its status."""
         ids = await self.resolve()
+        key = self.marker(key)
         found = await self._json(
             "GET",
             "/issues.json",
@@ -282,7 +296,7 @@ class RedmineHelpdesk:
         issue = await self.find(key)
         if issue is None:
             uploads = [await self.upload(a) for a in payload.get("attachments") or []]
-            issue_body = self.issue_fields(key, payload, ids)
+            issue_body = self.issue_fields(self.marker(key), payload, ids)
             if uploads:
                 issue_body["uploads"] = uploads
             created = await self._json(
@@ -313,8 +327,9 @@ class RedmineHelpdesk:
         )
         return {"token": got["upload"]["token"], "filename": name, "content_type": ctype}
 
-    def issue_fields(self, key: str, p: dict[str, Any], ids: dict[str, int]) -> dict[str, Any]:
+    def issue_fields(self, marker: str, p: dict[str, Any], ids: dict[str, int]) -> dict[str, Any]:
         due = datetime.fromisoformat(p["due_at"]).astimezone(MOSCOW)
+        received = datetime.fromisoformat(p["received_at"]).astimezone(MOSCOW)
         who = p.get("full_name") or p.get("organisation") or "без имени"
         source = _SOURCES.get(p.get("source") or "", p.get("source"))
         return {
@@ -322,8 +337,11 @@ class RedmineHelpdesk:
             "tracker_id": ids["tracker"],
             "subject": f"[{source}] {who}: {(p.get('description') or '')[:120]}".strip()[:255],
             "description": describe(p),
+            # the request's own dates: Redmine would start it today, and refuse a due date
+            # before that for a ticket delivered late (after an outage)
+            "start_date": received.date().isoformat(),
             "due_date": due.date().isoformat(),
-            "custom_fields": [{"id": ids["field"], "value": key}],
+            "custom_fields": [{"id": ids["field"], "value": marker}],
         }
 
     # --- answers -----------------------------------------------------------------------------
@@ -334,7 +352,7 @@ class RedmineHelpdesk:
         params: dict[str, Any] = {
             "project_id": ids["project"],
             "status_id": "*",
-            f"cf_{ids['field']}": "*",
+            f"cf_{ids['field']}": f"~{self.prefix}-",
             "sort": "updated_on",
             "limit": PAGE,
         }
@@ -353,7 +371,7 @@ class RedmineHelpdesk:
                     ),
                     None,
                 )
-                tid = ticket_id_of(key or "")
+                tid = self.ticket_of(key)
                 if tid is not None:
                     out.append(IssueChange(tid, str(issue["id"]), _utc(issue["updated_on"])))
             offset += len(page["issues"])
