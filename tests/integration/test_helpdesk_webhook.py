@@ -8,6 +8,7 @@ the same way; the time is the injected clock's, on both sides.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,8 +24,9 @@ from callcenter.calendar import MOSCOW
 from callcenter.domain import signing
 from callcenter.domain.certificates import Certificate, HolderType, luhn_complete
 from callcenter.domain.errors import Unauthorized
+from callcenter.web import schemas
 from callcenter.web.app import init_app
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.wire import wire
 
 SECRET = "общий-секрет-для-подписи-42"
@@ -33,7 +35,7 @@ NUMBER = luhn_complete("66000000001")
 
 @dataclass
 class Receiver:
-    """A helpdesk's webhook endpoint, verifying as docs/helpdesk-webhook.md says."""
+    """A helpdesk's webhook endpoint, verifying as the README's "Webhook" says."""
 
     clock: object
     port: int = field(default_factory=free_port)
@@ -128,6 +130,16 @@ async def test_the_receiver_verifies_what_we_send_and_refuses_forgeries(webhook,
     assert body["id"] == tk["id"] and body["description"] == "Письменный вопрос"
     assert body["due_at"] == tk["due_at"]
     assert body["coverage"]["holder_name"] == "Петров Пётр"
+    # the documented contract: every field sent is described, every required one sent
+    schema = json.loads((ROOT / "docs" / "helpdesk-webhook.schema.json").read_text("utf-8"))
+    ticket_schema = schema["$defs"]["ticket"]
+    assert set(body) <= set(ticket_schema["properties"])
+    assert set(ticket_schema["required"]) <= set(body)
+    assert set(body["coverage"]) <= set(ticket_schema["properties"]["coverage"]["properties"])
+    answer_schema = schema["$defs"]["answer"]
+    assert set(answer_schema["properties"]) == {
+        f.name for f in dataclasses.fields(schemas.HelpdeskAnswer)
+    }
     assert receiver.refused == []
     # where the helpdesk keeps it, from its answer
     assert (await webhook.tickets.get(tk["id"])).helpdesk_url == "https://hd.example/t/1"

@@ -1,4 +1,5 @@
-"""The generic webhook: one signed JSON POST per outbox message (docs/helpdesk-webhook.md).
+"""The generic webhook: one signed JSON POST per outbox message (the README's "Webhook",
+``docs/helpdesk-webhook.schema.json``).
 
 Headers: ``Idempotency-Key`` (the receiver keeps one ticket per key), ``X-Callcenter-Topic``
 (``ticket.created`` | ``ticket.withdrawn``), ``X-Callcenter-Signature`` (HMAC-SHA256, see
