@@ -355,3 +355,23 @@ def test_helpdesk_check_says_exactly_what_is_missing(redmine, tmp_path):
     down = check(CALLCENTER_HELPDESK_URL=f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 1
     assert "MISSING  url: cannot be reached (ClientConnectorError" in down.stdout
+
+
+async def test_a_withdrawn_ticket_is_noted_on_its_issue(hd, redmine, rm_clock):
+    started = rm_clock.now()
+    tk = await overrun_call(hd, rm_clock, "1795800000.9")
+    assert await hd.outbox.deliver_due() == 1
+    (issue,) = await redmine.issues_marked(marker(hd, tk["id"]))
+    # the call's end in time becomes known late: the ticket is withdrawn, the issue told so
+    end = {"event": "call_ended", "call_id": "1795800000.9", "hangup_by": "caller"}
+    await hd.calls.record(
+        {**end, "at": (started + timedelta(seconds=300)).isoformat()}, rm_clock.now()
+    )
+    got = await ticket(hd, tk["id"])
+    assert got["status"] == "withdrawn"
+    assert await hd.outbox.deliver_due() == 1
+    journals = (await redmine.issue(issue["id"]))["journals"]
+    assert [j["notes"] for j in journals] == [f"Обращение отозвано: {got['withdrawn_reason']}"]
+    assert journals[0]["user"]["id"] == redmine.info["service_id"]
+    assert await hd.answers.poll_once() == 0  # our own note is no answer
+    assert (await ticket(hd, tk["id"]))["answered_at"] is None
