@@ -265,3 +265,37 @@ async def test_without_a_webhook_the_endpoint_says_so(container, client, clock):
     r = await client.post("/api/v1/helpdesk/answers", data=raw, headers=headers)
     assert r.status == 404
     assert (await r.json())["error"] == "webhook_not_configured"
+
+
+async def test_an_answer_recorded_here_stands_and_says_so(webhook, api, clock):
+    tk = await new_ticket(webhook)
+    here = await webhook.tickets.answer(tk["id"], "Ответ оператора", clock.now())
+    assert wire(here, webhook)["answer_source"] == "here"
+    body = {"ticket_id": tk["id"], "answered_at": clock.now().isoformat(), "answer": "оттуда"}
+    r = await api.post(
+        "/api/v1/helpdesk/answers", data=signed(body, clock)[0], headers=signed(body, clock)[1]
+    )
+    assert r.status == 200
+    got = await r.json()
+    assert got["recorded"] is False
+    assert got["ticket"]["answer"] == "Ответ оператора"
+    assert got["ticket"]["answer_source"] == "here"
+
+
+async def test_the_webhook_check_names_what_is_missing(webhook, receiver):
+    ok, missing = await webhook.helpdesk.check()
+    assert missing == []
+    assert ok == [
+        "secret: set (X-Callcenter-Signature on every POST)",
+        f"url: {receiver.url} answers (HTTP 405 to HEAD)",
+    ]
+    from callcenter.adapters.helpdesk.webhook import WebhookHelpdesk
+
+    dead = WebhookHelpdesk(f"http://127.0.0.1:{free_port()}/hook")
+    try:
+        ok, missing = await dead.check()
+    finally:
+        await dead.close()
+    assert ok == []
+    assert missing[0] == "secret: not set, the receiver cannot verify what it gets"
+    assert missing[1].startswith(f"url: {dead.url} cannot be reached (ClientConnectorError")
