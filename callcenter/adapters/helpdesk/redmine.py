@@ -381,9 +381,14 @@ class RedmineHelpdesk:
     async def answer_of(self, change: IssueChange) -> Answer | None:
         """The issue's first public reply by staff, or its move to the answered status."""
         ids = await self.resolve()
-        found = await self._json(
+        status, found = await self._call(
             "GET", f"/issues/{change.ref}.json", params={"include": "journals"}
         )
+        if status in (403, 404):  # deleted or hidden since it was listed: nothing to read
+            log.warning("Redmine issue #%s: HTTP %s, its answer cannot be read", change.ref, status)
+            return None
+        if status != 200:
+            raise RedmineError(status, str(found))
         journals = sorted(
             found["issue"].get("journals", []), key=lambda j: (_utc(j["created_on"]), j["id"])
         )
