@@ -171,7 +171,7 @@ async def main(agents, password):
         for i in range(agents):
             login = f"agent{i:03d}"
             await c.auth.add_user(login, "agent", password, now, display_name=f"Агент {i}")
-            await c.agents.set_interfaces(login, [f"PJSIP/{1000 + i}"])
+            await c.desk.set_interfaces(login, [f"PJSIP/{1000 + i}"], now)
             session = await c.auth.open_session(login, password, now, f"10.0.{i // 250}.{i % 250}")
             cookies.append(session.cookie)
         await c.auth.add_user("bench-admin", "admin", password, now)
