@@ -43,7 +43,11 @@ class InProcessResolver:
             return await self._report(action.event)
         try:
             if isinstance(action, flows.WorkingTime):
-                is_open, nxt = await c.ivr.working_time(c.clock.now())
+                try:
+                    is_open, nxt = await c.ivr.working_time(c.clock.now())
+                except Exception as exc:  # the policy book is in the database: decide locally
+                    log.warning("working time from the local calendar (%s)", exc)
+                    is_open, nxt = c.ivr.local_working_time(c.clock.now())
                 return flows.OpenState(is_open, nxt)
             if isinstance(action, flows.CallerCertificates):
                 found = await c.ivr.caller_certificates(action.caller, c.clock.now())

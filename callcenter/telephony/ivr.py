@@ -321,7 +321,9 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             dnid=None if env.get("agi_dnid") in (None, "", "unknown") else env["agi_dnid"],
         )
 
-        state = yield from service(WorkingTime())
+        # always asked, even once a report failed: a driver that cannot reach the service
+        # answers from its local calendar (closed on a Saturday is closed, service or not)
+        state = yield from service(WorkingTime(), always=True)
         if state is SERVICE_DOWN or state is None:
             state = OpenState(True)  # the driver could not tell; queue rather than strand
         if not state.open:

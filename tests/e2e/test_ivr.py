@@ -19,7 +19,7 @@ from callcenter.calendar import MOSCOW
 from callcenter.telephony.fastagi import fastagi_server
 from tests.agi_peer import Caller, Dtmf, Hangup, PeerOptions, Timeout, run_fastagi, run_process_agi
 from tests.conftest import ROOT
-from tests.e2e.conftest import EXPIRED, OTHER, VALID, agi_env, free_port
+from tests.e2e.conftest import EXPIRED, OTHER, VALID, agi_env, free_port, local_calendar_env
 
 SOUNDS = PeerOptions(sound_patterns=("callcenter/*", "silence/*", "digits/*"))
 
@@ -150,6 +150,7 @@ async def test_hangup_during_entry(dial, container):
 async def test_service_down_queues_unverified_within_3s(container, registry_data, tmp_path):
     port = free_port()  # nothing listens there
     env = agi_env(f"http://127.0.0.1:{port}", "x", tmp_path)
+    env |= local_calendar_env(tmp_path, open_now=True)  # the script's own calendar: open
     t0 = time.monotonic()
     res = await asyncio.to_thread(
         run_process_agi,
@@ -184,6 +185,7 @@ async def test_slow_service_queues_unverified(container, registry_data, tmp_path
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     env = agi_env(f"http://127.0.0.1:{port}", "x", tmp_path)
+    env |= local_calendar_env(tmp_path, open_now=True)
     try:
         res = await asyncio.to_thread(
             run_process_agi,
