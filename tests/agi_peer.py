@@ -58,6 +58,12 @@ STREAM FILE/GET OPTION **with** escape digits, and EXEC Read:
   digit ends, after the prompt; non-escape digits are dropped).
   ``Dtmf("12", then_hangup=True)`` - digits, then the caller hangs up: GET DATA ->
   ``200 result=-1`` (the digits are lost, 03:105).
+* ``Dtmf("4000#", during="callcenter/welcome", at_ms=2000)`` - type-ahead (fact 16): typed
+  while that prompt plays.  Streamed with ``""`` the digits ending during it are dropped and
+  the rest reach the next input command; streamed with escape digits the first one ends it.
+  ``Caller(waits_for_questions=True)`` (the default) makes plain actions wait for a question
+  (GET DATA, WAIT FOR DIGIT, Read): a prompt with escape digits then takes only the digits
+  typed ``during`` it, or left over from earlier.
 * ``Timeout()`` - nothing pressed: ``200 result= (timeout)``, ``200 result=0``, or STREAM
   FILE plays to the end.
 * ``Hangup()`` - the caller hangs up during this command.
@@ -215,6 +221,11 @@ class Dtmf:
     then_timeout: bool = False
     then_hangup: bool = False
     at_ms: int | None = None
+    #: type-ahead (fact 16): the caller types while this prompt (a STREAM FILE name) plays,
+    #: ``at_ms`` after it starts. Streamed with escape digits, the first one ends the prompt
+    #: and the rest reach the next input command; streamed with ``""``, every digit that
+    #: ends while it plays is dropped and only the later ones reach the next input command.
+    during: str | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.digits) - _DTMF_CHARS
@@ -269,6 +280,10 @@ class Caller:
     accountcode: str = ""
     answered: bool = True
     hangup_cause: int = 16
+    #: the caller waits for each question: plain actions answer only GET DATA, WAIT FOR
+    #: DIGIT and Read, and a prompt streamed with escape digits takes only an action typed
+    #: ``during`` it (type-ahead, fact 16); else it plays to its end
+    waits_for_questions: bool = True
 
 
 DEFAULT_SOUND_FILES = frozenset(
@@ -1124,7 +1139,11 @@ class FakeAsterisk:
             self.clock_ms += 500
             return None, False
         played_ms = (full - offset) // 8
-        if esc:
+        if not esc:
+            self._typed_over(name, played_ms)
+        if esc and self.caller.waits_for_questions and not self._typed_during(name):
+            pass  # the caller is listening: the prompt plays to its end
+        elif esc:
             action = self._next_action()
             if isinstance(action, Hangup):
                 self.clock_ms += 1000
@@ -1141,6 +1160,34 @@ class FakeAsterisk:
                     return [f"200 result=-1 endpos={pos(at)}"], True
         self.clock_ms += played_ms + option_ms
         return [f"200 result=0 endpos={full}"], False
+
+    def _typed_during(self, name: str) -> bool:
+        """Digits are waiting to be heard during this prompt (pending, or typed during it)."""
+        if self._pending is not None:
+            return True
+        head = self._actions[0] if self._actions else None
+        return isinstance(head, Dtmf) and head.during == name
+
+    def _typed_over(self, name: str, played_ms: int) -> None:
+        """Fact 16: digits typed during a prompt streamed without escape digits are lost;
+        those that end after it reach the next input command."""
+        if self._pending is not None or not self._actions:
+            return
+        action = self._actions[0]
+        if not isinstance(action, Dtmf) or action.during != name:
+            return
+        self._actions.popleft()
+        at = action.at_ms if action.at_ms is not None else 200
+        lost = sum(1 for k in range(len(action.digits)) if at + 350 * k < played_ms)
+        self.record("##", f"DTMF {action.digits[:lost]!r} lost during {name} (no escape digits)")
+        rest = action.digits[lost:]
+        if rest:
+            first_after = at + 350 * lost - played_ms
+            self._pending = Dtmf(
+                rest, action.then_timeout, action.then_hangup, at_ms=max(first_after, 0)
+            )
+        elif action.then_hangup:
+            self._hangup_after = True
 
     def _stream_file(self, w: list[str], more: bool) -> object:
         if len(w) not in (4, 5):

@@ -255,6 +255,10 @@ _FAIL_PROMPTS = {
 }
 
 
+#: the keys that end a prompt preceding a digit collection (``#`` alone says nothing yet)
+TYPE_AHEAD = "0123456789*"
+
+
 def _caller_number(env: dict[str, str]) -> str | None:
     raw = env.get("agi_callerid", "").strip()
     if not raw or raw.lower() == "unknown" or not any(ch.isdigit() for ch in raw):
@@ -293,6 +297,29 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
     def play(*names: str) -> Generator[Any, Any, None]:
         for name in names:
             yield from command(agi.stream_file(sound(name)))
+
+    def play_ahead(*names: str) -> Generator[Any, Any, str]:
+        """Prompts that precede a digit collection, streamed with the digits as escape
+        digits: a caller who types ahead ends the prompt, and the key pressed is returned
+        to be fed into the collection (fact 16: without escape digits it would be lost)."""
+        for name in names:
+            reply = yield from command(agi.stream_file(sound(name), TYPE_AHEAD))
+            if reply.dtmf:
+                return reply.dtmf
+        return ""
+
+    def collect(prompt: str, ahead: str, max_digits: int) -> Generator[Any, Any, str]:
+        """GET DATA of the number; after a key typed ahead, no prompt (the caller is already
+        typing) and that key first. Sent at once: DTMF between commands is discarded."""
+        if not ahead:
+            reply = yield from command(
+                agi.get_data(sound(prompt), opts.digit_timeout_ms, max_digits)
+            )
+            return reply.digits or ""
+        if max_digits <= 1:
+            return ahead
+        reply = yield from command(agi.get_data("", opts.digit_timeout_ms, max_digits - 1))
+        return ahead + (reply.digits or "")
 
     def report(event: str, **fields: Any) -> Generator[Any, Any, None]:
         body = {"event": event, "call_id": out.call_id, "source": opts.source}
@@ -341,38 +368,41 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             yield from report("certificate_checked", status=v.CLOSED)
             return out
 
-        yield from play("welcome")
+        ahead = yield from play_ahead("welcome")
 
-        if caller:
+        if caller and not ahead:
             hints = yield from service(CallerCertificates(caller))
             valid = [h for h in hints if h.status == v.VALID] if isinstance(hints, list) else []
             if len(valid) == 1:
-                yield from play("offer-cert-ending")
-                yield from command(agi.say_digits(valid[0].number[-4:]))
-                reply = yield from command(
-                    agi.get_data(sound("offer-press-1"), opts.offer_timeout_ms, 1)
-                )
-                if reply.digits == "1":
-                    out.number = valid[0].number
-                    yield from report(
-                        "certificate_checked", certificate=out.number, status=v.VALID, attempt=1
+                ahead = yield from play_ahead("offer-cert-ending")
+                if not ahead:
+                    reply = yield from command(agi.say_digits(valid[0].number[-4:], TYPE_AHEAD))
+                    ahead = reply.dtmf or ""
+                if not ahead:
+                    reply = yield from command(
+                        agi.get_data(sound("offer-press-1"), opts.offer_timeout_ms, 1)
                     )
-                    return (yield from _queue(out, opts, finish, report, play))
+                    if reply.digits == "1":
+                        out.number = valid[0].number
+                        yield from report(
+                            "certificate_checked", certificate=out.number, status=v.VALID, attempt=1
+                        )
+                        return (yield from _queue(out, opts, finish, report, play))
+                    if reply.digits and reply.digits != "2":
+                        ahead = reply.digits  # not an answer: the first key of a number
 
         status = v.NO_INPUT
         while out.attempts < opts.max_attempts:
             out.attempts += 1
-            reply = yield from command(
-                agi.get_data(sound("enter-number"), opts.digit_timeout_ms, opts.max_length)
-            )
-            digits = reply.digits or ""
+            digits = yield from collect("enter-number", ahead, opts.max_length)
+            ahead = ""
             if not digits:
-                yield from play("no-input")
+                said = "no-input"
             elif (problem := opts.number_problem(digits)) is not None:
                 out.log.append(f"attempt {out.attempts}: rejected locally ({problem})")
                 status = v.UNKNOWN
                 out.number = digits[: opts.max_length]
-                yield from play("invalid-number")
+                said = "invalid-number"
             else:
                 out.number = digits
                 checked = yield from service(Check(out.call_id, caller, digits))
@@ -394,9 +424,11 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
                     yield from finish(v.REFUSED, v.LOCKED)
                     yield from play("locked")
                     return out
-                yield from play(_FAIL_PROMPTS.get(status, "not-found"))
+                said = _FAIL_PROMPTS.get(status, "not-found")
             if out.attempts < opts.max_attempts:
-                yield from play("try-again")
+                ahead = yield from play_ahead(said, "try-again")
+            else:
+                yield from play(said)
         if status == v.NO_INPUT:
             yield from report("certificate_checked", status=v.NO_INPUT, attempt=out.attempts)
         yield from finish(v.REFUSED, status)

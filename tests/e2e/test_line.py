@@ -10,13 +10,23 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+
 from callcenter.adapters import db
 from callcenter.adapters.repositories import CertificateReader
 from callcenter.calendar import MOSCOW
 from callcenter.telephony.fastagi import fastagi_server
-from tests.agi_peer import Caller, Dtmf, PeerOptions, run_fastagi, run_process_agi
+from tests.agi_peer import (
+    Caller,
+    Dtmf,
+    FakeAsterisk,
+    PeerOptions,
+    Timeout,
+    run_fastagi,
+    run_process_agi,
+)
 from tests.conftest import ROOT
-from tests.e2e.conftest import VALID, agi_env, free_port, local_calendar_env
+from tests.e2e.conftest import OTHER, VALID, agi_env, free_port, local_calendar_env
 
 SOUNDS = PeerOptions(sound_patterns=("callcenter/*", "silence/*", "digits/*"))
 SCRIPT = ROOT / "agi_scripts" / "collect_certificate.py"
@@ -81,3 +91,111 @@ async def test_database_down_working_hours_fastagi_still_queues(container, regis
             options=SOUNDS,
         )  # fmt: skip
     routed(res, "QUEUE", "UNVERIFIED")
+
+
+@pytest.fixture(params=["process", "fastagi"])
+async def dial(request, container, client, pbx_token, registry_data, tmp_path):
+    """dial(caller, options) -> PeerResult over the transport under test."""
+    url = str(client.make_url("/")).rstrip("/")
+    env = agi_env(url, pbx_token, tmp_path)
+
+    async def call(caller, options=SOUNDS, script="collect_certificate", extra_env=None):
+        if request.param == "process":
+            return await asyncio.to_thread(
+                run_process_agi,
+                [ROOT / "agi_scripts" / f"{script}.py"],
+                caller,
+                options=options,
+                extra_env={**env, **(extra_env or {})},
+            )
+        async with fastagi_server(container, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            return await run_fastagi("127.0.0.1", port, script, caller, options=options)
+
+    return call
+
+
+# --- item 4: digits typed ahead are kept -----------------------------------------------------
+
+#: the welcome prompt as long as on the real switch (4.4 s at 8 kHz)
+REAL_WELCOME = PeerOptions(
+    sound_patterns=SOUNDS.sound_patterns, sound_durations={"callcenter/welcome": 35200}
+)
+TYPED_OVER_WELCOME = "4000000000000002#"
+
+
+def test_peer_reproduces_fact_16_digits_lost_in_a_prompt_without_escape_digits():
+    """What the real switch did to the old dialogue: 2 s into a 4.4 s welcome the caller types
+    16 digits and #; the following GET DATA gets only 000000002."""
+    peer = FakeAsterisk(
+        Caller(actions=[Dtmf(TYPED_OVER_WELCOME, during="callcenter/welcome", at_ms=2000)]),
+        REAL_WELCOME,
+    )
+    assert peer.on_command('STREAM FILE callcenter/welcome ""').reply == [
+        "200 result=0 endpos=35200"
+    ]
+    got = peer.on_command("GET DATA callcenter/enter-number 7000 20").reply
+    assert got == ["200 result=000000002"]
+
+
+def test_peer_ends_a_prompt_with_escape_digits_at_the_first_key():
+    peer = FakeAsterisk(
+        Caller(actions=[Dtmf(TYPED_OVER_WELCOME, during="callcenter/welcome", at_ms=2000)]),
+        REAL_WELCOME,
+    )
+    reply = peer.on_command('STREAM FILE callcenter/welcome "0123456789*"').reply
+    assert reply == [f"200 result={ord('4')} endpos=16000"]
+    assert peer.on_command('GET DATA "" 7000 19').reply == ["200 result=000000000000002"]
+
+
+async def test_number_typed_over_the_welcome_is_kept(dial, container):
+    typed = Dtmf(VALID + "#", during="callcenter/welcome", at_ms=2000)
+    res = await dial(Caller(caller_id="79990000000", actions=[typed]), REAL_WELCOME)
+    routed(res, "QUEUE", "VALID")
+    assert res.variables["CC_CERT_NUMBER"] == VALID
+    assert 'STREAM FILE callcenter/welcome "0123456789*"' in res.commands
+    # the key that ended the welcome is fed into a collection without a prompt
+    assert [c for c in res.commands if c.startswith("GET DATA")] == ['GET DATA "" 7000 19']
+
+
+async def test_number_typed_over_the_offer_to_a_contact_is_kept(dial):
+    """A caller whose phone is a certificate's contact types another number while the offer
+    plays: every digit is kept and the offer is not answered by them."""
+    typed = Dtmf(OTHER + "#", during="callcenter/offer-cert-ending", at_ms=500)
+    res = await dial(Caller(caller_id="89001112233", actions=[typed]))
+    routed(res, "QUEUE", "VALID")
+    assert res.variables["CC_CERT_NUMBER"] == OTHER
+    assert not any("offer-press-1" in c for c in res.commands)
+
+
+async def test_number_started_at_the_offers_question_is_kept(dial):
+    """A key other than 1 or 2 at the offer's question is the first digit of a number."""
+    res = await dial(
+        Caller(caller_id="89001112233", actions=[Dtmf("5550001#"), Timeout(), Timeout()])
+    )
+    routed(res, "REFUSED", "UNKNOWN")
+    assert res.variables["CC_CERT_NUMBER"] == "5550001"  # 5 was the question's answer
+
+
+async def test_number_typed_over_the_retry_prompts_is_kept(dial, container):
+    res = await dial(
+        Caller(
+            caller_id="79990000001",
+            actions=[Dtmf("5550001#"), Dtmf(VALID + "#", during="callcenter/try-again")],
+        )
+    )
+    routed(res, "QUEUE", "VALID")
+    checks = [
+        e.data["status"]
+        for e in await container.calls.events(res.variables["CC_CALL_ID"])
+        if e.event == "certificate_checked"
+    ]
+    assert checks == ["UNKNOWN", "VALID"]
+
+
+async def test_a_caller_who_waits_hears_every_prompt(dial):
+    res = await dial(Caller(caller_id="79990000002", actions=[Timeout(), Dtmf(VALID + "#")]))
+    routed(res, "QUEUE", "VALID")
+    assert [c for c in res.commands if c.startswith("GET DATA")] == [
+        "GET DATA callcenter/enter-number 7000 20"
+    ] * 2
