@@ -113,6 +113,9 @@ class AmiSettings:
     port: int = 5038
     username: str = "callcenter"
     secret: str = ""
+    #: the support line's queues, comma-separated (empty: [ivr] queue); queue events of any
+    #: other queue, and calls that never entered the line, are not taken
+    queues: str = ""
 
 
 @dataclass(frozen=True)

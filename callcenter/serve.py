@@ -105,15 +105,16 @@ demo_calls_context = _owned_task("demo-calls", _demo_calls)
 async def ami_context(app):
     """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
     from callcenter.adapters.ami import AmiClient
-    from callcenter.adapters.ami_events import to_call_event
+    from callcenter.adapters.ami_events import SupportLine
     from callcenter.domain.errors import DomainError
     from callcenter.web.keys import CONTAINER
 
     container = app[CONTAINER]
     a = container.settings.ami
+    line = SupportLine((a.queues or container.settings.ivr.queue).split(","))
 
     async def on_event(ev) -> None:
-        body = to_call_event(ev)
+        body = line.take(ev)
         if body is None:
             return
         try:

@@ -12,7 +12,8 @@ spell the ids ``UniqueID``/``LinkedID``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,3 +105,55 @@ def _timestamp(ev: Mapping[str, str]) -> str | None:
         return datetime.fromtimestamp(float(raw), UTC).isoformat()
     except (ValueError, OverflowError, OSError):
         return None
+
+
+#: the channel variable the line's dialplan sets on the caller's channel before anything
+#: else, reported in AMI channel events as ``ChanVariable: CC_CALL_ID=<linkedid>`` when
+#: manager.conf has ``channelvars = CC_CALL_ID``
+MARK = "CC_CALL_ID"
+
+
+def _marked(ev: Mapping[str, str]) -> bool:
+    lines = getattr(ev, "lines", None)
+    values = [v for k, v in lines if k.lower() == "chanvariable"] if lines is not None else []
+    if not values and (one := _get(ev, "ChanVariable")):
+        values = [one]
+    return any(v.startswith(MARK + "=") and v != MARK + "=" for v in values)
+
+
+class SupportLine:
+    """Which AMI events are the support line's: AMI sees every call of the PBX, internal
+    calls too, and only the line's calls belong in the call log (issue 12, item 3).
+
+    * ``QueueCallerJoin``, ``AgentConnect``, ``QueueCallerAbandon``: only of the line's
+      ``queues`` (the dialplan sends callers to ``[ivr] queue``);
+    * the caller's ``Hangup``: only if its channel was marked by the line's dialplan
+      (``ChanVariable: CC_CALL_ID=...``) or its call joined one of those queues here.
+
+    The AGI hooks and AMI report the same call under the same id, the caller channel's
+    linkedid (``CC_CALL_ID`` = ``CHANNEL(linkedid)`` = AMI ``Linkedid``), and the events are
+    keyed by content, so the two sources agree on one call whichever arrives first.
+    """
+
+    def __init__(self, queues: Iterable[str], remember: int = 10_000) -> None:
+        self.queues = frozenset(q.strip() for q in queues if q.strip())
+        self._joined: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
+
+    def take(self, ev: Mapping[str, str]) -> dict[str, Any] | None:
+        body = to_call_event(ev)
+        if body is None:
+            return None
+        name = (_get(ev, "Event") or "").lower()
+        if name == "hangup":
+            if body["call_id"] in self._joined or _marked(ev):
+                self._joined.pop(body["call_id"], None)
+                return body
+            return None
+        if _get(ev, "Queue") not in self.queues:
+            return None
+        if name == "queuecallerjoin":
+            self._joined[body["call_id"]] = None
+            while len(self._joined) > self._remember:
+                self._joined.popitem(last=False)
+        return body

@@ -199,3 +199,52 @@ async def test_a_caller_who_waits_hears_every_prompt(dial):
     assert [c for c in res.commands if c.startswith("GET DATA")] == [
         "GET DATA callcenter/enter-number 7000 20"
     ] * 2
+
+
+# --- item 3: AMI takes only the support line's calls -----------------------------------------
+
+
+def _ami(*lines: tuple[str, str]):
+    from callcenter.adapters.ami_codec import AmiMessage
+
+    return AmiMessage(lines)
+
+
+def test_ami_takes_queue_events_of_the_lines_queues_only():
+    from callcenter.adapters.ami_events import SupportLine
+
+    line = SupportLine(["support"])
+    join = [("Event", "QueueCallerJoin"), ("Linkedid", "1.1"), ("Uniqueid", "1.1")]
+    assert line.take(_ami(*join, ("Queue", "support")))["event"] == "queued"
+    assert line.take(_ami(*join, ("Queue", "sales"))) is None
+    connect = [("Event", "AgentConnect"), ("Linkedid", "1.1"), ("Interface", "PJSIP/101")]
+    assert line.take(_ami(*connect, ("Queue", "sales"))) is None
+    assert line.take(_ami(*connect, ("Queue", "support")))["event"] == "agent_connected"
+
+
+def test_ami_takes_a_hangup_only_of_a_marked_or_queued_call():
+    from callcenter.adapters.ami_events import SupportLine
+
+    line = SupportLine(["support"])
+    internal = _ami(
+        ("Event", "Hangup"), ("Uniqueid", "2.1"), ("Linkedid", "2.1"), ("Cause", "16"),
+        ("ChanVariable", "CC_CALL_ID="),
+    )  # fmt: skip
+    assert line.take(internal) is None  # an internal call: never entered the line
+    marked = _ami(
+        ("Event", "Hangup"), ("Uniqueid", "3.1"), ("Linkedid", "3.1"), ("Cause", "16"),
+        ("ChanVariable", "CC_CALL_ID=3.1"),
+    )  # fmt: skip
+    assert line.take(marked) == {"event": "call_ended", "call_id": "3.1", "source": "ami",
+                                 "cause": "16"}  # fmt: skip
+    line.take(_ami(("Event", "QueueCallerJoin"), ("Linkedid", "4.1"), ("Queue", "support")))
+    unmarked = _ami(("Event", "Hangup"), ("Uniqueid", "4.1"), ("Linkedid", "4.1"))
+    assert line.take(unmarked)["call_id"] == "4.1"  # no channelvars, but it joined the line
+
+
+def test_the_dialplan_marks_the_call_before_anything_else_and_ami_reports_the_mark():
+    conf = (ROOT / "config/asterisk/extensions.conf").read_text()
+    main = conf.split("[cc-main]", 1)[1]
+    assert main.index("Set(CC_CALL_ID=${CHANNEL(linkedid)})") < main.index("AGI(")
+    manager = (ROOT / "config/asterisk/manager.conf").read_text()
+    assert "\nchannelvars = CC_CALL_ID\n" in manager
