@@ -134,6 +134,7 @@ class IvrOptions(_Frozen):
         "offer_timeout_ms",
         "queue",
         "source",
+        "language",
     )
     min_length: int
     max_length: int
@@ -143,6 +144,7 @@ class IvrOptions(_Frozen):
     offer_timeout_ms: int
     queue: str
     source: str
+    language: str
 
     def __init__(
         self,
@@ -154,6 +156,7 @@ class IvrOptions(_Frozen):
         offer_timeout_ms: int = 5000,
         queue: str = "support",
         source: str = "agi",
+        language: str = "ru",
     ) -> None:
         _set(self, "min_length", min_length)
         _set(self, "max_length", max_length)
@@ -163,6 +166,7 @@ class IvrOptions(_Frozen):
         _set(self, "offer_timeout_ms", offer_timeout_ms)
         _set(self, "queue", queue)
         _set(self, "source", source)
+        _set(self, "language", language)
 
     @classmethod
     def from_settings(cls, settings, source: str) -> IvrOptions:
@@ -176,6 +180,7 @@ class IvrOptions(_Frozen):
             digit_timeout_ms=i.digit_timeout_ms,
             queue=i.queue,
             source=source,
+            language=i.language,
         )
 
     def number_problem(self, digits: str) -> str | None:
@@ -255,6 +260,9 @@ _FAIL_PROMPTS = {
 }
 
 
+#: the language a caller switches to with ``*`` after the welcome
+OTHER_LANGUAGE = {"ru": "en", "en": "ru"}
+
 #: the keys that end a prompt preceding a digit collection (``#`` alone says nothing yet)
 TYPE_AHEAD = "0123456789*"
 
@@ -308,6 +316,19 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
                 return reply.dtmf
         return ""
 
+    def greet() -> Generator[Any, Any, str]:
+        """The prompts in ``[ivr] language``, the welcome, and the offer of the other language
+        (``*``); a key typed ahead over them is returned (fact 16)."""
+        if env.get("agi_language") != opts.language:
+            yield from command(agi.set_variable("CHANNEL(language)", opts.language))
+        ahead = yield from play_ahead("welcome", "other-language")
+        if ahead == "*":
+            other = OTHER_LANGUAGE.get(opts.language, "ru")
+            yield from command(agi.set_variable("CHANNEL(language)", other))
+            out.log.append(f"the caller switched to {other}")
+            ahead = ""
+        return ahead
+
     def collect(prompt: str, ahead: str, max_digits: int) -> Generator[Any, Any, str]:
         """GET DATA of the number; after a key typed ahead, no prompt (the caller is already
         typing) and that key first. Sent at once: DTMF between commands is discarded."""
@@ -355,7 +376,8 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             state = OpenState(True)  # the driver could not tell; queue rather than strand
         if not state.open:
             yield from finish(v.ROUTE_CLOSED, v.CLOSED)
-            yield from play("welcome", "closed")
+            yield from greet()
+            yield from play("closed")
             if state.next_opening is not None:
                 yield from play("opens-at")
                 when = int(state.next_opening.timestamp())
@@ -368,7 +390,7 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             yield from report("certificate_checked", status=v.CLOSED)
             return out
 
-        ahead = yield from play_ahead("welcome")
+        ahead = yield from greet()
 
         if caller and not ahead:
             hints = yield from service(CallerCertificates(caller))

@@ -12,6 +12,11 @@ PROMPTS: dict[str, dict[str, str]] = {
         "ru": "Здравствуйте! Вы позвонили в службу технической поддержки.",
         "en": "Hello, you have reached technical support.",
     },
+    "other-language": {
+        # the offer of the other language, said in that language
+        "ru": "For English, press star.",
+        "en": "Чтобы продолжить на русском языке, нажмите звёздочку.",
+    },
     "closed": {
         "ru": "Служба поддержки по телефону работает в рабочие дни с девяти до восемнадцати "
         "часов по московскому времени. Сейчас линия закрыта.",

@@ -248,3 +248,44 @@ def test_the_dialplan_marks_the_call_before_anything_else_and_ami_reports_the_ma
     assert main.index("Set(CC_CALL_ID=${CHANNEL(linkedid)})") < main.index("AGI(")
     manager = (ROOT / "config/asterisk/manager.conf").read_text()
     assert "\nchannelvars = CC_CALL_ID\n" in manager
+
+
+# --- item 6: [ivr] language, and * for the other language ------------------------------------
+
+
+async def test_a_caller_presses_star_for_english(dial):
+    star = Dtmf("*", during="callcenter/other-language", at_ms=300)
+    res = await dial(Caller(caller_id="79990000003", actions=[star, Dtmf(VALID + "#")]))
+    routed(res, "QUEUE", "VALID")
+    switch = res.commands.index("SET VARIABLE CHANNEL(language) en")
+    assert switch < res.commands.index("GET DATA callcenter/enter-number 7000 20")
+    assert res.channel_variables.get("CHANNEL(language)", "en") == "en"
+
+
+async def test_without_star_the_line_keeps_its_language(dial):
+    res = await dial(Caller(caller_id="79990000004", actions=[Dtmf(VALID + "#")]))
+    routed(res, "QUEUE", "VALID")
+    assert not any("CHANNEL(language)" in c for c in res.commands)  # already ru
+    assert 'STREAM FILE callcenter/other-language "0123456789*"' in res.commands
+
+
+@pytest.mark.parametrize("transport", ["process", "fastagi"])
+async def test_ivr_language_setting_is_applied(container, client, pbx_token, registry_data,
+                                               tmp_path, transport):  # fmt: skip
+    container.settings = container.settings.replace(ivr={"language": "en"})
+    caller = Caller(caller_id="79990000005", actions=[Dtmf(VALID + "#")])
+    if transport == "process":
+        env = agi_env(str(client.make_url("/")).rstrip("/"), pbx_token, tmp_path)
+        env["CALLCENTER_IVR_LANGUAGE"] = "en"
+        res = await asyncio.to_thread(
+            run_process_agi, [SCRIPT], caller, options=SOUNDS, extra_env=env
+        )
+    else:
+        async with fastagi_server(container, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            res = await run_fastagi("127.0.0.1", port, "collect_certificate", caller,
+                                    options=SOUNDS)  # fmt: skip
+    routed(res, "QUEUE", "VALID")
+    assert res.commands.index("SET VARIABLE CHANNEL(language) en") < res.commands.index(
+        'STREAM FILE callcenter/welcome "0123456789*"'
+    )

@@ -69,6 +69,7 @@ class Ref:
         offer_timeout_ms: int = 5000
         queue: str = "support"
         source: str = "agi"
+        language: str = "ru"
 
     @dataclass
     class Outcome:
