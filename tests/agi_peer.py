@@ -877,6 +877,9 @@ class FakeAsterisk:
                 "context": self.context,
                 "exten": self.extension,
                 "channeltype": c.channel.split("/", 1)[0],
+                # fact 17: empty on Local channels (and so here unless a test sets
+                # "CHANNEL(hangupsource)" in Caller.variables, as a SIP channel has it)
+                "hangupsource": "",
             }.get(item)
         if fname in ("CALLERID", "CONNECTEDLINE"):
             num, name = (

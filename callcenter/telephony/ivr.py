@@ -531,6 +531,11 @@ def call_ended(env: dict[str, str], opts: IvrOptions) -> Flow:
         body["hangup_by"] = "system"
     elif source and member and source.startswith(member.split("/n")[0]):
         body["hangup_by"] = "agent"
+    elif not source and member:
+        # Local-channel members leave hangupsource empty (fact 17): the agent's own hangup
+        # handler ([cc-agent-hangup]) marks this channel when the agent's side went first
+        gone = _value((yield Agi(agi.get_full_variable("${SHARED(" + v.AGENT_GONE + ")}"))))
+        body["hangup_by"] = "agent" if gone else "caller"
     if not member:
         if route == v.QUEUE:
             body["abandoned"] = "queue"

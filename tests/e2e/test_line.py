@@ -289,3 +289,55 @@ async def test_ivr_language_setting_is_applied(container, client, pbx_token, reg
     assert res.commands.index("SET VARIABLE CHANNEL(language) en") < res.commands.index(
         'STREAM FILE callcenter/welcome "0123456789*"'
     )
+
+
+# --- item 7: hangup_by with Local-channel queue members --------------------------------------
+
+CALLER_ID = "1795482833.0"
+
+
+def _hangup_handler(**variables) -> Caller:
+    """The caller's hangup handler after talking to a Local-channel member (fact 17: the
+    peer leaves CHANNEL(hangupsource) empty, as Asterisk does there)."""
+    return Caller(
+        channel="Local/7000@support-line-00000001;2",
+        uniqueid=CALLER_ID,
+        dead=True,
+        context="cc-hangup",
+        variables={"HANGUPCAUSE": "16", "CC_ROUTE": "QUEUE",
+                   "MEMBERINTERFACE": "Local/agent1@agents/n", **variables},
+    )  # fmt: skip
+
+
+async def _ended(container):
+    [event] = [e for e in await container.calls.events(CALLER_ID) if e.event == "call_ended"]
+    return event.data
+
+
+async def test_local_member_agent_hung_up_first(dial, container):
+    await dial(_hangup_handler(**{"SHARED(CC_AGENT_GONE)": "1"}), script="call_ended")
+    assert (await _ended(container))["hangup_by"] == "agent"
+
+
+async def test_local_member_caller_hung_up_first(dial, container):
+    res = await dial(_hangup_handler(), script="call_ended")
+    assert "GET FULL VARIABLE ${SHARED(CC_AGENT_GONE)}" in res.commands
+    assert (await _ended(container))["hangup_by"] == "caller"
+
+
+async def test_sip_member_hangupsource_still_decides(dial, container):
+    res = await dial(
+        _hangup_handler(**{"MEMBERINTERFACE": "PJSIP/101",
+                           "CHANNEL(hangupsource)": "PJSIP/101-0000002a"}),
+        script="call_ended",
+    )  # fmt: skip
+    assert (await _ended(container))["hangup_by"] == "agent"
+    assert not any("SHARED" in c for c in res.commands)
+
+
+def test_the_agent_channel_gets_the_hangup_handler_that_marks_the_caller():
+    conf = (ROOT / "config/asterisk/extensions.conf").read_text()
+    agent = conf.split("\n[cc-agent-connected]", 1)[1].split("\n[", 1)[0]
+    assert "Set(CHANNEL(hangup_handler_push)=cc-agent-hangup,s,1(${ARG2}))" in agent
+    assert "Set(SHARED(CC_AGENT_GONE,${ARG1})=1)" in conf.split("[cc-agent-hangup]", 1)[1]
+    assert '"cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL}"' in conf

@@ -920,7 +920,7 @@ def test_channel_variable_names_are_the_shared_ones():
     text = (CONF_DIR / "extensions.conf").read_text(encoding="utf-8")
     used = set(re.findall(r"\bCC_[A-Z_]+", text))
     dialplan_only = {"CC_AGI_PREFIX", "CC_AGI_SUFFIX"}
-    shared = {v.CALL_ID, v.CERT_NUMBER, v.CERT_STATUS, v.ROUTE}
+    shared = {v.CALL_ID, v.CERT_NUMBER, v.CERT_STATUS, v.ROUTE, v.AGENT_GONE}
     assert used - dialplan_only <= shared, used - dialplan_only - shared
     for value in re.findall(r'"\$\{CC_ROUTE\}" = "(\w+)"', text):
         assert value in v.ROUTES
@@ -994,8 +994,8 @@ def test_flow_checker_catches_a_handler_pushed_after_the_agi(tmp_path):
 
 STRUCTURE_BREAKS = {
     "gosub not quoted": (
-        'Queue(support,,,,3600,,"cc-agent-connected,${CHANNEL(linkedid)}")',
-        "Queue(support,,,,3600,,cc-agent-connected,${CHANNEL(linkedid)})",
+        'Queue(support,,,,3600,,"cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL}")',
+        "Queue(support,,,,3600,,cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL})",
         "not double-quoted",
     ),
     "no Return": (
