@@ -8,6 +8,7 @@ real TCP to the FastAGI server answering in-process.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import datetime
 
 import pytest
@@ -341,3 +342,60 @@ def test_the_agent_channel_gets_the_hangup_handler_that_marks_the_caller():
     assert "Set(CHANNEL(hangup_handler_push)=cc-agent-hangup,s,1(${ARG2}))" in agent
     assert "Set(SHARED(CC_AGENT_GONE,${ARG1})=1)" in conf.split("[cc-agent-hangup]", 1)[1]
     assert '"cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL}"' in conf
+
+
+# --- item 8: a sample pjsip.conf --------------------------------------------------------------
+
+
+def _pjsip_objects(text: str) -> list[tuple[str, dict[str, str]]]:
+    """res_pjsip's sorcery reading: every [name](templates) is one object; a template's
+    (``(!)``) keys are inherited; repeated section names are separate objects."""
+    templates: dict[str, dict[str, str]] = {}
+    objects: list[tuple[str, dict[str, str]]] = []
+    current: dict[str, str] | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        head = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
+        if head:
+            name, inherit = head.group(1), [t.strip() for t in (head.group(2) or "").split(",")]
+            current = {}
+            for t in inherit:
+                if t and t != "!":
+                    current.update(templates[t])
+            if "!" in inherit:
+                templates[name] = current
+            else:
+                objects.append((name, current))
+            continue
+        key, _, value = line.partition("=")
+        assert current is not None and _, line
+        current[key.strip()] = value.strip()
+    return objects
+
+
+def test_sample_pjsip_conf_has_the_trunk_and_the_queue_members():
+    conf = ROOT / "config/asterisk"
+    objects = _pjsip_objects((conf / "pjsip.conf").read_text())
+    by_type: dict[str, dict[str, dict[str, str]]] = {}
+    for name, fields in objects:
+        by_type.setdefault(fields.get("type", "?"), {})[name] = fields
+    assert "?" not in by_type, by_type.get("?")
+    endpoints = by_type["endpoint"]
+    # the trunk: identified by address, into the line's entry context, RFC 4733 DTMF
+    trunk = endpoints["provider"]
+    assert trunk["context"] in ("support-line", "support-line-fastagi")
+    assert f"[{trunk['context']}]" in (conf / "extensions.conf").read_text()
+    assert trunk["dtmf_mode"] == "rfc4733"
+    assert by_type["identify"]["provider"]["endpoint"] == "provider"
+    assert by_type["identify"]["provider"]["match"]
+    # every queue member PJSIP/N of queues.conf is an endpoint with auth, aor and rfc4733
+    members = re.findall(r"^member\s*=>\s*PJSIP/(\w+)", (conf / "queues.conf").read_text(), re.M)
+    assert members == ["101", "102"]
+    for agent in members:
+        assert endpoints[agent]["dtmf_mode"] == "rfc4733"
+        assert by_type["auth"][agent]["username"] == agent
+        assert agent in by_type["aor"]
+        assert endpoints[agent]["auth"] == endpoints[agent]["aors"] == agent
+    assert by_type["transport"]["transport-udp"]["protocol"] == "udp"
