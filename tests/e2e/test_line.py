@@ -399,3 +399,44 @@ def test_sample_pjsip_conf_has_the_trunk_and_the_queue_members():
         assert agent in by_type["aor"]
         assert endpoints[agent]["auth"] == endpoints[agent]["aors"] == agent
     assert by_type["transport"]["transport-udp"]["protocol"] == "udp"
+
+
+# --- item 5: FastAGI down, the local process AGI keeps the call's record ---------------------
+
+
+def test_fastagi_failure_runs_the_scripts_locally_in_the_dialplan():
+    from tests.unit.test_asterisk_config import Asterisk, build_dialplan, load
+
+    plan = build_dialplan(load("extensions.conf"))
+    tries: list[str] = []
+
+    def agi(chan, name, args):
+        tries.append(name)
+        over_fastagi = tries.count(name) == 1
+        if over_fastagi:
+            return "FAILURE"  # connection refused: the service is down (fact 9)
+        if name == "collect_certificate":
+            chan.variables.update(CC_ROUTE="QUEUE", CC_CERT_STATUS="UNVERIFIED")
+        return "SUCCESS"
+
+    run = Asterisk(plan, agi).call("support-line-fastagi")
+    local = "/usr/local/share/callcenter/agi_scripts/"
+    assert run.agi_targets == [
+        "agi://127.0.0.1:4573/collect_certificate",
+        local + "collect_certificate.py",
+        "agi://127.0.0.1:4573/agent_connected",
+        local + "agent_connected.py",
+        "agi://127.0.0.1:4573/call_ended",
+        local + "call_ended.py",
+    ]
+    assert run.queued  # the caller reached the queue as the local script decided
+
+
+def test_process_agi_entry_runs_each_script_once():
+    from tests.unit.test_asterisk_config import Asterisk, build_dialplan, load
+
+    plan = build_dialplan(load("extensions.conf"))
+    run = Asterisk(plan, lambda chan, name, args: "FAILURE").call("support-line")
+    assert [t.rsplit("/", 1)[1] for t in run.agi_targets] == [
+        "collect_certificate.py", "agent_connected.py", "call_ended.py"
+    ]  # fmt: skip

@@ -919,7 +919,7 @@ def test_targets_exist_and_subroutines_return(plan):
 def test_channel_variable_names_are_the_shared_ones():
     text = (CONF_DIR / "extensions.conf").read_text(encoding="utf-8")
     used = set(re.findall(r"\bCC_[A-Z_]+", text))
-    dialplan_only = {"CC_AGI_PREFIX", "CC_AGI_SUFFIX"}
+    dialplan_only = {"CC_AGI_PREFIX", "CC_AGI_SUFFIX", "CC_AGI_LOCAL"}
     shared = {v.CALL_ID, v.CERT_NUMBER, v.CERT_STATUS, v.ROUTE, v.AGENT_GONE}
     assert used - dialplan_only <= shared, used - dialplan_only - shared
     for value in re.findall(r'"\$\{CC_ROUTE\}" = "(\w+)"', text):
@@ -999,9 +999,8 @@ STRUCTURE_BREAKS = {
         "not double-quoted",
     ),
     "no Return": (
-        " same => n,AGI(${CC_AGI_PREFIX}agent_connected${CC_AGI_SUFFIX},${ARG1})\n"
-        " same => n,Return()\n",
-        " same => n,AGI(${CC_AGI_PREFIX}agent_connected${CC_AGI_SUFFIX},${ARG1})\n",
+        "AGI(${CC_AGI_LOCAL}agent_connected.py,${ARG1}))\n same => n(done),Return()\n",
+        "AGI(${CC_AGI_LOCAL}agent_connected.py,${ARG1}))\n",
         "does not end in Return()",
     ),
     "missing context": ("Goto(cc-fallback,s,1)", "Goto(cc-fallbak,s,1)", "no context"),
