@@ -14,6 +14,7 @@ from callcenter.adapters import db
 from callcenter.adapters.clock import SystemClock
 from callcenter.adapters.gauges import read_gauges
 from callcenter.adapters.metrics import Metrics
+from callcenter.adapters.recordings import RecordingStore, recordings_folder
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -30,6 +31,7 @@ from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
+from callcenter.services.voicemail import VoicemailService
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,7 @@ class Container:
     scheduler: Scheduler
     outbox: OutboxWorker | None
     ivr: IvrService
+    voicemail: VoicemailService
     #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
@@ -167,7 +170,15 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         "Timers given up after failing fires that waiting would not cure (see the log).",
         kind=kind,
     )
-    timing.on_timer = tickets.on_timer = scheduler.add
+    voicemail = VoicemailService(
+        uow_factory,
+        factory,
+        registry,
+        notifier,
+        RecordingStore(recordings_folder(settings)),
+        max_bytes=44 + 16000 * (settings.voicemail.max_seconds + 2),
+    )
+    timing.on_timer = tickets.on_timer = voicemail.on_timer = scheduler.add
     outbox = None
     if fwd.url:
         from callcenter.adapters.forwarding import HttpForwarder
@@ -206,4 +217,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
+        voicemail=voicemail,
     )

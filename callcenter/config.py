@@ -105,6 +105,27 @@ class AgiSettings:
 
 
 @dataclass(frozen=True)
+class VoicemailSettings:
+    """The closed line that takes a message (R-9 going further): outside working time the
+    caller may leave the certificate number and a recorded message, which becomes a written
+    ticket with source ``voicemail``."""
+
+    enabled: bool = True
+    #: where Asterisk writes the recording (RECORD FILE runs on the PBX); the service or the
+    #: process AGI reads it from there once, so it must be readable by them
+    record_dir: str = "/var/spool/asterisk/callcenter-voicemail"
+    #: the longest message; a WAV second is 16 KB and a process AGI sends the recording in
+    #: one JSON body of at most 1 MiB (base64), hence at most 45 s
+    max_seconds: int = 40
+    #: this much silence ends the message (RECORD FILE's s=)
+    silence_seconds: int = 4
+    #: where the service keeps recordings with their tickets; empty: ``recordings`` beside the
+    #: SQLite file (``var/recordings`` on PostgreSQL). Kept as long as the calls (never
+    #: deleted by the service).
+    dir: str = ""
+
+
+@dataclass(frozen=True)
 class AmiSettings:
     """The Asterisk Manager Interface as a second source of call events."""
 
@@ -162,6 +183,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
     events: EventSettings = field(default_factory=EventSettings)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
@@ -247,6 +269,16 @@ def _validate(s: Settings) -> None:
             "must be between 0 and 300 seconds",
         ),
         ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
+        (
+            "voicemail.max_seconds",
+            5 <= s.voicemail.max_seconds <= 45,
+            "must be between 5 and 45 seconds",
+        ),
+        (
+            "voicemail.silence_seconds",
+            1 <= s.voicemail.silence_seconds <= 30,
+            "must be between 1 and 30 seconds",
+        ),
         ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
         (
             "certificates.max_length",

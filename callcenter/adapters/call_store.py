@@ -275,6 +275,7 @@ def _ticket_from(row) -> Ticket:
         policy_id=row.policy_id,
         withdrawn_at=row.withdrawn_at,
         withdrawn_reason=row.withdrawn_reason,
+        recording=row.recording,
     )
 
 
@@ -303,6 +304,7 @@ class TicketRepository:
                 escalation_reason=tk.escalation_reason,
                 policy_id=tk.policy_id,
                 created_at=now,
+                recording=tk.recording,
             )
             .on_conflict_do_nothing(index_elements=[t.tickets.c.call_id])
         )

@@ -246,7 +246,7 @@ tickets = Table(
     "tickets",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(8), nullable=False),
+    Column("source", String(16), nullable=False),
     Column("call_id", String(64), nullable=True, unique=True),
     Column("certificate_number", String(32), nullable=True),
     Column("full_name", String(300), nullable=False, server_default=""),
@@ -267,6 +267,7 @@ tickets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("withdrawn_at", UTCDateTime, nullable=True),
     Column("withdrawn_reason", Text, nullable=True),
+    Column("recording", String(200), nullable=True),
     Index("ix_tickets_status_due_at", "status", "due_at"),
     Index("ix_tickets_received_at", "received_at"),
 )

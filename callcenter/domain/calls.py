@@ -326,6 +326,8 @@ class Ticket:
     id: int | None = None
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
+    #: a voicemail ticket's recording: a file name in the service's recordings folder
+    recording: str | None = None
 
     @property
     def withdrawn(self) -> bool:
@@ -367,6 +369,7 @@ class Ticket:
             "answer": self.answer,
             "withdrawn_at": self.withdrawn_at,
             "withdrawn_reason": self.withdrawn_reason,
+            "has_recording": self.recording is not None,
         }
 
     def state_at(self, now: datetime) -> str:

@@ -49,6 +49,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/events"): roles("pbx", "supervisor", "admin"),
     ("GET", "/api/v1/ivr/working-time"): roles("pbx"),
     ("POST", "/api/v1/ivr/check"): roles("pbx"),
+    ("POST", "/api/v1/ivr/voicemail"): roles("pbx"),
     ("GET", "/api/v1/calls"): _CALL_READERS,
     ("GET", "/api/v1/calls/{call_id}"): _CALL_READERS,
     ("PATCH", "/api/v1/calls/{call_id}"): _CALL_ACTORS,
@@ -61,6 +62,7 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tickets"): roles("agent", "supervisor", "admin", "portal"),
     ("GET", "/api/v1/tickets/{ticket_id}"): roles("agent", "supervisor", "admin", "portal"),
     ("POST", "/api/v1/tickets/{ticket_id}/answer"): _CALL_ACTORS,
+    ("GET", "/api/v1/tickets/{ticket_id}/recording"): _CALL_READERS,
     ("GET", "/api/v1/stream"): _CALL_READERS,
 }
 
