@@ -94,7 +94,14 @@ Fidelity notes (what is simulated, what is not)
 * 520 with ``PeerOptions(xmldoc=True)`` (default, the normal production build) is the
   multi-line form with the recorded usage text for the commands in 01 D.2; other commands
   get a placeholder usage line.  ``xmldoc=False`` gives the single line of 01:182.
-* RECORD FILE, CONTROL STREAM FILE, SEND/RECEIVE TEXT|CHAR|IMAGE, TDD MODE, SPEECH * and
+* RECORD FILE (res_agi.c handle_recordfile) answers the next action: ``Speak(ms, end)``
+  writes a real 8 kHz 16-bit WAV file of what was said and replies as Asterisk does: ``end``
+  ``"hash"`` -> ``200 result=35 (dtmf) endpos=N``, ``"silence"`` (the ``s=`` silence,
+  1 s of it kept) -> ``200 result=<ms left> (timeout) endpos=N``, ``"max"`` -> ``200
+  result=0 (timeout) endpos=N``, ``"hangup"`` -> ``200 result=-1 (hangup) endpos=N`` and
+  the caller is gone; ``Timeout()`` is silence from the start, ``Hangup()`` a hangup at
+  once. A folder that cannot be written gives ``200 result=-1 (writefile)``.
+* CONTROL STREAM FILE, SEND/RECEIVE TEXT|CHAR|IMAGE, TDD MODE, SPEECH * and
   GOSUB are not simulated: they raise :class:`UnsupportedCommand` (on a live channel).
 * ``endpos`` values are plausible, not recorded ones, except ``silence/N`` (N*8000),
   ``digits/*`` (7360 en / 4640 ru, 01:134,142) and values set in ``sound_durations``.
@@ -169,6 +176,7 @@ __all__ = [
     "PeerResult",
     "PeerTimeout",
     "ScenarioError",
+    "Speak",
     "Timeout",
     "UnsupportedCommand",
     "run_fastagi",
@@ -245,7 +253,20 @@ class Hangup:
     """The caller hangs up during the next input command."""
 
 
-Action = Dtmf | Timeout | Hangup
+@dataclass(frozen=True)
+class Speak:
+    """The caller speaks for ``ms`` during RECORD FILE, then ``end``: ``"hash"`` (presses
+    #), ``"silence"`` (goes quiet), ``"max"`` (talks past the limit) or ``"hangup"``."""
+
+    ms: int
+    end: str = "hash"
+
+    def __post_init__(self) -> None:
+        if self.end not in ("hash", "silence", "max", "hangup"):
+            raise ValueError(f"Speak.end: {self.end!r}")
+
+
+Action = Dtmf | Timeout | Hangup | Speak
 
 
 @dataclass
@@ -608,6 +629,7 @@ class FakeAsterisk:
             ("SAY", "DATE"): self._say_date,
             ("SAY", "TIME"): self._say_date,
             ("SAY", "DATETIME"): self._say_datetime,
+            ("RECORD", "FILE"): self._record_file,
             ("SET", "AUTOHANGUP"): self._set_autohangup,
             ("SET", "CALLERID"): self._set_callerid,
             ("SET", "CONTEXT"): self._set_context,
@@ -1164,6 +1186,48 @@ class FakeAsterisk:
         self.clock_ms += played_ms + option_ms
         return [f"200 result=0 endpos={full}"], False
 
+    def _record_file(self, w: list[str], more: bool) -> object:
+        """RECORD FILE file format escape timeout [offset] [BEEP] [s=silence]."""
+        if len(w) < 6 or _sscanf_int(w[5]) is None:
+            return _USAGE_MARK
+        limit_ms = _sscanf_int(w[5]) or 0
+        silence_ms = 0
+        for extra in w[6:9]:
+            if extra.startswith("s="):
+                silence_ms = _atoi(extra[2:]) * 1000
+        if self._interrupt:
+            return self._media_hangup("200 result=-1 (hangup) endpos=0")
+        self.clock_ms += 450 if any(x == "BEEP" for x in w[6:8]) else 0
+        action = self._next_action()
+        if isinstance(action, Hangup):
+            spoken, end = 0, "hangup"
+        elif isinstance(action, Speak):
+            spoken, end = action.ms, action.end
+        else:  # Timeout, or digits: the caller says nothing
+            spoken, end = 0, "silence"
+        if end == "max" or (limit_ms > 0 and spoken >= limit_ms):
+            spoken, end = limit_ms, "max"
+        if end == "silence" and not silence_ms:
+            spoken, end = limit_ms, "max"  # nothing ends it but the limit
+        kept = spoken + (min(1000, silence_ms) if end == "silence" else 0)
+        samples = kept * 8
+        path = f"{w[2]}.{w[3]}"
+        try:
+            _write_wav(path, samples)
+        except OSError:
+            self._fail()
+            return ["200 result=-1 (writefile)"]
+        self.record("##", f"recorded {kept} ms into {path} ({end})")
+        self.clock_ms += spoken + (silence_ms if end == "silence" else 0)
+        if end == "hangup":
+            return self._media_hangup(f"200 result=-1 (hangup) endpos={samples}")
+        if end == "hash":
+            return [f"200 result={ord('#')} (dtmf) endpos={samples}"]
+        if end == "silence":
+            left = max(limit_ms - spoken - silence_ms, 1) if limit_ms > 0 else 1
+            return [f"200 result={left} (timeout) endpos={samples}"]
+        return [f"200 result=0 (timeout) endpos={samples}"]
+
     def _typed_during(self, name: str) -> bool:
         """Digits are waiting to be heard during this prompt (pending, or typed during it)."""
         if self._pending is not None:
@@ -1356,6 +1420,22 @@ class FakeAsterisk:
         self._set(var, digits, by_script=False)
         self.vars["READSTATUS"] = status
         return 0
+
+
+def _write_wav(path: str, samples: int) -> None:
+    """What Asterisk's ``wav`` format writes: 8 kHz, 16-bit, mono PCM (a quiet tone)."""
+    import math
+    import struct
+    import wave
+
+    frames = b"".join(
+        struct.pack("<h", int(800 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(samples)
+    )
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frames)
 
 
 # --------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ class InProcessResolver:
                     log.warning("working time from the local calendar (%s)", exc)
                     is_open, nxt = c.ivr.local_working_time(c.clock.now())
                 return flows.OpenState(is_open, nxt)
+            if isinstance(action, flows.Voicemail):
+                return await self._voicemail(action)
             if isinstance(action, flows.CallerCertificates):
                 found = await c.ivr.caller_certificates(action.caller, c.clock.now())
                 return [flows.Hint(h["number"], h["status"]) for h in found]
@@ -72,6 +74,28 @@ class InProcessResolver:
             return flows.SERVICE_DOWN
         raise TypeError(f"unknown action {action!r}")
 
+    async def _voicemail(self, action: flows.Voicemail) -> int | None:
+        """The recording Asterisk wrote (this host, or a folder shared with it) becomes a
+        ticket; the file is removed once the ticket holds its copy."""
+        try:
+            audio = await asyncio.to_thread(_read, action.path)
+        except OSError as exc:
+            log.warning("voicemail of call %s: cannot read %s (%s)", action.call_id,
+                        action.path, exc)  # fmt: skip
+            return None
+        c = self.c
+        try:
+            ticket = await c.voicemail.leave(
+                call_id=action.call_id, caller=action.caller, number=action.number,
+                audio=audio, now=c.clock.now(),
+            )  # fmt: skip
+        except DomainError as exc:
+            log.warning("voicemail of call %s refused: %s", action.call_id, exc.message)
+            return None
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(os.unlink, action.path)
+        return ticket.id
+
     async def _report(self, body: dict):
         """Record an event; if the database cannot take it now, keep it in the spool (as the
         process AGI does), stamped with when it happened, for :func:`flush_spool`."""
@@ -87,6 +111,11 @@ class InProcessResolver:
             if self.spool is not None:  # stamped: sent later, it is still the same event
                 await asyncio.to_thread(self.spool.keep, {"at": now.isoformat(), **body})
             return flows.SERVICE_DOWN
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 async def flush_spool(container, spool: Spool, limit: int = 200) -> int:

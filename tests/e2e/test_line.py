@@ -22,6 +22,7 @@ from tests.agi_peer import (
     Dtmf,
     FakeAsterisk,
     PeerOptions,
+    Speak,
     Timeout,
     run_fastagi,
     run_process_agi,
@@ -58,12 +59,12 @@ async def test_service_down_closed_day_process_agi(container, registry_data, tmp
     env = agi_env(f"http://127.0.0.1:{free_port()}", "x", tmp_path)
     env |= local_calendar_env(tmp_path, open_now=False)
     res = await asyncio.to_thread(
-        run_process_agi, [SCRIPT], Caller(actions=[Dtmf(VALID + "#")]), options=SOUNDS,
+        run_process_agi, [SCRIPT], Caller(actions=[Timeout()]), options=SOUNDS,
         extra_env=env,
     )  # fmt: skip
     routed(res, "CLOSED", "CLOSED")
     assert any("callcenter/closed" in c for c in res.commands)
-    assert not any(c.startswith("GET DATA") for c in res.commands)
+    assert not any("enter-number" in c for c in res.commands)  # only the message is offered
 
 
 async def test_database_down_closed_day_fastagi(container, registry_data, clock):
@@ -440,3 +441,120 @@ def test_process_agi_entry_runs_each_script_once():
     assert [t.rsplit("/", 1)[1] for t in run.agi_targets] == [
         "collect_certificate.py", "agent_connected.py", "call_ended.py"
     ]  # fmt: skip
+
+
+# --- the closed line that takes a message ----------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings, tmp_path):
+    """Asterisk's recording folder and the service's recordings folder in the test's own."""
+    (tmp_path / "asterisk-vm").mkdir()
+    return settings.replace(
+        voicemail={"record_dir": str(tmp_path / "asterisk-vm"), "dir": str(tmp_path / "kept")}
+    )
+
+
+@pytest.fixture
+def closed_dial(dial, clock, tmp_path):
+    """dial() on a Saturday at noon, the process AGI told where Asterisk records."""
+    clock.at = SATURDAY_NOON
+
+    async def call(caller, options=SOUNDS):
+        env = {"CALLCENTER_VOICEMAIL_RECORD_DIR": str(tmp_path / "asterisk-vm")}
+        return await dial(caller, options, extra_env=env)
+
+    return call
+
+
+async def _tickets(container, clock):
+    page = await container.tickets.search(clock.now(), source="voicemail")
+    return page.items
+
+
+async def test_a_message_left_on_the_closed_line_becomes_a_ticket(
+    closed_dial, container, client, clock, supervisor_token, pbx_token, tmp_path
+):
+    caller = Caller(
+        caller_id="79990000010",
+        actions=[Dtmf("1"), Dtmf(VALID + "#"), Speak(5000, "hash")],
+    )
+    res = await closed_dial(caller)
+    routed(res, "CLOSED", "CLOSED")
+    record = [c for c in res.commands if c.startswith("RECORD FILE")]
+    vm = tmp_path / "asterisk-vm"
+    assert record == [f'RECORD FILE {vm}/voicemail-1795482833.0 wav "#" 40000 0 BEEP s=4']
+    [ticket] = await _tickets(container, clock)
+    assert ticket.certificate_number == VALID and ticket.call_id == "1795482833.0"
+    assert ticket.received_at == SATURDAY_NOON
+    # R-5: the 12 working hours start at the next working minute, Monday 09:00
+    assert ticket.due_at == datetime(2026, 3, 24, 12, 0, tzinfo=MOSCOW)
+    assert f'SAY DIGITS {ticket.id} ""' in res.commands  # the number is read back
+    assert res.commands.index('STREAM FILE callcenter/vm-saved ""') < res.commands.index(
+        f'SAY DIGITS {ticket.id} ""'
+    )
+    assert not list(vm.iterdir())  # taken from Asterisk's folder once the ticket holds it
+    # the recording, kept with the ticket, to play or download
+    url = f"/api/v1/tickets/{ticket.id}/recording"
+    async with client.get(url, headers={"Authorization": f"Bearer {supervisor_token}"}) as r:
+        assert r.status == 200
+        assert r.headers["Content-Type"] == "audio/wav"
+        audio = await r.read()
+    assert audio[:4] == b"RIFF" and len(audio) == 44 + 5000 * 8 * 2
+    async with client.get(url) as r:
+        assert r.status == 401
+    async with client.get(url, headers={"Authorization": f"Bearer {pbx_token}"}) as r:
+        assert r.status == 403
+    async with client.get(
+        f"/api/v1/tickets/{ticket.id}", headers={"Authorization": f"Bearer {supervisor_token}"}
+    ) as r:
+        body = await r.json()
+    assert body["source"] == "voicemail" and body["has_recording"] is True
+
+
+async def test_an_invalid_certificate_is_told_why_and_not_recorded(closed_dial, container, clock):
+    from tests.e2e.conftest import EXPIRED
+
+    caller = Caller(
+        caller_id="79990000011",
+        actions=[Dtmf("1"), *[Dtmf(EXPIRED + "#")] * 3, Speak(5000, "hash")],
+    )
+    res = await closed_dial(caller)
+    assert sum("callcenter/expired" in c for c in res.commands) == 3
+    assert 'STREAM FILE callcenter/vm-refused ""' in res.commands
+    assert not any(c.startswith("RECORD FILE") for c in res.commands)
+    assert await _tickets(container, clock) == []
+
+
+async def test_a_hangup_while_recording_keeps_the_message(closed_dial, container, clock):
+    caller = Caller(
+        caller_id="79990000012", actions=[Dtmf("1"), Dtmf(VALID + "#"), Speak(4000, "hangup")]
+    )
+    res = await closed_dial(caller)
+    assert res.hung_up
+    [ticket] = await _tickets(container, clock)
+    assert ticket.recording
+    assert not any(c.startswith("SAY DIGITS") for c in res.commands)
+
+
+async def test_silence_leaves_no_ticket(closed_dial, container, clock):
+    caller = Caller(caller_id="79990000013", actions=[Dtmf("1"), Dtmf(VALID + "#"), Timeout()])
+    res = await closed_dial(caller)
+    assert 'STREAM FILE callcenter/vm-empty ""' in res.commands
+    assert await _tickets(container, clock) == []
+
+
+async def test_no_key_no_message(closed_dial, container, clock):
+    res = await closed_dial(Caller(caller_id="79990000014", actions=[Timeout()]))
+    routed(res, "CLOSED", "CLOSED")
+    assert not any("enter-number" in c for c in res.commands)
+    assert await _tickets(container, clock) == []
+
+
+async def test_recording_route_answers_404_without_a_recording(client, supervisor_token):
+    headers = {"Authorization": f"Bearer {supervisor_token}"}
+    async with client.get("/api/v1/tickets/999/recording", headers=headers) as r:
+        assert r.status == 404
+        assert (await r.json())["error"] == "ticket_not_found"
+    async with client.get("/api/v1/tickets/x/recording", headers=headers) as r:
+        assert r.status == 422

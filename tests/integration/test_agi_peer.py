@@ -787,7 +787,7 @@ def test_scenario_errors_and_unsupported_commands():
     with pytest.raises(ScenarioError):
         sim.on_command("WAIT FOR DIGIT -1")
     with pytest.raises(UnsupportedCommand):
-        sim.on_command("RECORD FILE x wav # 1000")
+        sim.on_command('CONTROL STREAM FILE x ""')
     with pytest.raises(ValueError):
         Dtmf("12x")
 
