@@ -21,16 +21,22 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import weakref
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, any_, bindparam, select, update
+from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callcenter.adapters import tables as t
 from callcenter.domain.calls import CallRecord
 from callcenter.domain.events import CallEvent
+
+log = logging.getLogger(__name__)
 
 EVENT_COLUMNS = ("call_id", "event", "at", "received_at", "source", "data", "dedup_key")
 #: CallRecord fields stored in ``calls`` (all but the key), and which of them are instants
@@ -118,53 +124,18 @@ class SqliteEvents:
 
     async def insert_events(self, items: Sequence[tuple[CallEvent, datetime]]) -> set[str]:
         """Store the events not stored yet; the dedup keys of those that were new."""
-        rows = event_rows(items)
-        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
-        params: list[Any] = []
-        for r in rows:
-            params += [
-                r["call_id"],
-                r["event"],
-                sqlite_instant(r["at"]),
-                sqlite_instant(r["received_at"]),
-                r["source"],
-                r["data"],
-                r["dedup_key"],
-            ]
-        stored = await self.conn.execute_fetchall(
-            f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
-            "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key",
-            params,
-        )
+        stored = await self.conn.execute_fetchall(*_sqlite_insert(items))
         return {k for (k,) in stored}
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
         """Nothing to do: SQLite units of work take turns, and save_calls creates the rows."""
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
-        rows = await self.conn.execute_fetchall(
-            "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
-            f"WHERE call_id IN ({', '.join('?' * len(call_ids))}) ORDER BY call_id, at, id",
-            list(call_ids),
-        )
+        rows = await self.conn.execute_fetchall(*_sqlite_history(call_ids))
         return _by_call(call_ids, rows, from_sqlite_instant)
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
-        stamp = sqlite_instant(now)
-        await self.conn.executemany(
-            self._UPSERT_CALLS,
-            [
-                (
-                    rec.call_id,
-                    stamp,
-                    *(
-                        sqlite_instant(getattr(rec, f)) if f in _INSTANTS else getattr(rec, f)
-                        for f in RECORD_FIELDS
-                    ),
-                )
-                for rec in records
-            ],
-        )
+        await self.conn.executemany(self._UPSERT_CALLS, _sqlite_call_rows(records, now))
 
 
 class PostgresEvents:
@@ -343,3 +314,219 @@ def _history(dialect: str):
 
 
 _SAVE_CALL = update(t.calls).where(t.calls.c.call_id == bindparam("b_call_id"))
+
+
+class InlineSqliteEvents:
+    """A batch of events stored and committed in one go on the event loop's thread.
+
+    On the stock aiosqlite dialect every statement is a trip to aiosqlite's worker thread and
+    back through the loop, and under load each trip waits for the loop and for the GIL: a
+    batch's four trips (store, read histories, save, COMMIT) cost a FastAGI dialogue, which
+    waits for its events at its end, 4-9 ms at 300 calls/s, against ~0.3 ms of SQLite work.
+    So a batch that needs nothing but the call log (no window to open or decide: the IVR's
+    events) runs those statements synchronously here, on a sqlite3 connection of this
+    engine's own (the standard library's public API; the certificate reader does the same
+    for reads), inside the unit of work that holds the engine's one-writer lock.
+
+    It never makes the loop wait for another writer: ``busy_timeout`` is 0, and a database
+    that is locked (another process, such as an import, writing) sends the batch back to the
+    unit of work's own connection, which waits on aiosqlite's thread instead. The same
+    happens to a batch one of whose calls has its window to follow: that work is the
+    session's, in the session's transaction.
+    """
+
+    #: commits between two checkpoints (a batch of the IVR's events writes ~5 pages; SQLite's
+    #: own automatic checkpoint comes at 1,000)
+    CHECKPOINT_EVERY = 200
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        self._connect = connect
+        self._conn = None
+        self._commits = 0
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn = None
+        self._checkpointing: Future | None = None
+
+    def _connection(self):
+        if self._conn is None:
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA busy_timeout=0")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                # never on the loop: a checkpoint writes the database file and syncs it (tens
+                # to hundreds of ms on a busy disk); _committed has it done on a thread
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _committed(self) -> None:
+        """Every :attr:`CHECKPOINT_EVERY` commits, a passive checkpoint on a thread of its own
+        (it waits for no reader or writer, and none waits for it)."""
+        self._commits += 1
+        if self._commits < self.CHECKPOINT_EVERY:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._commits = 0
+        if self._checkpointer is None:
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
+        self._checkpointing = self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = self._connect()
+                self._checkpoint_conn.execute("PRAGMA busy_timeout=0")
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception as exc:  # the next one, or SQLite's own at 1,000 pages, catches up
+            log.warning("WAL checkpoint failed: %s", exc)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._checkpointer is not None:
+            self._checkpointer.submit(self._close_checkpointer)
+            self._checkpointer.shutdown(wait=True)
+            self._checkpointer = None
+
+    def record(
+        self,
+        items: Sequence[tuple[CallEvent, datetime]],
+        project: Callable[[dict[str, list[CallEvent]]], list[CallRecord] | None],
+    ) -> set[str] | None:
+        """Store the events and save their calls as ``project`` makes them from their
+        histories, committed; the dedup keys of the events that were new. ``None``, with
+        nothing written, when the database is locked or ``project`` declines (returns
+        ``None``: a call whose window must be followed in the unit of work)."""
+        import sqlite3
+
+        try:
+            conn = self._connection()
+        except sqlite3.OperationalError:  # cannot open it now: the unit of work's way
+            return None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # locked by another process: the unit of work waits
+            return None
+        try:
+            stored = self._insert(conn, items)
+            touched = sorted({ev.call_id for ev, _ in items if ev.dedup_key() in stored})
+            if touched:
+                records = project(self._history(conn, touched))
+                if records is None:
+                    conn.execute("ROLLBACK")
+                    return None
+                self._save(conn, records, max(n for _, n in items))
+            conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            self._rollback(conn)
+            if "locked" in str(exc) or "busy" in str(exc):
+                return None
+            raise
+        except BaseException:
+            self._rollback(conn)
+            raise
+        self._committed()
+        return stored
+
+    def _rollback(self, conn) -> None:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+
+    @staticmethod
+    def _insert(conn, items) -> set[str]:
+        return {k for (k,) in conn.execute(*_sqlite_insert(items)).fetchall()}
+
+    @staticmethod
+    def _history(conn, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+        rows = conn.execute(*_sqlite_history(call_ids)).fetchall()
+        return _by_call(call_ids, rows, from_sqlite_instant)
+
+    @staticmethod
+    def _save(conn, records: Sequence[CallRecord], now: datetime) -> None:
+        conn.executemany(SqliteEvents._UPSERT_CALLS, _sqlite_call_rows(records, now))
+
+
+def _sqlite_insert(items: Sequence[tuple[CallEvent, datetime]]) -> tuple[str, list[Any]]:
+    """The INSERT of a batch's events, RETURNING the dedup keys of those that were new."""
+    rows = event_rows(items)
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(rows))
+    params: list[Any] = []
+    for r in rows:
+        params += [
+            r["call_id"],
+            r["event"],
+            sqlite_instant(r["at"]),
+            sqlite_instant(r["received_at"]),
+            r["source"],
+            r["data"],
+            r["dedup_key"],
+        ]
+    sql = (
+        f"INSERT INTO call_events ({', '.join(EVENT_COLUMNS)}) VALUES {values} "
+        "ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key"
+    )
+    return sql, params
+
+
+def _sqlite_history(call_ids: Sequence[str]) -> tuple[str, list[str]]:
+    sql = (
+        "SELECT event, call_id, at, data, source, dedup_key FROM call_events "
+        f"WHERE call_id IN ({', '.join('?' * len(call_ids))}) ORDER BY call_id, at, id"
+    )
+    return sql, list(call_ids)
+
+
+def _sqlite_call_rows(records: Sequence[CallRecord], now: datetime) -> list[tuple]:
+    stamp = sqlite_instant(now)
+    return [
+        (
+            rec.call_id,
+            stamp,
+            *(
+                sqlite_instant(getattr(rec, f)) if f in _INSTANTS else getattr(rec, f)
+                for f in RECORD_FIELDS
+            ),
+        )
+        for rec in records
+    ]
+
+
+_INLINE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def inline_sqlite(engine) -> InlineSqliteEvents | None:
+    """This engine's :class:`InlineSqliteEvents`, or ``None`` where there is none to have:
+    not SQLite, driver SQL off, or a database another connection would not see (in memory).
+    Its connection closes when the engine is disposed."""
+    if not DRIVER_SQL or engine.dialect.name != "sqlite":
+        return None
+    sync = engine.sync_engine
+    found = _INLINE.get(sync, False)
+    if found is not False:
+        return found
+    url = engine.url
+    name = url.database or ""
+    if name in ("", ":memory:") or "memory" in str(url.query.get("mode", "")):
+        writer = None
+    else:
+        import sqlite3
+
+        from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+        args, kwargs = SQLiteDialect_pysqlite().create_connect_args(url)
+        kwargs = {**kwargs, "isolation_level": None, "check_same_thread": False}
+        writer = InlineSqliteEvents(lambda: sqlite3.connect(*args, **kwargs))
+        sa_event.listen(sync, "engine_disposed", lambda _engine: writer.close())
+    _INLINE[sync] = writer
+    return writer

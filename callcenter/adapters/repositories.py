@@ -633,6 +633,15 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.session.commit()
 
+    def inline_call_log(self):
+        """The call log's batch run synchronously on the loop thread, where this engine has
+        it (a SQLite file: :class:`~callcenter.adapters.event_sql.InlineSqliteEvents`), else
+        ``None``. Only inside this unit of work: it holds the engine's one-writer lock."""
+        from callcenter.adapters.event_sql import inline_sqlite
+
+        bind = self._sessions.kw.get("bind")
+        return inline_sqlite(bind) if bind is not None else None
+
 
 def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for i in range(0, len(items), size):

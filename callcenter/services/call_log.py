@@ -88,12 +88,13 @@ class CallLog:
         """One unit of work for many events: store the new ones, re-project their calls."""
         fx = Effects()
         async with self._uow() as uow:
+            inline = uow.inline_call_log()
+            if inline is not None:  # the IVR's batches: one synchronous go, no thread hops
+                fresh = inline.record(items, self._project_unanswered)
+                if fresh is not None:
+                    return _new_flags(items, fresh)
             log_ = await uow.call_log()
-            fresh = await log_.insert_events(items)
-            flags = []
-            for event, _ in items:  # the same event twice in one batch: the first is new
-                flags.append(event.dedup_key() in fresh)
-                fresh.discard(event.dedup_key())
+            flags = _new_flags(items, await log_.insert_events(items))
             touched = sorted({e.call_id for (e, _), new in zip(items, flags, strict=True) if new})
             if touched:
                 now = max(n for _, n in items)
@@ -107,6 +108,13 @@ class CallLog:
         self.aftermath.release(fx)
         return flags
 
+    def _project_unanswered(self, history: dict[str, list[CallEvent]]) -> list | None:
+        """The calls' records, unless one has its oral window to follow (``None``)."""
+        records = [project(cid, events) for cid, events in history.items()]
+        if any(self.windows.concerns(rec) for rec in records):
+            return None
+        return records
+
     async def drain(self) -> None:
         """Wait for events still being written (shutdown)."""
         await self._journal.drain()
@@ -114,3 +122,13 @@ class CallLog:
     async def events(self, call_id: str) -> list[CallEvent]:
         async with self._uow() as uow:
             return await uow.events.for_call(call_id)
+
+
+def _new_flags(items: Sequence[tuple[CallEvent, datetime]], fresh: set[str]) -> list[bool]:
+    """Whether each item was stored now; the same event twice in one batch: the first is new."""
+    fresh = set(fresh)
+    flags = []
+    for event, _ in items:
+        flags.append(event.dedup_key() in fresh)
+        fresh.discard(event.dedup_key())
+    return flags

@@ -42,9 +42,14 @@ class OralWindows:
 
     # --- following the call log --------------------------------------------------------------
 
+    @staticmethod
+    def concerns(rec: CallRecord) -> bool:
+        """Whether :meth:`follow` has anything to do for this call: only once it was answered."""
+        return rec.connected_at is not None
+
     async def follow(self, uow, rec: CallRecord, now: datetime, fx: Effects) -> None:
         """Open the window when the agent answers; let the call's own instants decide it."""
-        if rec.connected_at is None:
+        if not self.concerns(rec):
             return  # no answer, no window (the common case in the IVR: spare the queries)
         win = await uow.windows.get(rec.call_id)
         if win is None:
