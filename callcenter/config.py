@@ -49,6 +49,11 @@ class FastAgiSettings:
     port: int = 4573
     #: a connection that has not sent its whole AGI environment by then is closed
     idle_timeout_seconds: float = 10.0
+    #: the most a caller waits on one service answer (the lookup: [ivr] lookup_timeout_seconds);
+    #: past it the call goes on without the service (a frozen database holds no caller)
+    step_budget_seconds: float = 1.5
+    #: WatchdogSec in the systemd unit: the FastAGI loop pings systemd (sd_notify WATCHDOG=1)
+    #: while it runs; nothing to set here, the interval comes from systemd (WATCHDOG_USEC)
 
 
 @dataclass(frozen=True)
@@ -269,6 +274,11 @@ def _validate(s: Settings) -> None:
             "must be between 0 and 300 seconds",
         ),
         ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
+        (
+            "fastagi.step_budget_seconds",
+            0 < s.fastagi.step_budget_seconds <= 10,
+            "must be between 0 and 10 seconds",
+        ),
         (
             "voicemail.max_seconds",
             5 <= s.voicemail.max_seconds <= 45,
