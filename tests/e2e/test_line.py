@@ -558,3 +558,49 @@ async def test_recording_route_answers_404_without_a_recording(client, superviso
         assert (await r.json())["error"] == "ticket_not_found"
     async with client.get("/api/v1/tickets/x/recording", headers=headers) as r:
         assert r.status == 422
+
+
+# --- fact 18: a frozen FastAGI server holds the caller until its process dies ----------------
+
+FROZEN_SERVER = """
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen()
+print(s.getsockname()[1], flush=True)
+conns = []
+while True:
+    c, _ = s.accept()
+    conns.append(c)  # holds the connection, answers nothing
+"""
+
+
+async def test_peer_reproduces_fact_18_a_frozen_fastagi_server(tmp_path):
+    """A real server process, stopped with SIGSTOP: the peer, as Asterisk, has no inactivity
+    timeout and holds the caller; only the process dying (SIGKILL closes its sockets) returns
+    control to the dialplan, with AGISTATUS=SUCCESS and no route (so the fallback runs)."""
+    import os
+    import signal
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", FROZEN_SERVER, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        port = int(await proc.stdout.readline())
+        os_kill = os.kill
+        os_kill(proc.pid, signal.SIGSTOP)
+        session = asyncio.create_task(
+            run_fastagi("127.0.0.1", port, "collect_certificate", Caller(), timeout=60)
+        )
+        done, _ = await asyncio.wait({session}, timeout=1.0)
+        assert not done  # still in AGI(), in silence
+        os_kill(proc.pid, signal.SIGKILL)
+        res = await asyncio.wait_for(session, 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    assert res.agistatus == "SUCCESS"
+    assert "CC_ROUTE" not in res.variables
+    assert res.commands == []
