@@ -49,6 +49,8 @@ def fastagi_container_factory(main):
             main_loop.call_soon_threadsafe(main.scheduler.add, when, kind, key)
 
         c.calls.on_timer = c.tickets.on_timer = c.voicemail.on_timer = on_timer
+        if main.outbox is not None:  # a ticket made here is forwarded by the main worker
+            c.voicemail.factory.on_outbox = lambda: main_loop.call_soon_threadsafe(main.outbox.wake)
         return c
 
     return make

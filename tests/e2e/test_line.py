@@ -604,3 +604,16 @@ async def test_peer_reproduces_fact_18_a_frozen_fastagi_server(tmp_path):
     assert res.agistatus == "SUCCESS"
     assert "CC_ROUTE" not in res.variables
     assert res.commands == []
+
+
+async def test_the_message_path_has_the_same_lockout(closed_dial, container, clock):
+    unknown = [Dtmf(f"555000{k}#") for k in range(1, 6)]
+    first = await closed_dial(Caller(caller_id="79990000015", actions=[Dtmf("1"), *unknown[:3]]))
+    assert 'STREAM FILE callcenter/vm-refused ""' in first.commands
+    second = await closed_dial(
+        Caller(caller_id="79990000015", uniqueid="1795482900.3",
+               actions=[Dtmf("1"), *unknown[3:], Speak(5000)])
+    )  # fmt: skip
+    assert 'STREAM FILE callcenter/locked ""' in second.commands
+    assert not any(c.startswith("RECORD FILE") for c in second.commands)
+    assert await _tickets(container, clock) == []
