@@ -617,3 +617,33 @@ async def test_the_message_path_has_the_same_lockout(closed_dial, container, clo
     assert 'STREAM FILE callcenter/locked ""' in second.commands
     assert not any(c.startswith("RECORD FILE") for c in second.commands)
     assert await _tickets(container, clock) == []
+
+
+async def test_voicemail_route_refuses_bad_input_with_stable_codes(
+    client, pbx_token, registry_data, tmp_path
+):
+    import base64
+
+    from tests.agi_peer import _write_wav
+    from tests.e2e.conftest import EXPIRED
+
+    _write_wav(str(tmp_path / "m.wav"), 16000)
+    wav = base64.b64encode((tmp_path / "m.wav").read_bytes()).decode()
+    headers = {"Authorization": f"Bearer {pbx_token}"}
+
+    async def post(**body):
+        base = {"call_id": "9.1", "number": VALID, "caller": "79990000016", "recording": wav}
+        async with client.post("/api/v1/ivr/voicemail", json={**base, **body},
+                               headers=headers) as r:  # fmt: skip
+            return r.status, await r.json()
+
+    status, body = await post(recording="not base64!")
+    assert (status, body["error"]) == (422, "invalid_recording")
+    status, body = await post(recording=base64.b64encode(b"RIFF0000NOTAWAVE" * 1000).decode())
+    assert (status, body["error"]) == (422, "invalid_recording")
+    status, body = await post(number=EXPIRED)
+    assert (status, body["error"]) == (422, "invalid_certificate")
+    status, body = await post()
+    assert status == 201
+    again, body2 = await post()  # the same call's message twice is one ticket
+    assert again == 201 and body2["ticket_id"] == body["ticket_id"]
