@@ -94,6 +94,7 @@ class IvrService:
                 async with self._uow() as uow:
                     await uow.certificates.mark_first_request(number, at)
                     await uow.commit()
+                self.registry.forget(number)
             return {"status": status, "last4": number[-4:]}
         if result.status is not LookupStatus.UNKNOWN:
             return {"status": status, "last4": number[-4:]}  # a real certificate: no guess

@@ -47,6 +47,9 @@ class _TtlCache:
     def clear(self) -> None:
         self._data.clear()
 
+    def forget(self, key: str) -> None:
+        self._data.pop(key, None)
+
 
 class CertificateRegistry:
     def __init__(
@@ -73,6 +76,12 @@ class CertificateRegistry:
         if cert is None:
             return LookupResult(number, LookupStatus.UNKNOWN, service=svc)
         return LookupResult(number, cert.status_on(at.astimezone(MOSCOW).date(), svc), cert, svc)
+
+    def forget(self, number: str) -> None:
+        """The cached copy of this certificate is stale (its first request was just stored):
+        the next lookup reads it again, instead of finding it unmarked for ``cache_seconds``
+        and writing the mark again on every call meanwhile."""
+        self._cache.forget(number)
 
     async def get(self, number: str) -> Certificate:
         cert = await self._load(number)
