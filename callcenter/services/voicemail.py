@@ -101,8 +101,12 @@ class VoicemailService:
                 known = await uow.tickets.for_call(call_id)
                 await uow.commit()
                 return known
-            await uow.certificates.mark_first_request(number, now)
+            first = cert is not None and cert.first_request_at is None
+            if first:  # the holder's first request
+                await uow.certificates.mark_first_request(number, now)
             await uow.commit()
+        if first:
+            self.registry.forget(number)  # the cached copy does not know it yet
         ticket.id = tid
         self.on_timer(ticket.warn75_at, TimerKind.TICKET_WARN75, tid)
         self.on_timer(ticket.warn90_at, TimerKind.TICKET_WARN90, tid)
