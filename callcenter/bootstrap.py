@@ -14,6 +14,7 @@ from callcenter.adapters import db
 from callcenter.adapters.clock import SystemClock
 from callcenter.adapters.gauges import read_gauges
 from callcenter.adapters.metrics import Metrics
+from callcenter.adapters.recordings import RecordingStore, recordings_folder
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -32,6 +33,7 @@ from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
+from callcenter.services.voicemail import VoicemailService
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,7 @@ class Container:
     outbox: OutboxWorker | None
     ivr: IvrService
     desk: AgentDesk
+    voicemail: VoicemailService
     #: the configured helpdesk adapter (None: tickets live here only), its answer poller
     #: (Redmine) and the webhook's inbox of answers
     helpdesk: object | None = None
@@ -182,7 +185,15 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         "Timers given up after failing fires that waiting would not cure (see the log).",
         kind=kind,
     )
-    timing.on_timer = tickets.on_timer = scheduler.add
+    voicemail = VoicemailService(
+        uow_factory,
+        factory,
+        registry,
+        notifier,
+        RecordingStore(recordings_folder(settings)),
+        max_bytes=44 + 16000 * (settings.voicemail.max_seconds + 2),
+    )
+    timing.on_timer = tickets.on_timer = voicemail.on_timer = scheduler.add
     outbox = answers = None
     if helpdesk is not None:
         timeout = settings.forwarding.timeout_seconds if hd.kind == "none" else hd.timeout_seconds
@@ -247,4 +258,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         helpdesk=helpdesk,
         answers=answers,
         helpdesk_inbox=inbox,
+        voicemail=voicemail,
     )

@@ -50,6 +50,11 @@ class FastAgiSettings:
     port: int = 4573
     #: a connection that has not sent its whole AGI environment by then is closed
     idle_timeout_seconds: float = 10.0
+    #: the most a caller waits on one service answer (the lookup: [ivr] lookup_timeout_seconds);
+    #: past it the call goes on without the service (a frozen database holds no caller)
+    step_budget_seconds: float = 1.5
+    #: WatchdogSec in the systemd unit: the FastAGI loop pings systemd (sd_notify WATCHDOG=1)
+    #: while it runs; nothing to set here, the interval comes from systemd (WATCHDOG_USEC)
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,27 @@ class AgiSettings:
 
 
 @dataclass(frozen=True)
+class VoicemailSettings:
+    """The closed line that takes a message (R-9 going further): outside working time the
+    caller may leave the certificate number and a recorded message, which becomes a written
+    ticket with source ``voicemail``."""
+
+    enabled: bool = True
+    #: where Asterisk writes the recording (RECORD FILE runs on the PBX); the service or the
+    #: process AGI reads it from there once, so it must be readable by them
+    record_dir: str = "/var/spool/asterisk/callcenter-voicemail"
+    #: the longest message; a WAV second is 16 KB and a process AGI sends the recording in
+    #: one JSON body of at most 1 MiB (base64), hence at most 45 s
+    max_seconds: int = 40
+    #: this much silence ends the message (RECORD FILE's s=)
+    silence_seconds: int = 4
+    #: where the service keeps recordings with their tickets; empty: ``recordings`` beside the
+    #: SQLite file (``var/recordings`` on PostgreSQL). Kept as long as the calls (never
+    #: deleted by the service).
+    dir: str = ""
+
+
+@dataclass(frozen=True)
 class AmiSettings:
     """The Asterisk Manager Interface as a second source of call events."""
 
@@ -114,6 +140,9 @@ class AmiSettings:
     port: int = 5038
     username: str = "callcenter"
     secret: str = ""
+    #: the support line's queues, comma-separated (empty: [ivr] queue); queue events of any
+    #: other queue, and calls that never entered the line, are not taken
+    queues: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,6 +222,7 @@ class Settings:
     ivr: IvrSettings = field(default_factory=IvrSettings)
     agi: AgiSettings = field(default_factory=AgiSettings)
     ami: AmiSettings = field(default_factory=AmiSettings)
+    voicemail: VoicemailSettings = field(default_factory=VoicemailSettings)
     timers: TimerSettings = field(default_factory=TimerSettings)
     events: EventSettings = field(default_factory=EventSettings)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
@@ -280,6 +310,21 @@ def _validate(s: Settings) -> None:
             "must be between 0 and 300 seconds",
         ),
         ("ami.secret", not s.ami.enabled or bool(s.ami.secret), "is required when ami.enabled"),
+        (
+            "fastagi.step_budget_seconds",
+            0 < s.fastagi.step_budget_seconds <= 10,
+            "must be between 0 and 10 seconds",
+        ),
+        (
+            "voicemail.max_seconds",
+            5 <= s.voicemail.max_seconds <= 45,
+            "must be between 5 and 45 seconds",
+        ),
+        (
+            "voicemail.silence_seconds",
+            1 <= s.voicemail.silence_seconds <= 30,
+            "must be between 1 and 30 seconds",
+        ),
         ("certificates.min_length", s.certificates.min_length >= 1, "must be at least 1"),
         (
             "certificates.max_length",

@@ -17,6 +17,7 @@ from callcenter.config import Settings
 from callcenter.web.app import init_app
 
 log = logging.getLogger(__name__)
+FASTAGI_ADDRESS = web.AppKey("fastagi_address", tuple)
 
 
 async def prepare(settings: Settings, *, demo: bool = False, clock=None):
@@ -59,17 +60,46 @@ async def check_helpdesk(container) -> None:
         )
 
 
+def fastagi_container_factory(main):
+    """A container of its own for the FastAGI thread (its engine and pool, built in that
+    thread's loop), wired back to the main one: pushes to the screens and timers to arm go
+    to the main loop's notifier and scheduler, counts to the same metrics."""
+    main_loop = asyncio.get_running_loop()
+
+    async def make():
+        c = bootstrap.build(main.settings, clock=main.clock)
+        c.metrics = main.metrics
+        c.ivr.on_locked = main.ivr.on_locked
+        c.notifier.publish = lambda msg: main_loop.call_soon_threadsafe(main.notifier.publish, msg)
+
+        def on_timer(when, kind, key) -> None:
+            main_loop.call_soon_threadsafe(main.scheduler.add, when, kind, key)
+
+        c.calls.on_timer = c.tickets.on_timer = c.voicemail.on_timer = on_timer
+        if main.outbox is not None:  # a ticket made here is forwarded by the main worker
+            c.voicemail.factory.on_outbox = lambda: main_loop.call_soon_threadsafe(main.outbox.wake)
+        return c
+
+    return make
+
+
 async def fastagi_context(app):
-    """The FastAGI server lives exactly as long as the web app (an owned resource)."""
-    from callcenter.telephony.fastagi import fastagi_server
+    """The FastAGI server lives exactly as long as the web app (an owned resource), on its
+    own thread, loop and database pool (``FastAgiThread``): nothing the web side does can
+    hold a caller."""
+    from callcenter.telephony.fastagi import FastAgiThread
     from callcenter.web.keys import CONTAINER
 
     container = app[CONTAINER]
     s = container.settings.fastagi
-    async with fastagi_server(container, s.host, s.port) as server:
-        host, port = server.sockets[0].getsockname()[:2]
-        print(f"FastAGI on agi://{host}:{port}/collect_certificate", flush=True)
+    thread = FastAgiThread(fastagi_container_factory(container), s.host, s.port)
+    host, port = await asyncio.to_thread(thread.start)
+    app[FASTAGI_ADDRESS] = (host, port)
+    print(f"FastAGI on agi://{host}:{port}/collect_certificate", flush=True)
+    try:
         yield
+    finally:
+        await asyncio.to_thread(thread.stop)
 
 
 async def _demo_calls(container) -> None:
@@ -134,15 +164,16 @@ demo_calls_context = _owned_task("demo-calls", _demo_calls)
 async def ami_context(app):
     """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
     from callcenter.adapters.ami import AmiClient
-    from callcenter.adapters.ami_events import member_pause, queue_pause, to_call_event
+    from callcenter.adapters.ami_events import SupportLine, member_pause, queue_pause
     from callcenter.domain.errors import DomainError
     from callcenter.web.keys import CONTAINER
 
     container = app[CONTAINER]
     a = container.settings.ami
+    line = SupportLine((a.queues or container.settings.ivr.queue).split(","))
 
     async def on_event(ev) -> None:
-        body = to_call_event(ev)
+        body = line.take(ev)
         if body is None:
             pause = member_pause(ev)
             if pause is not None:  # paused on the phone: the agent's page follows
@@ -217,6 +248,9 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
         gc.collect()
         gc.freeze()
         url = f"http://{settings.http.host}:{settings.http.port}"
+        from callcenter.telephony import sdnotify
+
+        sdnotify.notify("READY=1")  # (the FastAGI thread said so too; with it off, only here)
         print(
             f"callcenter serving on {url} (database: {_safe_url(settings.database.url)})",
             flush=True,

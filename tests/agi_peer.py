@@ -58,6 +58,12 @@ STREAM FILE/GET OPTION **with** escape digits, and EXEC Read:
   digit ends, after the prompt; non-escape digits are dropped).
   ``Dtmf("12", then_hangup=True)`` - digits, then the caller hangs up: GET DATA ->
   ``200 result=-1`` (the digits are lost, 03:105).
+* ``Dtmf("4000#", during="callcenter/welcome", at_ms=2000)`` - type-ahead (fact 16): typed
+  while that prompt plays.  Streamed with ``""`` the digits ending during it are dropped and
+  the rest reach the next input command; streamed with escape digits the first one ends it.
+  ``Caller(waits_for_questions=True)`` (the default) makes plain actions wait for a question
+  (GET DATA, WAIT FOR DIGIT, Read): a prompt with escape digits then takes only the digits
+  typed ``during`` it, or left over from earlier.
 * ``Timeout()`` - nothing pressed: ``200 result= (timeout)``, ``200 result=0``, or STREAM
   FILE plays to the end.
 * ``Hangup()`` - the caller hangs up during this command.
@@ -88,7 +94,14 @@ Fidelity notes (what is simulated, what is not)
 * 520 with ``PeerOptions(xmldoc=True)`` (default, the normal production build) is the
   multi-line form with the recorded usage text for the commands in 01 D.2; other commands
   get a placeholder usage line.  ``xmldoc=False`` gives the single line of 01:182.
-* RECORD FILE, CONTROL STREAM FILE, SEND/RECEIVE TEXT|CHAR|IMAGE, TDD MODE, SPEECH * and
+* RECORD FILE (res_agi.c handle_recordfile) answers the next action: ``Speak(ms, end)``
+  writes a real 8 kHz 16-bit WAV file of what was said and replies as Asterisk does: ``end``
+  ``"hash"`` -> ``200 result=35 (dtmf) endpos=N``, ``"silence"`` (the ``s=`` silence,
+  1 s of it kept) -> ``200 result=<ms left> (timeout) endpos=N``, ``"max"`` -> ``200
+  result=0 (timeout) endpos=N``, ``"hangup"`` -> ``200 result=-1 (hangup) endpos=N`` and
+  the caller is gone; ``Timeout()`` is silence from the start, ``Hangup()`` a hangup at
+  once. A folder that cannot be written gives ``200 result=-1 (writefile)``.
+* CONTROL STREAM FILE, SEND/RECEIVE TEXT|CHAR|IMAGE, TDD MODE, SPEECH * and
   GOSUB are not simulated: they raise :class:`UnsupportedCommand` (on a live channel).
 * ``endpos`` values are plausible, not recorded ones, except ``silence/N`` (N*8000),
   ``digits/*`` (7360 en / 4640 ru, 01:134,142) and values set in ``sound_durations``.
@@ -163,6 +176,7 @@ __all__ = [
     "PeerResult",
     "PeerTimeout",
     "ScenarioError",
+    "Speak",
     "Timeout",
     "UnsupportedCommand",
     "run_fastagi",
@@ -215,6 +229,11 @@ class Dtmf:
     then_timeout: bool = False
     then_hangup: bool = False
     at_ms: int | None = None
+    #: type-ahead (fact 16): the caller types while this prompt (a STREAM FILE name) plays,
+    #: ``at_ms`` after it starts. Streamed with escape digits, the first one ends the prompt
+    #: and the rest reach the next input command; streamed with ``""``, every digit that
+    #: ends while it plays is dropped and only the later ones reach the next input command.
+    during: str | None = None
 
     def __post_init__(self) -> None:
         bad = set(self.digits) - _DTMF_CHARS
@@ -234,7 +253,20 @@ class Hangup:
     """The caller hangs up during the next input command."""
 
 
-Action = Dtmf | Timeout | Hangup
+@dataclass(frozen=True)
+class Speak:
+    """The caller speaks for ``ms`` during RECORD FILE, then ``end``: ``"hash"`` (presses
+    #), ``"silence"`` (goes quiet), ``"max"`` (talks past the limit) or ``"hangup"``."""
+
+    ms: int
+    end: str = "hash"
+
+    def __post_init__(self) -> None:
+        if self.end not in ("hash", "silence", "max", "hangup"):
+            raise ValueError(f"Speak.end: {self.end!r}")
+
+
+Action = Dtmf | Timeout | Hangup | Speak
 
 
 @dataclass
@@ -269,6 +301,10 @@ class Caller:
     accountcode: str = ""
     answered: bool = True
     hangup_cause: int = 16
+    #: the caller waits for each question: plain actions answer only GET DATA, WAIT FOR
+    #: DIGIT and Read, and a prompt streamed with escape digits takes only an action typed
+    #: ``during`` it (type-ahead, fact 16); else it plays to its end
+    waits_for_questions: bool = True
 
 
 DEFAULT_SOUND_FILES = frozenset(
@@ -593,6 +629,7 @@ class FakeAsterisk:
             ("SAY", "DATE"): self._say_date,
             ("SAY", "TIME"): self._say_date,
             ("SAY", "DATETIME"): self._say_datetime,
+            ("RECORD", "FILE"): self._record_file,
             ("SET", "AUTOHANGUP"): self._set_autohangup,
             ("SET", "CALLERID"): self._set_callerid,
             ("SET", "CONTEXT"): self._set_context,
@@ -862,6 +899,9 @@ class FakeAsterisk:
                 "context": self.context,
                 "exten": self.extension,
                 "channeltype": c.channel.split("/", 1)[0],
+                # fact 17: empty on Local channels (and so here unless a test sets
+                # "CHANNEL(hangupsource)" in Caller.variables, as a SIP channel has it)
+                "hangupsource": "",
             }.get(item)
         if fname in ("CALLERID", "CONNECTEDLINE"):
             num, name = (
@@ -1124,7 +1164,11 @@ class FakeAsterisk:
             self.clock_ms += 500
             return None, False
         played_ms = (full - offset) // 8
-        if esc:
+        if not esc:
+            self._typed_over(name, played_ms)
+        if esc and self.caller.waits_for_questions and not self._typed_during(name):
+            pass  # the caller is listening: the prompt plays to its end
+        elif esc:
             action = self._next_action()
             if isinstance(action, Hangup):
                 self.clock_ms += 1000
@@ -1141,6 +1185,76 @@ class FakeAsterisk:
                     return [f"200 result=-1 endpos={pos(at)}"], True
         self.clock_ms += played_ms + option_ms
         return [f"200 result=0 endpos={full}"], False
+
+    def _record_file(self, w: list[str], more: bool) -> object:
+        """RECORD FILE file format escape timeout [offset] [BEEP] [s=silence]."""
+        if len(w) < 6 or _sscanf_int(w[5]) is None:
+            return _USAGE_MARK
+        limit_ms = _sscanf_int(w[5]) or 0
+        silence_ms = 0
+        for extra in w[6:9]:
+            if extra.startswith("s="):
+                silence_ms = _atoi(extra[2:]) * 1000
+        if self._interrupt:
+            return self._media_hangup("200 result=-1 (hangup) endpos=0")
+        self.clock_ms += 450 if any(x == "BEEP" for x in w[6:8]) else 0
+        action = self._next_action()
+        if isinstance(action, Hangup):
+            spoken, end = 0, "hangup"
+        elif isinstance(action, Speak):
+            spoken, end = action.ms, action.end
+        else:  # Timeout, or digits: the caller says nothing
+            spoken, end = 0, "silence"
+        if end == "max" or (limit_ms > 0 and spoken >= limit_ms):
+            spoken, end = limit_ms, "max"
+        if end == "silence" and not silence_ms:
+            spoken, end = limit_ms, "max"  # nothing ends it but the limit
+        kept = spoken + (min(1000, silence_ms) if end == "silence" else 0)
+        samples = kept * 8
+        path = f"{w[2]}.{w[3]}"
+        try:
+            _write_wav(path, samples)
+        except OSError:
+            self._fail()
+            return ["200 result=-1 (writefile)"]
+        self.record("##", f"recorded {kept} ms into {path} ({end})")
+        self.clock_ms += spoken + (silence_ms if end == "silence" else 0)
+        if end == "hangup":
+            return self._media_hangup(f"200 result=-1 (hangup) endpos={samples}")
+        if end == "hash":
+            return [f"200 result={ord('#')} (dtmf) endpos={samples}"]
+        if end == "silence":
+            left = max(limit_ms - spoken - silence_ms, 1) if limit_ms > 0 else 1
+            return [f"200 result={left} (timeout) endpos={samples}"]
+        return [f"200 result=0 (timeout) endpos={samples}"]
+
+    def _typed_during(self, name: str) -> bool:
+        """Digits are waiting to be heard during this prompt (pending, or typed during it)."""
+        if self._pending is not None:
+            return True
+        head = self._actions[0] if self._actions else None
+        return isinstance(head, Dtmf) and head.during == name
+
+    def _typed_over(self, name: str, played_ms: int) -> None:
+        """Fact 16: digits typed during a prompt streamed without escape digits are lost;
+        those that end after it reach the next input command."""
+        if self._pending is not None or not self._actions:
+            return
+        action = self._actions[0]
+        if not isinstance(action, Dtmf) or action.during != name:
+            return
+        self._actions.popleft()
+        at = action.at_ms if action.at_ms is not None else 200
+        lost = sum(1 for k in range(len(action.digits)) if at + 350 * k < played_ms)
+        self.record("##", f"DTMF {action.digits[:lost]!r} lost during {name} (no escape digits)")
+        rest = action.digits[lost:]
+        if rest:
+            first_after = at + 350 * lost - played_ms
+            self._pending = Dtmf(
+                rest, action.then_timeout, action.then_hangup, at_ms=max(first_after, 0)
+            )
+        elif action.then_hangup:
+            self._hangup_after = True
 
     def _stream_file(self, w: list[str], more: bool) -> object:
         if len(w) not in (4, 5):
@@ -1306,6 +1420,22 @@ class FakeAsterisk:
         self._set(var, digits, by_script=False)
         self.vars["READSTATUS"] = status
         return 0
+
+
+def _write_wav(path: str, samples: int) -> None:
+    """What Asterisk's ``wav`` format writes: 8 kHz, 16-bit, mono PCM (a quiet tone)."""
+    import math
+    import struct
+    import wave
+
+    frames = b"".join(
+        struct.pack("<h", int(800 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(samples)
+    )
+    with wave.open(path, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(frames)
 
 
 # --------------------------------------------------------------------------------------

@@ -283,6 +283,7 @@ def _ticket_from(row) -> Ticket:
         helpdesk_ref=row.helpdesk_ref,
         helpdesk_url=row.helpdesk_url,
         answer_source=row.answer_source,
+        recording=row.recording,
     )
 
 
@@ -311,6 +312,7 @@ class TicketRepository:
                 escalation_reason=tk.escalation_reason,
                 policy_id=tk.policy_id,
                 created_at=now,
+                recording=tk.recording,
             )
             .on_conflict_do_nothing(index_elements=[t.tickets.c.call_id])
         )

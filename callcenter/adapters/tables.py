@@ -274,7 +274,7 @@ tickets = Table(
     "tickets",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("source", String(8), nullable=False),
+    Column("source", String(16), nullable=False),
     Column("call_id", String(64), nullable=True, unique=True),
     Column("certificate_number", String(32), nullable=True),
     Column("full_name", String(300), nullable=False, server_default=""),
@@ -300,6 +300,7 @@ tickets = Table(
     Column("helpdesk_url", String(500), nullable=True),
     #: where the written answer was recorded: "helpdesk" or "here" (this service's API)
     Column("answer_source", String(12), nullable=True),
+    Column("recording", String(200), nullable=True),
     Index("ix_tickets_status_due_at", "status", "due_at"),
     Index("ix_tickets_received_at", "received_at"),
 )

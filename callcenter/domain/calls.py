@@ -331,6 +331,8 @@ class Ticket:
     helpdesk_url: str | None = None
     #: where the written answer was recorded: "helpdesk" (its reply) or "here" (our API)
     answer_source: str | None = None
+    #: a voicemail ticket's recording: a file name in the service's recordings folder
+    recording: str | None = None
 
     @property
     def withdrawn(self) -> bool:
@@ -374,6 +376,7 @@ class Ticket:
             "withdrawn_reason": self.withdrawn_reason,
             "helpdesk_url": self.helpdesk_url,
             "answer_source": self.answer_source,
+            "has_recording": self.recording is not None,
         }
 
     def state_at(self, now: datetime) -> str:

@@ -59,6 +59,12 @@ class IvrService:
         cal = self.calendars.for_policy(await self.policy.in_force_at(at))
         return cal.is_open(at), cal.next_opening(at)
 
+    def local_working_time(self, at: datetime) -> tuple[bool, datetime]:
+        """The same question without the database: the configured base policy's hours (what a
+        process AGI's local calendar answers when the service is down)."""
+        cal = self.calendars.for_policy(self.policy.base)
+        return cal.is_open(at), cal.next_opening(at)
+
     async def caller_certificates(self, caller: str, at: datetime) -> list[dict]:
         """The caller-ID shortcut: certificates naming this phone as an authorised contact."""
         return [

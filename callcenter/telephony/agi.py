@@ -68,6 +68,7 @@ __all__ = [
     "parse_env",
     "parse_reply",
     "quote_arg",
+    "record_file",
     "say_alpha",
     "say_digits",
     "say_number",
@@ -574,6 +575,31 @@ def stream_file(name: str, escape_digits: str = "", sample_offset: int | None = 
     parts = ["STREAM FILE", quote_arg(name), _always_quoted(escape_digits)]
     if sample_offset is not None:
         parts.append(str(int(sample_offset)))
+    return _line(*parts)
+
+
+def record_file(
+    name: str,
+    fmt: str = "wav",
+    escape_digits: str = "#",
+    timeout_ms: int = -1,
+    *,
+    beep: bool = True,
+    silence_s: int | None = None,
+) -> str:
+    """``RECORD FILE /path/msg wav "#" 40000 0 BEEP s=4`` (res_agi.c handle_recordfile: the
+    offset comes first so that BEEP is read as the beep, and ``s=`` is the silence that ends
+    the recording). Replies: ``200 result=<digit> (dtmf) endpos=N``, ``200 result=N (timeout)
+    endpos=N`` (time or silence), ``200 result=-1 (hangup) endpos=N``, and ``200 result=-1
+    (writefile)`` when the file cannot be written."""
+    parts = ["RECORD FILE", quote_arg(name), quote_arg(fmt), _always_quoted(escape_digits)]
+    parts.append(str(int(timeout_ms)))
+    if beep or silence_s is not None:
+        parts.append("0")
+    if beep:
+        parts.append("BEEP")
+    if silence_s is not None:
+        parts.append(f"s={int(silence_s)}")
     return _line(*parts)
 
 

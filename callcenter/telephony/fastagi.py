@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -26,6 +27,12 @@ REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
 ENV_TIMEOUT = 10.0  # the default of [fastagi] idle_timeout_seconds
 MAX_LINE = 64 * 1024  # a longer line is not AGI: the connection is closed
 REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be stored
+#: the default of [fastagi] step_budget_seconds: the most a caller waits on one service
+#: answer (working time, the caller-ID shortcut, a voicemail); the lookup has its own
+#: [ivr] lookup_timeout_seconds. Asterisk never times out a FastAGI session (fact 18), so a
+#: frozen database must cost a caller one budget, not the call
+STEP_BUDGET = 1.5
+REPORT_BUDGET = 10.0  # an event not stored by then goes to the spool (stamped: a retry dedups)
 SPOOL_FLUSH_SECONDS = 15.0  # how often events kept during an outage are tried again
 
 
@@ -43,8 +50,14 @@ class InProcessResolver:
             return await self._report(action.event)
         try:
             if isinstance(action, flows.WorkingTime):
-                is_open, nxt = await c.ivr.working_time(c.clock.now())
+                try:
+                    is_open, nxt = await c.ivr.working_time(c.clock.now())
+                except Exception as exc:  # the policy book is in the database: decide locally
+                    log.warning("working time from the local calendar (%s)", exc)
+                    is_open, nxt = c.ivr.local_working_time(c.clock.now())
                 return flows.OpenState(is_open, nxt)
+            if isinstance(action, flows.Voicemail):
+                return await self._voicemail(action)
             if isinstance(action, flows.CallerCertificates):
                 found = await c.ivr.caller_certificates(action.caller, c.clock.now())
                 return [flows.Hint(h["number"], h["status"]) for h in found]
@@ -68,12 +81,43 @@ class InProcessResolver:
             return flows.SERVICE_DOWN
         raise TypeError(f"unknown action {action!r}")
 
+    async def _voicemail(self, action: flows.Voicemail) -> int | None:
+        """The recording Asterisk wrote (this host, or a folder shared with it) becomes a
+        ticket; the file is removed once the ticket holds its copy."""
+        try:
+            audio = await asyncio.to_thread(_read, action.path)
+        except OSError as exc:
+            log.warning("voicemail of call %s: cannot read %s (%s)", action.call_id,
+                        action.path, exc)  # fmt: skip
+            return None
+        c = self.c
+        try:
+            ticket = await c.voicemail.leave(
+                call_id=action.call_id, caller=action.caller, number=action.number,
+                audio=audio, now=c.clock.now(),
+            )  # fmt: skip
+        except DomainError as exc:
+            log.warning("voicemail of call %s refused: %s", action.call_id, exc.message)
+            return None
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(os.unlink, action.path)
+        return ticket.id
+
+    def without_service(self, action):
+        """The answer when the service cannot be waited for: working time from the base
+        policy's calendar, nothing else."""
+        if isinstance(action, flows.WorkingTime):
+            now = self.c.clock.now()
+            return flows.OpenState(*self.c.ivr.local_working_time(now))
+        return flows.SERVICE_DOWN
+
     async def _report(self, body: dict):
         """Record an event; if the database cannot take it now, keep it in the spool (as the
         process AGI does), stamped with when it happened, for :func:`flush_spool`."""
         now = self.c.clock.now()
         try:
-            stored, _ = await self.c.calls.record(body, now)  # no "at": it happened now
+            async with asyncio.timeout(REPORT_BUDGET):  # a frozen database: spool it
+                stored, _ = await self.c.calls.record(body, now)  # no "at": it happened now
             return stored
         except DomainError as exc:
             log.warning("FastAGI event refused: %s (%s)", exc.message, body.get("event"))
@@ -83,6 +127,11 @@ class InProcessResolver:
             if self.spool is not None:  # stamped: sent later, it is still the same event
                 await asyncio.to_thread(self.spool.keep, {"at": now.isoformat(), **body})
             return flows.SERVICE_DOWN
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 async def flush_spool(container, spool: Spool, limit: int = 200) -> int:
@@ -140,8 +189,13 @@ class Session:
         metrics=None,
         idle_timeout: float = ENV_TIMEOUT,
         peer: str = "?",
+        step_budget: float = STEP_BUDGET,
+        lookup_budget: float = 3.0,
     ) -> None:
         self.reader, self.writer = reader, writer
+        self.step_budget, self.lookup_budget = step_budget, lookup_budget
+        #: a service answer ran past its budget: the rest of the call goes without it
+        self.service_down = False
         self.peer = peer
         self.idle_timeout = idle_timeout
         self.resolve, self.options, self.metrics = resolve, options, metrics
@@ -216,16 +270,36 @@ class Session:
                     self.reports.append(asyncio.ensure_future(self.resolve(action)))
                     result = None
                 else:
-                    result = await self.resolve(action)
+                    result = await self._ask(action)
                 action = flow.send(result)
         except StopIteration as stop:
             return stop.value
         finally:
             # ...but the session is not over until its events are stored, or a while has
-            # passed (a database outage must not hold Asterisk's channel: the writes go on)
-            if self.reports:
+            # passed (a database outage must not hold Asterisk's channel: the writes go on);
+            # with the service past its budget, not at all (they end in the spool)
+            if self.reports and not self.service_down:
                 await asyncio.wait(self.reports, timeout=REPORT_WAIT)
             self.busy += time.perf_counter() - mark
+
+    async def _ask(self, action):
+        """A service action within its budget. Once one ran out (a frozen database, a stalled
+        pool), the rest of this call is answered without the service, at once."""
+        if not self.service_down:
+            budget = self.lookup_budget if isinstance(action, flows.Check) else self.step_budget
+            try:
+                async with asyncio.timeout(budget):
+                    return await self.resolve(action)
+            except TimeoutError:
+                self.service_down = True
+                log.warning(
+                    "FastAGI %s: %s took over %g s; this call goes on without the service",
+                    self.peer,
+                    type(action).__name__,
+                    budget,
+                )
+        fallback = getattr(self.resolve, "without_service", None)
+        return flows.SERVICE_DOWN if fallback is None else fallback(action)
 
     async def _read_env(self) -> dict[str, str]:
         parser = agi.EnvParser()
@@ -319,13 +393,19 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
     flusher = asyncio.create_task(_flush_now_and_then(container, spool), name="fastagi-spool")
 
     idle = container.settings.fastagi.idle_timeout_seconds
+    budgets = {
+        "step_budget": container.settings.fastagi.step_budget_seconds,
+        "lookup_budget": container.settings.ivr.lookup_timeout_seconds,
+    }
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         sessions.add(task)
         peer = _peer(writer)
         try:
-            session = Session(reader, writer, resolve, options, container.metrics, idle, peer)
+            session = Session(
+                reader, writer, resolve, options, container.metrics, idle, peer, **budgets
+            )
             await session.run()
         except NotAgi as exc:  # a probe, a scanner, a misconfigured client: not our bug
             log.warning("FastAGI %s: %s; connection closed", peer, exc)
@@ -355,3 +435,74 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
         if sessions:
             await asyncio.gather(*sessions, return_exceptions=True)
         await server.wait_closed()
+
+
+class FastAgiThread:
+    """The FastAGI server on a thread of its own, with its own event loop and its own
+    container (engine, connection pool, use cases) made by ``make_container`` in that loop.
+
+    Nothing else the process does (pages, reports, imports, logins, the timers) runs on that
+    loop, so none of it can stall a caller; what the server's use cases would push to the
+    screens or arm as timers is handed to the main loop by ``make_container``'s wiring. The
+    systemd watchdog is pinged from this loop (:mod:`callcenter.telephony.sdnotify`).
+    """
+
+    def __init__(self, make_container, host: str, port: int, *, environ=None) -> None:
+        self.make_container, self.host, self.port = make_container, host, port
+        self.environ = environ
+        self.address: tuple[str, int] | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="fastagi", daemon=True)
+
+    def start(self, timeout: float = 60.0) -> tuple[str, int]:
+        """Start serving; the address it listens on (raises what start-up raised)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the FastAGI thread did not start")
+        if self._error is not None:
+            raise self._error
+        assert self.address is not None
+        return self.address
+
+    def stop(self, timeout: float = 40.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # reported to start(), or logged once serving
+            if not self._ready.is_set():
+                self._error = exc
+            else:
+                log.exception("the FastAGI thread failed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from callcenter.telephony import sdnotify
+
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        container = await self.make_container()
+        try:
+            async with fastagi_server(container, self.host, self.port) as server:
+                self.address = server.sockets[0].getsockname()[:2]
+                self._ready.set()
+                sdnotify.notify("READY=1", self.environ)
+                pinger = asyncio.create_task(sdnotify.watchdog(self.environ), name="watchdog")
+                try:
+                    await self._stop.wait()
+                finally:
+                    pinger.cancel()
+                    sdnotify.notify("STOPPING=1", self.environ)
+            try:
+                await asyncio.wait_for(container.calls.drain(), 30)
+            except TimeoutError:
+                log.error("FastAGI events still unwritten after 30 s at shutdown")
+        finally:
+            await container.close()

@@ -80,6 +80,23 @@ class Check(_Frozen):
         _set(self, "number", number)
 
 
+class Voicemail(_Frozen):
+    """A message recorded on the closed line (``path``: the WAV file Asterisk wrote); the
+    driver answers with the ticket's id, or SERVICE_DOWN / None when none was made."""
+
+    __slots__ = __match_args__ = ("call_id", "caller", "number", "path")
+    call_id: str
+    caller: str | None
+    number: str
+    path: str
+
+    def __init__(self, call_id: str, caller: str | None, number: str, path: str) -> None:
+        _set(self, "call_id", call_id)
+        _set(self, "caller", caller)
+        _set(self, "number", number)
+        _set(self, "path", path)
+
+
 class Report(_Frozen):
     __slots__ = __match_args__ = ("event",)
     event: dict[str, Any]
@@ -134,6 +151,11 @@ class IvrOptions(_Frozen):
         "offer_timeout_ms",
         "queue",
         "source",
+        "language",
+        "voicemail",
+        "record_dir",
+        "record_max_ms",
+        "record_silence_s",
     )
     min_length: int
     max_length: int
@@ -143,6 +165,11 @@ class IvrOptions(_Frozen):
     offer_timeout_ms: int
     queue: str
     source: str
+    language: str
+    voicemail: bool
+    record_dir: str
+    record_max_ms: int
+    record_silence_s: int
 
     def __init__(
         self,
@@ -154,6 +181,11 @@ class IvrOptions(_Frozen):
         offer_timeout_ms: int = 5000,
         queue: str = "support",
         source: str = "agi",
+        language: str = "ru",
+        voicemail: bool = True,
+        record_dir: str = "/var/spool/asterisk/callcenter-voicemail",
+        record_max_ms: int = 40_000,
+        record_silence_s: int = 4,
     ) -> None:
         _set(self, "min_length", min_length)
         _set(self, "max_length", max_length)
@@ -163,11 +195,16 @@ class IvrOptions(_Frozen):
         _set(self, "offer_timeout_ms", offer_timeout_ms)
         _set(self, "queue", queue)
         _set(self, "source", source)
+        _set(self, "language", language)
+        _set(self, "voicemail", voicemail)
+        _set(self, "record_dir", record_dir)
+        _set(self, "record_max_ms", record_max_ms)
+        _set(self, "record_silence_s", record_silence_s)
 
     @classmethod
     def from_settings(cls, settings, source: str) -> IvrOptions:
         """The options of ``callcenter.config.Settings`` (duck-typed: this module stays lean)."""
-        c, i = settings.certificates, settings.ivr
+        c, i, vm = settings.certificates, settings.ivr, settings.voicemail
         return cls(
             min_length=c.min_length,
             max_length=c.max_length,
@@ -176,6 +213,11 @@ class IvrOptions(_Frozen):
             digit_timeout_ms=i.digit_timeout_ms,
             queue=i.queue,
             source=source,
+            language=i.language,
+            voicemail=vm.enabled,
+            record_dir=vm.record_dir,
+            record_max_ms=vm.max_seconds * 1000,
+            record_silence_s=vm.silence_seconds,
         )
 
     def number_problem(self, digits: str) -> str | None:
@@ -255,6 +297,24 @@ _FAIL_PROMPTS = {
 }
 
 
+#: a message shorter than this says nothing: no ticket. RECORD FILE keeps 1 s of the silence
+#: that ended it, so this is that second and half a second more (at 8 kHz)
+MIN_MESSAGE_SAMPLES = 12000
+
+
+def _file_name(call_id: str) -> str:
+    """The recording's file name (no extension) for a call id such as ``1795482833.0``."""
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in call_id)
+    return "voicemail-" + (safe.lstrip(".") or "call")
+
+
+#: the language a caller switches to with ``*`` after the welcome
+OTHER_LANGUAGE = {"ru": "en", "en": "ru"}
+
+#: the keys that end a prompt preceding a digit collection (``#`` alone says nothing yet)
+TYPE_AHEAD = "0123456789*"
+
+
 def _caller_number(env: dict[str, str]) -> str | None:
     raw = env.get("agi_callerid", "").strip()
     if not raw or raw.lower() == "unknown" or not any(ch.isdigit() for ch in raw):
@@ -294,6 +354,130 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
         for name in names:
             yield from command(agi.stream_file(sound(name)))
 
+    def play_ahead(*names: str) -> Generator[Any, Any, str]:
+        """Prompts that precede a digit collection, streamed with the digits as escape
+        digits: a caller who types ahead ends the prompt, and the key pressed is returned
+        to be fed into the collection (fact 16: without escape digits it would be lost)."""
+        for name in names:
+            reply = yield from command(agi.stream_file(sound(name), TYPE_AHEAD))
+            if reply.dtmf:
+                return reply.dtmf
+        return ""
+
+    def identify(ahead: str) -> Generator[Any, Any, str]:
+        """The number, up to ``max_attempts`` tries, each failure told why: the status it
+        ends with (VALID, LOCKED, UNVERIFIED when the service is down, else the last one)."""
+        status = v.NO_INPUT
+        while out.attempts < opts.max_attempts:
+            out.attempts += 1
+            digits = yield from collect("enter-number", ahead, opts.max_length)
+            ahead = ""
+            if not digits:
+                said = "no-input"
+            elif (problem := opts.number_problem(digits)) is not None:
+                out.log.append(f"attempt {out.attempts}: rejected locally ({problem})")
+                status = v.UNKNOWN
+                out.number = digits[: opts.max_length]
+                said = "invalid-number"
+            else:
+                out.number = digits
+                checked = yield from service(Check(out.call_id, caller, digits))
+                status = v.UNVERIFIED if checked is SERVICE_DOWN else checked
+                yield from report(
+                    "certificate_checked", certificate=digits, status=status, attempt=out.attempts
+                )
+                if status in (v.VALID, v.LOCKED, v.UNVERIFIED):
+                    return status
+                said = _FAIL_PROMPTS.get(status, "not-found")
+            if out.attempts < opts.max_attempts:
+                ahead = yield from play_ahead(said, "try-again")
+            else:
+                yield from play(said)
+        if status == v.NO_INPUT:
+            yield from report("certificate_checked", status=v.NO_INPUT, attempt=out.attempts)
+        return status
+
+    def voicemail() -> Generator[Any, Any, None]:
+        """The closed line takes a message: the number (same lookup and lockout as in
+        hours), a recording, a ticket whose number is read back. An invalid certificate is
+        told why and not recorded."""
+        reply = yield from command(agi.get_data(sound("vm-offer"), opts.offer_timeout_ms, 1))
+        if reply.digits != "1":
+            return
+        status = yield from identify("")
+        if status == v.LOCKED:
+            yield from play("locked")
+            return
+        if status == v.UNVERIFIED:
+            yield from play("vm-unavailable")
+            return
+        if status != v.VALID:
+            yield from play("vm-refused")
+            return
+        yield from play("vm-record")
+        path = opts.record_dir.rstrip("/") + "/" + _file_name(out.call_id)
+        reply = yield Agi(
+            agi.record_file(path, "wav", "#", opts.record_max_ms, silence_s=opts.record_silence_s)
+        )
+        if reply.code != 200:
+            raise CallerHungUp  # 511: gone before the recording started
+        hung_up = reply.data == "hangup"  # the message up to the hangup is kept
+        if reply.data in ("writefile", "randomerror", "waitfor") or (
+            reply.result == "-1" and not hung_up
+        ):
+            out.log.append(f"recording failed: {reply.raw}")
+            alive = yield Agi(agi.channel_status())
+            if alive.code != 200:
+                raise CallerHungUp
+            yield from play("vm-unavailable")
+            return
+        if (reply.endpos or 0) < MIN_MESSAGE_SAMPLES:
+            out.log.append("no message recorded")
+            if hung_up:
+                raise CallerHungUp
+            yield from play("vm-empty")
+            return
+        ticket = yield from service(
+            Voicemail(out.call_id, caller, out.number, path + ".wav"), always=True
+        )
+        if hung_up:  # the message is kept; nobody is left to hear its number
+            out.hung_up = True
+            out.log.append("caller hung up after leaving a message")
+            yield from report("call_ended", hangup_by="caller")
+            return
+        if not isinstance(ticket, int):
+            yield from play("vm-unavailable")
+            return
+        yield from play("vm-saved")
+        yield from command(agi.say_digits(ticket))
+        yield from play("goodbye")
+
+    def greet() -> Generator[Any, Any, str]:
+        """The prompts in ``[ivr] language``, the welcome, and the offer of the other language
+        (``*``); a key typed ahead over them is returned (fact 16)."""
+        if env.get("agi_language") != opts.language:
+            yield from command(agi.set_variable("CHANNEL(language)", opts.language))
+        ahead = yield from play_ahead("welcome", "other-language")
+        if ahead == "*":
+            other = OTHER_LANGUAGE.get(opts.language, "ru")
+            yield from command(agi.set_variable("CHANNEL(language)", other))
+            out.log.append(f"the caller switched to {other}")
+            ahead = ""
+        return ahead
+
+    def collect(prompt: str, ahead: str, max_digits: int) -> Generator[Any, Any, str]:
+        """GET DATA of the number; after a key typed ahead, no prompt (the caller is already
+        typing) and that key first. Sent at once: DTMF between commands is discarded."""
+        if not ahead:
+            reply = yield from command(
+                agi.get_data(sound(prompt), opts.digit_timeout_ms, max_digits)
+            )
+            return reply.digits or ""
+        if max_digits <= 1:
+            return ahead
+        reply = yield from command(agi.get_data("", opts.digit_timeout_ms, max_digits - 1))
+        return ahead + (reply.digits or "")
+
     def report(event: str, **fields: Any) -> Generator[Any, Any, None]:
         body = {"event": event, "call_id": out.call_id, "source": opts.source}
         body.update({k: val for k, val in fields.items() if val is not None})
@@ -321,12 +505,15 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             dnid=None if env.get("agi_dnid") in (None, "", "unknown") else env["agi_dnid"],
         )
 
-        state = yield from service(WorkingTime())
+        # always asked, even once a report failed: a driver that cannot reach the service
+        # answers from its local calendar (closed on a Saturday is closed, service or not)
+        state = yield from service(WorkingTime(), always=True)
         if state is SERVICE_DOWN or state is None:
             state = OpenState(True)  # the driver could not tell; queue rather than strand
         if not state.open:
             yield from finish(v.ROUTE_CLOSED, v.CLOSED)
-            yield from play("welcome", "closed")
+            yield from greet()
+            yield from play("closed")
             if state.next_opening is not None:
                 yield from play("opens-at")
                 when = int(state.next_opening.timestamp())
@@ -337,66 +524,40 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
                 yield from play("hours-moscow")
             yield from play("portal")
             yield from report("certificate_checked", status=v.CLOSED)
+            if opts.voicemail:
+                yield from voicemail()
             return out
 
-        yield from play("welcome")
+        ahead = yield from greet()
 
-        if caller:
+        if caller and not ahead:
             hints = yield from service(CallerCertificates(caller))
             valid = [h for h in hints if h.status == v.VALID] if isinstance(hints, list) else []
             if len(valid) == 1:
-                yield from play("offer-cert-ending")
-                yield from command(agi.say_digits(valid[0].number[-4:]))
-                reply = yield from command(
-                    agi.get_data(sound("offer-press-1"), opts.offer_timeout_ms, 1)
-                )
-                if reply.digits == "1":
-                    out.number = valid[0].number
-                    yield from report(
-                        "certificate_checked", certificate=out.number, status=v.VALID, attempt=1
+                ahead = yield from play_ahead("offer-cert-ending")
+                if not ahead:
+                    reply = yield from command(agi.say_digits(valid[0].number[-4:], TYPE_AHEAD))
+                    ahead = reply.dtmf or ""
+                if not ahead:
+                    reply = yield from command(
+                        agi.get_data(sound("offer-press-1"), opts.offer_timeout_ms, 1)
                     )
-                    return (yield from _queue(out, opts, finish, report, play))
+                    if reply.digits == "1":
+                        out.number = valid[0].number
+                        yield from report(
+                            "certificate_checked", certificate=out.number, status=v.VALID, attempt=1
+                        )
+                        return (yield from _queue(out, opts, finish, report, play))
+                    if reply.digits and reply.digits != "2":
+                        ahead = reply.digits  # not an answer: the first key of a number
 
-        status = v.NO_INPUT
-        while out.attempts < opts.max_attempts:
-            out.attempts += 1
-            reply = yield from command(
-                agi.get_data(sound("enter-number"), opts.digit_timeout_ms, opts.max_length)
-            )
-            digits = reply.digits or ""
-            if not digits:
-                yield from play("no-input")
-            elif (problem := opts.number_problem(digits)) is not None:
-                out.log.append(f"attempt {out.attempts}: rejected locally ({problem})")
-                status = v.UNKNOWN
-                out.number = digits[: opts.max_length]
-                yield from play("invalid-number")
-            else:
-                out.number = digits
-                checked = yield from service(Check(out.call_id, caller, digits))
-                if checked is SERVICE_DOWN:
-                    yield from report(
-                        "certificate_checked",
-                        certificate=digits,
-                        status=v.UNVERIFIED,
-                        attempt=out.attempts,
-                    )
-                    return (yield from _queue(out, opts, finish, report, play, v.UNVERIFIED))
-                status = checked
-                yield from report(
-                    "certificate_checked", certificate=digits, status=status, attempt=out.attempts
-                )
-                if status == v.VALID:
-                    return (yield from _queue(out, opts, finish, report, play))
-                if status == v.LOCKED:
-                    yield from finish(v.REFUSED, v.LOCKED)
-                    yield from play("locked")
-                    return out
-                yield from play(_FAIL_PROMPTS.get(status, "not-found"))
-            if out.attempts < opts.max_attempts:
-                yield from play("try-again")
-        if status == v.NO_INPUT:
-            yield from report("certificate_checked", status=v.NO_INPUT, attempt=out.attempts)
+        status = yield from identify(ahead)
+        if status in (v.VALID, v.UNVERIFIED):
+            return (yield from _queue(out, opts, finish, report, play, status))
+        if status == v.LOCKED:
+            yield from finish(v.REFUSED, v.LOCKED)
+            yield from play("locked")
+            return out
         yield from finish(v.REFUSED, status)
         yield from play("refused")
         return out
@@ -475,6 +636,11 @@ def call_ended(env: dict[str, str], opts: IvrOptions) -> Flow:
         body["hangup_by"] = "system"
     elif source and member and source.startswith(member.split("/n")[0]):
         body["hangup_by"] = "agent"
+    elif not source and member:
+        # Local-channel members leave hangupsource empty (fact 17): the agent's own hangup
+        # handler ([cc-agent-hangup]) marks this channel when the agent's side went first
+        gone = _value((yield Agi(agi.get_full_variable("${SHARED(" + v.AGENT_GONE + ")}"))))
+        body["hangup_by"] = "agent" if gone else "caller"
     if not member:
         if route == v.QUEUE:
             body["abandoned"] = "queue"

@@ -47,7 +47,8 @@ def resolve(action, client: ServiceClient, spool: Spool | LazySpool | None = Non
             return flows.SERVICE_DOWN
         return ok
     if isinstance(action, flows.WorkingTime):
-        got = client.call("GET", "/api/v1/ivr/working-time")
+        # with the service down (a report failed, or this question does), the local calendar
+        got = None if client.down else client.call("GET", "/api/v1/ivr/working-time")
         if got is None:
             return _local_working_time()
         from datetime import datetime
@@ -66,7 +67,43 @@ def resolve(action, client: ServiceClient, spool: Spool | LazySpool | None = Non
             timeout=client.lookup_timeout,
         )
         return flows.SERVICE_DOWN if got is None else got["status"]
+    if isinstance(action, flows.Voicemail):
+        return _leave_voicemail(action, client)
     raise TypeError(f"unknown action {action!r}")
+
+
+VOICEMAIL_TIMEOUT = 10.0  # up to ~1 MiB to send: longer than a lookup
+
+
+def _leave_voicemail(action, client: ServiceClient):
+    """Send the recording Asterisk wrote on this host to the service; the file is removed
+    once a ticket holds it (kept where it is if the service cannot take it)."""
+    import base64
+
+    try:
+        with open(action.path, "rb") as fh:
+            audio = fh.read()
+    except OSError as exc:
+        client.errors.append(f"voicemail {action.path}: {exc}")
+        return None
+    got = client.call(
+        "POST",
+        "/api/v1/ivr/voicemail",
+        {
+            "call_id": action.call_id,
+            "caller": action.caller,
+            "number": action.number,
+            "recording": base64.b64encode(audio).decode("ascii"),
+        },
+        timeout=VOICEMAIL_TIMEOUT,
+    )
+    if got is None:
+        return flows.SERVICE_DOWN
+    try:
+        os.unlink(action.path)
+    except OSError:
+        pass
+    return int(got["ticket_id"])
 
 
 def _local_working_time():
@@ -95,7 +132,12 @@ def _local_working_time():
         return flows.SERVICE_DOWN
 
 
-_SECTIONS = ("CALLCENTER_CERTIFICATES_", "CALLCENTER_IVR_", "CALLCENTER_AGI_")
+_SECTIONS = (
+    "CALLCENTER_CERTIFICATES_",
+    "CALLCENTER_IVR_",
+    "CALLCENTER_AGI_",
+    "CALLCENTER_VOICEMAIL_",
+)
 
 
 def options_from_env() -> tuple[flows.IvrOptions, str, str, float, str | None]:

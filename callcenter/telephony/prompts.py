@@ -12,6 +12,11 @@ PROMPTS: dict[str, dict[str, str]] = {
         "ru": "Здравствуйте! Вы позвонили в службу технической поддержки.",
         "en": "Hello, you have reached technical support.",
     },
+    "other-language": {
+        # the offer of the other language, said in that language
+        "ru": "For English, press star.",
+        "en": "Чтобы продолжить на русском языке, нажмите звёздочку.",
+    },
     "closed": {
         "ru": "Служба поддержки по телефону работает в рабочие дни с девяти до восемнадцати "
         "часов по московскому времени. Сейчас линия закрыта.",
@@ -82,6 +87,32 @@ PROMPTS: dict[str, dict[str, str]] = {
     "connecting": {
         "ru": "Соединяем со специалистом. Пожалуйста, оставайтесь на линии.",
         "en": "Connecting you to a specialist. Please stay on the line.",
+    },
+    "vm-offer": {
+        "ru": "Чтобы оставить номер сертификата и голосовое сообщение, нажмите один.",
+        "en": "To leave your certificate number and a voice message, press 1.",
+    },
+    "vm-record": {
+        "ru": "После сигнала назовите себя и опишите ваш вопрос. Чтобы закончить, нажмите решётку.",
+        "en": "After the tone, say your name and describe your question. "
+        "Press the hash key when you are done.",
+    },
+    "vm-saved": {
+        "ru": "Ваше сообщение принято как письменное обращение. Номер обращения:",
+        "en": "Your message has been taken as a written request. Its number is",
+    },
+    "vm-empty": {
+        "ru": "Мы не услышали сообщения.",
+        "en": "We did not hear a message.",
+    },
+    "vm-refused": {
+        "ru": "Сообщение можно оставить только по действующему сертификату. До свидания.",
+        "en": "A message can be left only with a valid certificate. Goodbye.",
+    },
+    "vm-unavailable": {
+        "ru": "Сейчас мы не можем принять сообщение. Пожалуйста, воспользуйтесь порталом "
+        "поддержки. До свидания.",
+        "en": "We cannot take a message now. Please use the support portal. Goodbye.",
     },
     "goodbye": {
         "ru": "До свидания.",

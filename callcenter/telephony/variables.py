@@ -6,6 +6,9 @@ CALL_ID = "CC_CALL_ID"
 CERT_NUMBER = "CC_CERT_NUMBER"
 CERT_STATUS = "CC_CERT_STATUS"
 ROUTE = "CC_ROUTE"
+#: set on the caller's channel (SHARED()) by the agent channel's hangup handler: the agent's
+#: side hung up first (hangupsource is empty with Local-channel members, fact 17)
+AGENT_GONE = "CC_AGENT_GONE"
 
 # CC_ROUTE values: the dialplan branches on these and nothing else.
 QUEUE = "QUEUE"

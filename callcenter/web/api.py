@@ -12,7 +12,7 @@ from callcenter.domain.instants import format_instant as iso
 from callcenter.web.auth import require
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
-from callcenter.web.schemas import IvrCheck, parse
+from callcenter.web.schemas import IvrCheck, IvrVoicemail, parse
 
 routes = web.RouteTableDef()
 
@@ -121,6 +121,31 @@ async def ivr_check(request: web.Request) -> web.Response:
         "callcenter_ivr_checks_total", "IVR certificate checks by status.", status=result["status"]
     )
     return json_response(result)
+
+
+@routes.post("/api/v1/ivr/voicemail")
+async def ivr_voicemail(request: web.Request) -> web.Response:
+    """A message left on the closed line by a process AGI: the ticket it becomes (201)."""
+    import base64
+    import binascii
+
+    await require(request, "ivr")
+    c = request.app[CONTAINER]
+    body = parse(IvrVoicemail, await read_json(request))
+    c.registry.number_format.validate(body.number)
+    try:
+        audio = base64.b64decode(body.recording, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationError(
+            "the recording is not base64",
+            code="invalid_recording",
+            fields={"recording": "must be base64"},
+        ) from None
+    ticket = await c.voicemail.leave(
+        call_id=body.call_id, caller=body.caller, number=body.number, audio=audio,
+        now=c.clock.now(),
+    )  # fmt: skip
+    return json_response({"ticket_id": ticket.id, "due_at": iso(ticket.due_at)}, 201)
 
 
 def _instant(raw: str | None):

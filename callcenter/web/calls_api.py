@@ -219,11 +219,11 @@ async def list_tickets(request: web.Request) -> web.Response:
             fields={"status": "must be open, overdue, answered or withdrawn"},
         )
     source = q.get("source") or None
-    if source not in (None, "call", "portal"):
+    if source not in (None, "call", "portal", "voicemail"):
         raise ValidationError(
-            "source must be call or portal",
+            "source must be call, portal or voicemail",
             code="invalid_query",
-            fields={"source": "must be call or portal"},
+            fields={"source": "must be call, portal or voicemail"},
         )
     now = c.clock.now()
     page = await c.tickets.search(
@@ -246,6 +246,23 @@ async def answer_ticket(request: web.Request) -> web.Response:
     now = c.clock.now()
     ticket = await c.tickets.answer(_ticket_id(request), body.answer, now)
     return json_response(views.ticket_json(ticket, now))
+
+
+@routes.get("/api/v1/tickets/{ticket_id}/recording")
+async def ticket_recording(request: web.Request) -> web.StreamResponse:
+    """A voicemail ticket's recording (audio/wav), to play or download."""
+    await require(request, "tickets:read")
+    c = request.app[CONTAINER]
+    tid = _ticket_id(request)
+    path = await c.voicemail.recording(tid)
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "audio/wav",
+            "Content-Disposition": f'inline; filename="ticket-{tid}.wav"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def _call(c, detail) -> web.Response:

@@ -174,6 +174,16 @@ class HelpdeskAnswer:
 
 
 @dataclass(frozen=True)
+class IvrVoicemail:
+    """POST /api/v1/ivr/voicemail: a message left on the closed line (base64 WAV)."""
+
+    call_id: str | None = rule(Text(64, required=True))
+    number: str | None = rule(Text(64, required=True))
+    caller: str | None = rule(Text(40))
+    recording: str | None = rule(Text(1_000_000, required=True))
+
+
+@dataclass(frozen=True)
 class IvrCheck:
     """POST /api/v1/ivr/check."""
 

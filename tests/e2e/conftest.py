@@ -55,6 +55,20 @@ def agi_env(url: str, token: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def local_calendar_env(tmp_path: Path, *, open_now: bool) -> dict[str, str]:
+    """What makes a process AGI's local calendar (used while the service is down, and read
+    against the host's clock) answer the same whatever the wall clock says: a week around
+    today made working days open round the clock (``open_now``), or days off."""
+    today = date.today()
+    days = ", ".join(f'"{today + timedelta(days=k)}"' for k in range(-3, 4))
+    path = tmp_path / "calendar-overrides.toml"
+    path.write_text(f"{'working_days' if open_now else 'days_off'} = [{days}]\n")
+    env = {"CALLCENTER_CALENDAR_OVERRIDES_FILE": str(path)}
+    if open_now:
+        env |= {"CALLCENTER_POLICY_DAY_START": "00:00", "CALLCENTER_POLICY_DAY_END": "23:59:59"}
+    return env
+
+
 @pytest.fixture
 def settings(settings):
     """The shared settings, believing any event instant: a process AGI stamps its events with

@@ -14,7 +14,7 @@ import sys
 
 from tests.agi_peer import Caller, Dtmf, PeerOptions, run_process_agi
 from tests.conftest import ROOT, free_port
-from tests.e2e.conftest import VALID, agi_env
+from tests.e2e.conftest import VALID, agi_env, local_calendar_env
 from tests.unit.test_process_agi_lean import HEAVY
 
 SOUNDS = PeerOptions(sound_patterns=("callcenter/*",))
@@ -83,6 +83,7 @@ async def test_the_installed_script_exits_cleanly_when_the_service_is_down(tmp_p
         "CALLCENTER_TOKEN": "t",
         "PYTHONPATH": str(ROOT),
         "CALLCENTER_AGI_SPOOL_DIR": str(tmp_path / "spool"),
+        **local_calendar_env(tmp_path, open_now=True),  # the script's own calendar: open
     }
     res = await asyncio.to_thread(
         run_process_agi,

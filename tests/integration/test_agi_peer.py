@@ -224,7 +224,8 @@ def test_transcript_01_replayed(tmp_path, section, end, xmldoc, agistatus):
 
 
 def caller_02(actions, **kw) -> Caller:
-    return Caller(language="en", caller_id=None, actions=actions, **kw)
+    # the recording sent DTMF during STREAM FILE with escape digits without waiting
+    return Caller(language="en", caller_id=None, actions=actions, waits_for_questions=False, **kw)
 
 
 CASES_02 = {
@@ -548,7 +549,8 @@ def test_pyst2_normal_dialogue(tmp_path):
             Dtmf("7"),
             Timeout(),
             Dtmf("93"),
-        ]
+        ],
+        waits_for_questions=False,  # the last action interrupts a STREAM FILE
     )
     result, ops = run_pyst2(tmp_path, plan, caller)
     values = [op[1] for op in ops]
@@ -785,7 +787,7 @@ def test_scenario_errors_and_unsupported_commands():
     with pytest.raises(ScenarioError):
         sim.on_command("WAIT FOR DIGIT -1")
     with pytest.raises(UnsupportedCommand):
-        sim.on_command("RECORD FILE x wav # 1000")
+        sim.on_command('CONTROL STREAM FILE x ""')
     with pytest.raises(ValueError):
         Dtmf("12x")
 

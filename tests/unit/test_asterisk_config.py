@@ -919,8 +919,8 @@ def test_targets_exist_and_subroutines_return(plan):
 def test_channel_variable_names_are_the_shared_ones():
     text = (CONF_DIR / "extensions.conf").read_text(encoding="utf-8")
     used = set(re.findall(r"\bCC_[A-Z_]+", text))
-    dialplan_only = {"CC_AGI_PREFIX", "CC_AGI_SUFFIX"}
-    shared = {v.CALL_ID, v.CERT_NUMBER, v.CERT_STATUS, v.ROUTE}
+    dialplan_only = {"CC_AGI_PREFIX", "CC_AGI_SUFFIX", "CC_AGI_LOCAL"}
+    shared = {v.CALL_ID, v.CERT_NUMBER, v.CERT_STATUS, v.ROUTE, v.AGENT_GONE}
     assert used - dialplan_only <= shared, used - dialplan_only - shared
     for value in re.findall(r'"\$\{CC_ROUTE\}" = "(\w+)"', text):
         assert value in v.ROUTES
@@ -994,14 +994,13 @@ def test_flow_checker_catches_a_handler_pushed_after_the_agi(tmp_path):
 
 STRUCTURE_BREAKS = {
     "gosub not quoted": (
-        'Queue(support,,,,3600,,"cc-agent-connected,${CHANNEL(linkedid)}")',
-        "Queue(support,,,,3600,,cc-agent-connected,${CHANNEL(linkedid)})",
+        'Queue(support,,,,3600,,"cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL}")',
+        "Queue(support,,,,3600,,cc-agent-connected,${CHANNEL(linkedid)},${CHANNEL})",
         "not double-quoted",
     ),
     "no Return": (
-        " same => n,AGI(${CC_AGI_PREFIX}agent_connected${CC_AGI_SUFFIX},${ARG1})\n"
-        " same => n,Return()\n",
-        " same => n,AGI(${CC_AGI_PREFIX}agent_connected${CC_AGI_SUFFIX},${ARG1})\n",
+        "AGI(${CC_AGI_LOCAL}agent_connected.py,${ARG1}))\n same => n(done),Return()\n",
+        "AGI(${CC_AGI_LOCAL}agent_connected.py,${ARG1}))\n",
         "does not end in Return()",
     ),
     "missing context": ("Goto(cc-fallback,s,1)", "Goto(cc-fallbak,s,1)", "no context"),

@@ -69,6 +69,11 @@ class Ref:
         offer_timeout_ms: int = 5000
         queue: str = "support"
         source: str = "agi"
+        language: str = "ru"
+        voicemail: bool = True
+        record_dir: str = "/var/spool/asterisk/callcenter-voicemail"
+        record_max_ms: int = 40_000
+        record_silence_s: int = 4
 
     @dataclass
     class Outcome:
