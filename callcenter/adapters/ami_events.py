@@ -108,5 +108,97 @@ def _timestamp(ev: Mapping[str, str]) -> str | None:
         return None
 
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+#: the channel variable the line's dialplan sets on the caller's channel before anything
+#: else, reported in AMI channel events as ``ChanVariable: CC_CALL_ID=<linkedid>`` when
+#: manager.conf has ``channelvars = CC_CALL_ID``
+MARK = "CC_CALL_ID"
+
+
+def _marked(ev: Mapping[str, str]) -> bool:
+    lines = getattr(ev, "lines", None)
+    values = [v for k, v in lines if k.lower() == "chanvariable"] if lines is not None else []
+    if not values and (one := _get(ev, "ChanVariable")):
+        values = [one]
+    return any(v.startswith(MARK + "=") and v != MARK + "=" for v in values)
+
+
+class SupportLine:
+    """Which AMI events are the support line's: AMI sees every call of the PBX, internal
+    calls too, and only the line's calls belong in the call log (issue 12, item 3).
+
+    * ``QueueCallerJoin``, ``AgentConnect``, ``QueueCallerAbandon``: only of the line's
+      ``queues`` (the dialplan sends callers to ``[ivr] queue``);
+    * the caller's ``Hangup``: only if its channel was marked by the line's dialplan
+      (``ChanVariable: CC_CALL_ID=...``) or its call joined one of those queues here.
+
+    The AGI hooks and AMI report the same call under the same id, the caller channel's
+    linkedid (``CC_CALL_ID`` = ``CHANNEL(linkedid)`` = AMI ``Linkedid``), and the events are
+    keyed by content, so the two sources agree on one call whichever arrives first.
+    """
+
+    def __init__(self, queues: Iterable[str], remember: int = 10_000) -> None:
+        self.queues = frozenset(q.strip() for q in queues if q.strip())
+        self._joined: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember
+
+    def take(self, ev: Mapping[str, str]) -> dict[str, Any] | None:
+        body = to_call_event(ev)
+        if body is None:
+            return None
+        name = (_get(ev, "Event") or "").lower()
+        if name == "hangup":
+            if body["call_id"] in self._joined or _marked(ev):
+                self._joined.pop(body["call_id"], None)
+                return body
+            return None
+        if _get(ev, "Queue") not in self.queues:
+            return None
+        if name == "queuecallerjoin":
+            self._joined[body["call_id"]] = None
+            while len(self._joined) > self._remember:
+                self._joined.popitem(last=False)
+        return body
+
+
+def member_pause(ev: Mapping[str, str]) -> tuple[str, bool, str | None] | None:
+    """``(interface, paused, reason)`` of a ``QueueMemberPause`` event, else None.
+
+    Asterisk 22 (``app_queue.c``, ``queue_member_blob_create``) sends one per queue the member
+    is in, with ``Interface``, ``Paused`` (``1``/``0``) and ``PausedReason``; older versions
+    spelt the reason ``Reason``."""
+    if (_get(ev, "Event") or "").lower() != "queuememberpause":
+        return None
+    interface = _get(ev, "Interface") or _get(ev, "Location")
+    paused = (_get(ev, "Paused") or "").strip().lower()
+    if not interface or paused not in ("0", "1", "true", "false", "yes", "no"):
+        return None
+    reason = _get(ev, "PausedReason") or _get(ev, "Reason") or None
+    return interface, paused in ("1", "true", "yes"), reason
+
+
+def queue_pause(client) -> Callable[[str, bool, str | None], Awaitable[None]]:
+    """The desk's pauser: ``QueuePause`` for one interface in every queue (no ``Queue``).
+
+    Asterisk answers ``Response: Success`` / ``Message: Interface paused successfully`` (or
+    ``unpaused``), or ``Response: Error`` / ``Message: Interface not found``
+    (``manager_pause_queue_member``). A session that is down is :class:`Unavailable` (503);
+    a refusal is a :class:`Conflict` naming the interface and Asterisk's message."""
+    from callcenter.adapters.ami import AmiError
+
+    async def pause(interface: str, paused: bool, reason: str | None) -> None:
+        fields = {"Interface": interface, "Paused": "true" if paused else "false"}
+        if reason:
+            fields["Reason"] = reason
+        try:
+            reply = await client.action("QueuePause", **fields)
+        except AmiError as exc:
+            raise Unavailable(
+                f"the switch's manager interface does not answer now: {exc}", code="ami_down"
+            ) from None
+        if (_get(reply, "Response") or "").lower() != "success":
+            raise Conflict(
+                f"Asterisk refused to pause {interface}: {_get(reply, 'Message') or 'no reason'}",
+                code="ami_refused",
+            )
+
+    return pause

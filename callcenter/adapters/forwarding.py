@@ -29,6 +29,10 @@ def ticket_payload(tk: Ticket, now: datetime, context: dict | None = None) -> di
     product, version and build, validity, services) and ``call`` (the call's timeline)."""
     payload = dict(tk.facts(now))
     payload.update(context or {})
+    if tk.recording:  # the caller's voice message travels with the ticket (Redmine: uploaded)
+        payload["attachments"] = [
+            {"recording": tk.recording, "filename": tk.recording, "content_type": "audio/wav"}
+        ]
     return _render(payload)
 
 

@@ -375,3 +375,22 @@ async def test_a_withdrawn_ticket_is_noted_on_its_issue(hd, redmine, rm_clock):
     assert journals[0]["user"]["id"] == redmine.info["service_id"]
     assert await hd.answers.poll_once() == 0  # our own note is no answer
     assert (await ticket(hd, tk["id"]))["answered_at"] is None
+
+
+async def test_a_voicemail_ticket_reaches_redmine_with_the_callers_recording(hd, redmine, rm_clock):
+    """Issue 12's closed-line message, delivered through the outbox like any ticket: the WAV
+    kept with the ticket is uploaded to its issue, once."""
+    audio = b"RIFF\x24\x7d\x00\x00WAVEfmt " + bytes(range(256)) * 40
+    tk = await hd.voicemail.leave(
+        call_id="vm-redmine-1", caller="+79001234567", number=NUMBER, audio=audio,
+        now=rm_clock.now(),
+    )  # fmt: skip
+    assert await hd.outbox.deliver_due() == 1
+    issue_id = (await ticket(hd, tk.id))["helpdesk_url"].rsplit("/", 1)[-1]
+    issue = await redmine.issue(issue_id)
+    (att,) = issue["attachments"]
+    assert att["filesize"] == len(audio)
+    assert att["content_type"] == "audio/wav"
+    assert att["filename"].endswith(".wav")
+    assert await hd.outbox.deliver_due() == 0  # nothing left to send, nothing sent twice
+    assert len((await redmine.issue(issue_id))["attachments"]) == 1

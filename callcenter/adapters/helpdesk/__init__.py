@@ -27,6 +27,8 @@ __all__ = [
 
 def build(settings) -> Helpdesk | None:
     """The helpdesk of ``[helpdesk]`` (or the deprecated ``[forwarding] url``), or None."""
+    from callcenter.adapters.recordings import RecordingStore, recordings_folder
+
     h, fwd = settings.helpdesk, settings.forwarding
     if h.kind == "redmine":
         from callcenter.adapters.helpdesk.redmine import RedmineHelpdesk
@@ -40,6 +42,7 @@ def build(settings) -> Helpdesk | None:
             ticket_field=h.ticket_field,
             ticket_prefix=h.ticket_prefix,
             timeout=h.timeout_seconds,
+            recordings=RecordingStore(recordings_folder(settings)),
         )
     if h.kind == "webhook":
         from callcenter.adapters.helpdesk.webhook import WebhookHelpdesk

@@ -80,7 +80,10 @@ class RedmineHelpdesk:
         ticket_field: str = "Callcenter ticket",
         ticket_prefix: str = "cc",
         timeout: float = 10.0,
+        recordings=None,
     ) -> None:
+        #: where a voicemail ticket's recording is kept (``adapters.recordings.RecordingStore``)
+        self.recordings = recordings
         self.prefix = ticket_prefix
         self.base = url.rstrip("/")
         self.api_key = api_key
@@ -307,8 +310,15 @@ class RedmineHelpdesk:
         return Delivery(str(issue), self.issue_url(issue))
 
     async def upload(self, attachment: dict[str, Any]) -> dict[str, str]:
-        """A file on our disk as a Redmine upload token (``POST /uploads.json``)."""
-        path = Path(attachment["path"])
+        """A file on our disk as a Redmine upload token (``POST /uploads.json``): a ``path``,
+        or a voicemail ticket's ``recording`` (a name in the recordings folder)."""
+        if "recording" in attachment:
+            found = self.recordings.path(attachment["recording"]) if self.recordings else None
+            if found is None:
+                raise DeliveryError(f"recording {attachment['recording']!r} is not ours")
+            path = found
+        else:
+            path = Path(attachment["path"])
         name = attachment.get("filename") or path.name
         ctype = attachment.get("content_type") or (
             mimetypes.guess_type(name)[0] or "application/octet-stream"
