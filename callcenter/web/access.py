@@ -34,6 +34,7 @@ _CERTIFICATES = roles("pbx", "supervisor", "admin")
 _CALL_READERS = roles("agent", "supervisor", "admin")
 _CALL_ACTORS = roles("agent", "supervisor", "admin")
 _SUPERVISORS = roles("supervisor", "admin")
+_USERS = roles("agent", "supervisor", "admin")
 
 #: (method, canonical path) -> the roles that may use it, PUBLIC or SIGNED_IN.
 #: HEAD is checked as GET.
@@ -62,6 +63,16 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/tickets/{ticket_id}"): roles("agent", "supervisor", "admin", "portal"),
     ("POST", "/api/v1/tickets/{ticket_id}/answer"): _CALL_ACTORS,
     ("GET", "/api/v1/stream"): _CALL_READERS,
+    # pages (HTML): an anonymous visitor is sent to /login, a wrong role gets a 403 page
+    ("GET", "/static"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("POST", "/lang"): PUBLIC,
+    ("GET", "/"): _USERS,
+    ("GET", "/agent"): _CALL_ACTORS,
+    ("GET", "/agent/list"): _CALL_ACTORS,
+    ("GET", "/admin/users"): roles("admin"),
 }
 
 
