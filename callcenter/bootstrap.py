@@ -20,6 +20,7 @@ from callcenter.config import Settings
 from callcenter.domain.certificates import CheckDigit, NumberFormat
 from callcenter.domain.events import InstantRange
 from callcenter.domain.policy import PolicyVersion
+from callcenter.services.agent_desk import AgentDesk
 from callcenter.services.auth import AuthService
 from callcenter.services.escalation import TicketFactory
 from callcenter.services.forwarding import OutboxWorker
@@ -91,6 +92,7 @@ class Container:
     scheduler: Scheduler
     outbox: OutboxWorker | None
     ivr: IvrService
+    desk: AgentDesk
     #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
@@ -206,4 +208,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
+        desk=AgentDesk(uow_factory, timing.queries, registry, notifier),
     )

@@ -179,12 +179,32 @@ async def cmd_users_add(args) -> int:
     password = _read_password()
     c = await _container(args)
     try:
+        wanted = await c.desk.check_free(args.interface or [], args.login)
         await c.auth.add_user(
             args.login, args.role, password, c.clock.now(), display_name=args.name or ""
         )
+        if wanted:
+            await c.desk.set_interfaces(args.login, wanted, c.clock.now())
     finally:
         await c.close()
-    print(f"user {args.login} ({args.role}) created")
+    on = f" on {', '.join(wanted)}" if wanted else ""
+    print(f"user {args.login} ({args.role}) created{on}")
+    return 0
+
+
+async def cmd_users_interfaces(args) -> int:
+    c = await _container(args)
+    try:
+        if args.set is None:
+            found = await c.desk.interfaces(args.login)
+        else:
+            found = await c.desk.set_interfaces(args.login, args.set, c.clock.now())
+    finally:
+        await c.close()
+    if found:
+        print("\n".join(found))
+    else:
+        print(f"user {args.login} has no interfaces")
     return 0
 
 
@@ -192,19 +212,21 @@ async def cmd_users_list(args) -> int:
     c = await _container(args)
     try:
         users = await c.auth.users()
+        interfaces = await c.desk.all_interfaces()
     finally:
         await c.close()
     if not users:
         print("no users (add one with `callcenter users add LOGIN --role ...`)")
         return 0
     _table(
-        ("LOGIN", "ROLE", "STATUS", "CREATED", "NAME"),
+        ("LOGIN", "ROLE", "STATUS", "CREATED", "INTERFACES", "NAME"),
         [
             (
                 u.login,
                 u.role,
                 "enabled" if u.disabled_at is None else f"disabled {_iso(u.disabled_at)}",
                 _iso(u.created_at),
+                ",".join(interfaces.get(u.login, [])) or "-",
                 u.display_name,
             )
             for u in users
@@ -443,7 +465,24 @@ def build_parser() -> argparse.ArgumentParser:
     ua.add_argument("login")
     ua.add_argument("--role", required=True, choices=USER_ROLES)
     ua.add_argument("--name", help="display name (Cyrillic welcome)")
+    ua.add_argument(
+        "--interface",
+        action="append",
+        metavar="IFACE",
+        help="a queue member interface Asterisk knows the agent by (PJSIP/101); repeatable",
+    )
     ua.set_defaults(func=cmd_users_add)
+    ui = users.add_parser(
+        "interfaces", parents=[common], help="print a user's interfaces, or --set them"
+    )
+    ui.add_argument("login")
+    ui.add_argument(
+        "--set",
+        nargs="*",
+        metavar="IFACE",
+        help="replace the user's interfaces (none given: clear them)",
+    )
+    ui.set_defaults(func=cmd_users_interfaces)
     ul = users.add_parser("list", parents=[common], help="every user, its role and status")
     ul.set_defaults(func=cmd_users_list)
     for name, func, help_text in (

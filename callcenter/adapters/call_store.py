@@ -65,9 +65,14 @@ class CallRepository:
         status: str | None,
         limit: int,
         offset: int,
+        viewer: str | None = None,
     ) -> tuple[list[dict], int]:
         c, w = t.calls.c, t.oral_windows.c
         cond = []
+        if viewer is not None:
+            from callcenter.adapters.agent_store import not_owned_by_others
+
+            cond.append(not_owned_by_others(viewer))
         if start is not None:
             cond.append(c.started_at >= start)
         if end is not None:

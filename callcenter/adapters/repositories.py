@@ -591,6 +591,7 @@ class UnitOfWork:
         self._lock: _TaskLock | None = None
 
     async def __aenter__(self) -> UnitOfWork:
+        from callcenter.adapters.agent_store import AgentRepository
         from callcenter.adapters.call_store import (
             CallRepository,
             OutboxRepository,
@@ -614,6 +615,7 @@ class UnitOfWork:
         self.auth = AuthRepository(self.session)
         self.events = EventRepository(self.session)
         self.lockouts = LockoutRepository(self.session)
+        self.agents = AgentRepository(self.session)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -147,6 +148,29 @@ sessions = Table(
     Index("ix_sessions_expires_at", "expires_at"),
 )
 
+#: the queue member interfaces (``PJSIP/101``) Asterisk knows an agent user by: each
+#: interface belongs to at most one user, compared exactly
+agent_interfaces = Table(
+    "agent_interfaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("interface", String(200), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_agent_interfaces_user_id", "user_id"),
+)
+
+#: an agent's pause (from the page or the phone through AMI); no row: available
+agent_states = Table(
+    "agent_states",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("paused", Boolean, nullable=False, server_default="0"),
+    Column("reason", Text, nullable=True),
+    Column("since", UTCDateTime, nullable=False),
+    Column("source", String(8), nullable=False, server_default="page"),
+)
+
 call_events = Table(
     "call_events",
     metadata,
@@ -203,6 +227,10 @@ calls = Table(
     Column("outcome_at", UTCDateTime, nullable=True),
     Column("outcome_by", String(100), nullable=True),
     Column("updated_at", UTCDateTime, nullable=False),
+    #: what the request is about (R-3), the agent's identity mark (R-10), end of wrap-up
+    Column("subject", Text, nullable=False, server_default=""),
+    Column("identity_check", String(16), nullable=True),
+    Column("wrapup_done_at", UTCDateTime, nullable=True),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_agent", "agent"),
 )

@@ -42,6 +42,12 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class Unavailable(DomainError):
+    """Something the service depends on (the switch's AMI) does not answer now: try again."""
+
+    code = "unavailable"
+
+
 class TooManyAttempts(DomainError):
     """Refused before any check was made: the caller must wait ``retry_after`` seconds."""
 

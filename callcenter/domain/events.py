@@ -57,7 +57,7 @@ SCHEMA: dict[str, dict[str, tuple[type, bool, Any]]] = {
     },
 }
 COMMON = {"event", "call_id", "at", "source"}
-SOURCES = ("agi", "fastagi", "ami", "simulator", "api")
+SOURCES = ("agi", "fastagi", "ami", "simulator", "api", "agent")
 
 
 @dataclass(frozen=True)

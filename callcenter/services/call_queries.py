@@ -32,11 +32,19 @@ class CallQueries:
         status=None,
         limit: int = 50,
         offset: int = 0,
+        viewer: str | None = None,
     ) -> Page[dict]:
-        """A page of call rows (with their window's status and deadline), newest first."""
+        """A page of call rows (with their window's status and deadline), newest first.
+        ``viewer``: an agent's login, whose page leaves out calls of other users."""
         async with self._uow() as uow:
             rows, total = await uow.calls.search(
-                start=start, end=end, agent=agent, status=status, limit=limit, offset=offset
+                start=start,
+                end=end,
+                agent=agent,
+                status=status,
+                limit=limit,
+                offset=offset,
+                viewer=viewer,
             )
         return Page(rows, total, limit, offset)
 

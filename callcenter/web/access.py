@@ -35,6 +35,8 @@ _CALL_READERS = roles("agent", "supervisor", "admin")
 _CALL_ACTORS = roles("agent", "supervisor", "admin")
 _SUPERVISORS = roles("supervisor", "admin")
 _USERS = roles("agent", "supervisor", "admin")
+#: the caller's own desk: a UI user's (a supervisor's token has no desk of its own but may look)
+_DESK = roles("agent", "supervisor", "admin")
 
 #: (method, canonical path) -> the roles that may use it, PUBLIC or SIGNED_IN.
 #: HEAD is checked as GET.
@@ -73,6 +75,14 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/agent"): _CALL_ACTORS,
     ("GET", "/agent/list"): _CALL_ACTORS,
     ("GET", "/admin/users"): roles("admin"),
+    ("POST", "/api/v1/calls/{call_id}/certificate"): _CALL_ACTORS,
+    ("GET", "/api/v1/users"): roles("admin"),
+    ("PUT", "/api/v1/users/{login}/interfaces"): roles("admin"),
+    ("GET", "/api/v1/agent/desk"): _DESK,
+    ("PUT", "/api/v1/agent/state"): _DESK,
+    ("POST", "/api/v1/agent/wrapup/done"): _DESK,
+    ("GET", "/api/v1/agent/calls"): _DESK,
+    ("GET", "/api/v1/agent/tickets"): _DESK,
 }
 
 

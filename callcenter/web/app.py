@@ -34,6 +34,7 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(api.routes)
     app.add_routes(calls_api.routes)
     app.add_routes(session_api.routes)
+    app.add_routes(calls_api.agent_routes)  # the agent's desk (web/agent_api.py)
     pages.setup(app)
     app.add_routes(login_pages.routes)
     app.add_routes(agent_pages.routes)

@@ -13,12 +13,14 @@ from callcenter.domain.errors import ValidationError
 from callcenter.domain.instants import InstantError, parse_instant
 from callcenter.services.auth import Principal
 from callcenter.web import schemas, views
+from callcenter.web.agent_api import routes as agent_routes
 from callcenter.web.auth import require, still_authenticated
 from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 from callcenter.web.schemas import IDENTITY, parse, present
 
 routes = web.RouteTableDef()
+__all__ = ["agent_routes", "routes"]
 
 
 def _when(raw: str | None, name: str, end: bool = False) -> datetime | None:

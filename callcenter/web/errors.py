@@ -27,6 +27,7 @@ STATUS_BY_CLASS: list[tuple[type[e.DomainError], int]] = [
     (e.Conflict, 409),
     (e.Unauthorized, 401),
     (e.Forbidden, 403),
+    (e.Unavailable, 503),
     (e.DomainError, 400),
 ]
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from callcenter.domain.calls import CallRecord, OralWindow, Ticket
+from callcenter.domain.instants import MOSCOW
 from callcenter.domain.instants import format_instant as iso
 from callcenter.services.read_models import CallDetail, Page
 
@@ -111,5 +112,138 @@ def review_json(r: dict) -> dict[str, Any]:
 
 
 def note_json(note: dict[str, Any]) -> dict[str, Any]:
-    """A pushed note with its instants as the API gives them."""
-    return {k: iso(v) if isinstance(v, datetime) else v for k, v in note.items()}
+    """A pushed note with its instants as the API gives them (internal ``_`` keys left out)."""
+    return {
+        k: iso(v) if isinstance(v, datetime) else v
+        for k, v in note.items()
+        if not k.startswith("_")
+    }
+
+
+# --- the agent's desk (docs/agent-screen.md) -------------------------------------------------
+
+
+def state_json(state) -> dict[str, Any]:
+    return {"state": state.state, "reason": state.reason, "since": iso(state.since)}
+
+
+def certificate_json(cert, caller_number: str | None, now: datetime) -> dict[str, Any]:
+    from callcenter.domain.certificates import ALL_SERVICES, SERVICE_TITLES, normalize_phone
+
+    pv = cert.product_version
+    caller = normalize_phone(caller_number or "") if caller_number else None
+    today = now.astimezone(MOSCOW).date()
+    return {
+        "number": cert.number,
+        "holder_type": cert.holder_type.value,
+        "holder_name": cert.holder_name,
+        "organisation": cert.organisation,
+        "valid_from": cert.valid_from.isoformat(),
+        "valid_to": cert.valid_to.isoformat(),
+        "days_left": max(0, (cert.valid_to - today).days),
+        "status": cert.status_on(today).value,
+        "product": cert.product,
+        "version": pv.version if pv else cert.version,
+        "build": pv.build if pv else None,
+        "version_string": cert.version,
+        "version_note": (
+            f"build updates of {pv.version} only, not a move to another version (R-4)"
+            if pv
+            else "build updates of the version in use only, not a move to another one (R-4)"
+        ),
+        "services": [
+            {
+                "code": s.value,
+                "title": SERVICE_TITLES[s][0],
+                "title_en": SERVICE_TITLES[s][1],
+                "covered": s in cert.services,
+            }
+            for s in ALL_SERVICES
+        ],
+        "contacts": [
+            {
+                "full_name": ct.full_name,
+                "phone": ct.phone,
+                "is_caller": caller is not None and ct.phone == caller,
+            }
+            for ct in cert.contacts
+        ],
+    }
+
+
+def pop_json(pop, now: datetime) -> dict[str, Any]:
+    r, win, ticket = pop.detail.call, pop.detail.window, pop.detail.ticket
+    tk = None
+    if ticket is not None:
+        tk = ticket_json(ticket, now)
+        tk["due_words_ru"], tk["due_words_en"] = pop.due_words or (None, None)
+    return {
+        "call_id": r["call_id"],
+        "caller_number": r["caller_number"],
+        "agent": r["agent"],
+        "started_at": iso(r["started_at"]),
+        "connected_at": iso(r["connected_at"]),
+        "ended_at": iso(r["ended_at"]),
+        "certificate_number": r["certificate_number"],
+        "certificate_status": r["certificate_status"],
+        "certificate": certificate_json(pop.certificate, r["caller_number"], now)
+        if pop.certificate is not None
+        else None,
+        "identity": {
+            "caller_name": r["caller_name"],
+            "organisation": r["organisation"],
+            "check": r.get("identity_check"),
+        },
+        "category": r["category"],
+        "subject": r.get("subject") or "",
+        "description": r["description"],
+        "window": window_json(win, now) if win is not None else None,
+        "outcome": r["outcome"],
+        "outcome_reason": r["outcome_reason"],
+        "ticket": tk,
+        "last_calls": [
+            {
+                "call_id": x["call_id"],
+                "started_at": iso(x["started_at"]),
+                "agent": x["agent"],
+                "window_status": x["window_status"],
+                "outcome": x["outcome"],
+            }
+            for x in pop.last_calls
+        ],
+        "open_tickets": [
+            {
+                "id": x.id,
+                "received_at": iso(x.received_at),
+                "due_at": iso(x.due_at),
+                "status": x.state_at(now),
+                "description": x.description,
+            }
+            for x in pop.open_tickets
+        ],
+    }
+
+
+def desk_json(desk) -> dict[str, Any]:
+    return {
+        "now": iso(desk.now),
+        "agent": {
+            "login": desk.login,
+            "display_name": desk.display_name,
+            "interfaces": desk.interfaces,
+            "state": state_json(desk.state),
+            "pause": {"available": desk.pause_available, "why": desk.pause_why},
+        },
+        "call": pop_json(desk.call, desk.now) if desk.call is not None else None,
+    }
+
+
+def user_json(u, interfaces: list[str]) -> dict[str, Any]:
+    return {
+        "login": u.login,
+        "display_name": u.display_name,
+        "role": u.role,
+        "created_at": iso(u.created_at),
+        "disabled_at": iso(u.disabled_at),
+        "interfaces": interfaces,
+    }

@@ -31,7 +31,12 @@ def sample_path(path: str) -> str:
     """A concrete URL for a route: placeholders filled with values of the right shape."""
     if path == STATIC_PREFIX:
         return STATIC_PREFIX + "/css/app.css"
-    samples = {"{number}": "1234567", "{call_id}": "1700000000.1", "{ticket_id}": "1"}
+    samples = {
+        "{number}": "1234567",
+        "{call_id}": "1700000000.1",
+        "{ticket_id}": "1",
+        "{login}": "walk-agent",
+    }
     for k, v in samples.items():
         path = path.replace(k, v)
     assert "{" not in path, f"no sample value for a placeholder in {path}"
