@@ -15,7 +15,14 @@ from callcenter.services.escalation import Escalation
 from callcenter.services.oral_window import OralWindows
 
 log = logging.getLogger(__name__)
-IDENTITY_FIELDS = ("caller_name", "organisation", "description", "category")
+IDENTITY_FIELDS = (
+    "caller_name",
+    "organisation",
+    "description",
+    "category",
+    "subject",
+    "identity_check",
+)
 
 
 class AgentActions:
@@ -157,5 +164,7 @@ class AgentActions:
 
 async def _save_identity(uow, call_id, now, details) -> None:
     fields = {k: v for k, v in details.items() if k in IDENTITY_FIELDS and v}
+    if "identity_check" in details:  # "" (the API's null) clears the mark
+        fields["identity_check"] = details["identity_check"] or None
     if fields:
         await uow.calls.update_fields(call_id, now, **fields)

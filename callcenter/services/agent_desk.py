@@ -117,6 +117,8 @@ class AgentDesk:
         #: who owns a connected call: its interface is fixed once connected, so it is kept
         self._owners: dict[str, str | None] = {}
         self._memo = _Memo()
+        #: how many pops were built (the ingest path builds none: sockets build them lazily)
+        self.pops_built = 0
 
     # --- who an agent is to Asterisk ---------------------------------------------------------
 
@@ -214,6 +216,7 @@ class AgentDesk:
         )
 
     async def pop(self, call_id: str, now: datetime) -> Pop:
+        self.pops_built += 1
         detail = await self.queries.get(call_id)
         number = detail.call.get("certificate_number")
         cert = None

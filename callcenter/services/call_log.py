@@ -101,8 +101,18 @@ class CallLog:
                 history = await log_.history(touched)
                 records = [project(cid, history[cid]) for cid in touched]
                 await log_.save_calls(records, now)
+                ended = {
+                    e.call_id
+                    for (e, _), new in zip(items, flags, strict=True)
+                    if new and e.event == "call_ended"
+                }
                 for rec in records:
                     await self.windows.follow(uow, rec, now, fx)
+                    if rec.call_id in ended and rec.connected_at is not None:
+                        # the agent's screen: the call it shows has ended (wrap-up begins)
+                        fx.notes.append(
+                            {"type": "call_ended", "call_id": rec.call_id, "ended_at": rec.ended_at}
+                        )
             await uow.commit()
         self.aftermath.release(fx)
         return flags

@@ -20,6 +20,8 @@ class Notifier:
 
     def publish(self, message: dict) -> None:
         self.published += 1
+        # one number per message: what the sockets share work on (the pop it stands for)
+        message = {**message, "_seq": self.published}
         for q in list(self._subscribers):
             if q.full():
                 q.get_nowait()

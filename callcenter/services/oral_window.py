@@ -112,6 +112,7 @@ class OralWindows:
         ):
             return False
         win.overrun()
+        fx.notes.append({"type": "window_overrun", "call_id": win.call_id})
         await self.escalation.escalate(uow, win.call_id, win.deadline_at, "overrun", fx)
         return True
 

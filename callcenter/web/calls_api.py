@@ -67,7 +67,7 @@ def _paging(request: web.Request) -> tuple[int, int]:
 
 @routes.get("/api/v1/calls")
 async def list_calls(request: web.Request) -> web.Response:
-    await require(request, "calls:read")
+    who = await require(request, "calls:read")
     c = request.app[CONTAINER]
     q = request.query
     limit, offset = _paging(request)
@@ -78,34 +78,45 @@ async def list_calls(request: web.Request) -> web.Response:
         status=q.get("status") or None,
         limit=limit,
         offset=offset,
+        viewer=who.name if who.role == "agent" else None,
     )
     return json_response(views.page_json(page, views.call_summary))
 
 
+async def _own_call(request: web.Request) -> Principal:
+    """The caller, refused (403 ``not_your_call``) when an agent and another user's call."""
+    who = await require(request, "calls:read")
+    await request.app[CONTAINER].desk.guard(who.name, who.role, request.match_info["call_id"])
+    return who
+
+
 @routes.get("/api/v1/calls/{call_id}")
 async def get_call(request: web.Request) -> web.Response:
-    await require(request, "calls:read")
+    await _own_call(request)
     c = request.app[CONTAINER]
     return _call(c, await c.calls.get(request.match_info["call_id"]))
 
 
 @routes.patch("/api/v1/calls/{call_id}")
 async def call_identity(request: web.Request) -> web.Response:
-    """The agent records the caller's name, organisation, problem and its category."""
-    await require(request, "calls:act")
+    """The agent records the caller's name, organisation, problem, its category and subject,
+    and marks the caller's identity checked or a mismatch (null clears the mark)."""
+    await _own_call(request)
     c = request.app[CONTAINER]
-    body = parse(schemas.CallIdentity, await read_json(request))
-    return _call(
-        c,
-        await c.calls.set_identity(
-            request.match_info["call_id"], c.clock.now(), **present(body, *IDENTITY)
-        ),
-    )
+    raw = await read_json(request)
+    body = parse(schemas.CallIdentity, raw)
+    details = present(body, *IDENTITY)
+    if "identity_check" in raw and raw["identity_check"] is None:
+        details["identity_check"] = ""
+    call_id = request.match_info["call_id"]
+    detail = await c.calls.set_identity(call_id, c.clock.now(), **details)
+    c.desk.touched(call_id)
+    return _call(c, detail)
 
 
 @routes.post("/api/v1/calls/{call_id}/extend")
 async def extend_window(request: web.Request) -> web.Response:
-    who = await require(request, "calls:act")
+    who = await _own_call(request)
     c = request.app[CONTAINER]
     body = parse(schemas.WindowExtension, await read_json(request))
     return _call(
@@ -118,34 +129,31 @@ async def extend_window(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/calls/{call_id}/escalate")
 async def escalate_call(request: web.Request) -> web.Response:
-    who = await require(request, "calls:act")
+    who = await _own_call(request)
     c = request.app[CONTAINER]
     body = parse(schemas.CallIdentity, await read_json(request))
-    return _call(
-        c,
-        await c.calls.escalate(
-            request.match_info["call_id"], who.name, c.clock.now(), **present(body, *IDENTITY)
-        ),
-    )
+    call_id = request.match_info["call_id"]
+    detail = await c.calls.escalate(call_id, who.name, c.clock.now(), **present(body, *IDENTITY))
+    c.desk.touched(call_id)
+    return _call(c, detail)
 
 
 @routes.post("/api/v1/calls/{call_id}/outcome")
 async def call_outcome(request: web.Request) -> web.Response:
-    who = await require(request, "calls:act")
+    who = await _own_call(request)
     c = request.app[CONTAINER]
     body = parse(schemas.CallOutcome, await read_json(request))
-    return _call(
-        c,
-        await c.calls.set_outcome(
-            request.match_info["call_id"],
-            body.outcome,
-            who.name,
-            c.clock.now(),
-            reason=body.reason,
-            note=body.note or "",
-            **present(body, *IDENTITY),
-        ),
+    detail = await c.calls.set_outcome(
+        request.match_info["call_id"],
+        body.outcome,
+        who.name,
+        c.clock.now(),
+        reason=body.reason,
+        note=body.note or "",
+        **present(body, *IDENTITY),
     )
+    c.desk.touched(detail.call["call_id"])
+    return _call(c, detail)
 
 
 @routes.post("/api/v1/complaints")
@@ -258,13 +266,17 @@ def _ticket_id(request: web.Request) -> int:
 
 @routes.get("/api/v1/stream")
 async def stream(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket push: window warnings, overruns, new tickets, supervisor alerts."""
+    """WebSocket push (docs/agent-screen.md): ``hello``, then the caller's ``desk`` (the
+    catch-up after every reconnect), then what happens: an agent gets their own calls, calls
+    that belong to nobody and their own state; supervisors and admins everything."""
     who: Principal = await require(request, "calls:read")
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     c = request.app[CONTAINER]
     async with c.notifier.subscribe() as queue:
         await ws.send_json({"type": "hello", "login": who.name, "role": who.role})
+        desk = await c.desk.desk(who.name, c.clock.now())
+        await _send(ws, {"type": "desk", **views.desk_json(desk)})
         reader = asyncio.ensure_future(_drain(ws))
         getter: asyncio.Future | None = None
         try:
@@ -283,9 +295,10 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                         break
                     continue
                 msg, getter = getter.result(), None
-                if who.role == "agent" and msg.get("type") == "supervisor_alert":
+                if not await c.desk.may_see(who.name, who.role, msg):
                     continue
-                await ws.send_str(json.dumps(views.note_json(msg), ensure_ascii=False, default=str))
+                for out in await _rendered(c, msg):
+                    await _send(ws, out)
         finally:
             if getter is not None:
                 getter.cancel()
@@ -294,6 +307,39 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 await reader
             await ws.close()
     return ws
+
+
+async def _send(ws: web.WebSocketResponse, message: dict) -> None:
+    await ws.send_str(json.dumps(message, ensure_ascii=False, default=str))
+
+
+#: notes that carry the call's window, or its ticket, or its whole pop (built lazily, once)
+_WITH_WINDOW = {"window_warning", "window_overrun", "window_extended"}
+
+
+async def _rendered(c, msg: dict) -> list[dict]:
+    """The frames a note becomes on the socket (the pop is built here, off the ingest path,
+    and only for a socket that may see the call; every such socket shares one build)."""
+    note = views.note_json(msg)
+    kind = msg.get("type")
+    if kind == "agent_state" and not isinstance(msg.get("state"), dict):
+        return [{**note, "state": views.state_json(msg["state"])}]
+    if kind not in _WITH_WINDOW | {"window_opened", "call_updated", "ticket_created"}:
+        return [note]
+    if not msg.get("call_id"):
+        return [note]
+    now = c.clock.now()
+    pop = await c.desk.pop_for_note(msg, now)
+    if pop is None:
+        return [note]
+    call = views.pop_json(pop, now)
+    if kind == "window_opened":
+        return [note, {"type": "call_connected", "call_id": msg["call_id"], "call": call}]
+    if kind == "call_updated":
+        return [{**note, "call": call}]
+    if kind == "ticket_created":
+        return [{**note, "ticket": call["ticket"]}]
+    return [{**note, "window": call["window"]}]
 
 
 #: how often an open push socket checks that its session (or token) still stands: logout,

@@ -100,7 +100,7 @@ def present(body: Any, *names: str) -> dict[str, Any]:
 _NAME = Text(300)
 _DESCRIPTION = Text(10_000)
 _CATEGORY = Text(20, choices=SERVICE_CATEGORIES)
-IDENTITY = ("caller_name", "organisation", "description", "category")
+IDENTITY = ("caller_name", "organisation", "description", "category", "subject", "identity_check")
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,10 @@ class CallIdentity:
     organisation: str | None = rule(_NAME)
     description: str | None = rule(_DESCRIPTION)
     category: str | None = rule(_CATEGORY)
+    #: the product or component the request is about (R-3)
+    subject: str | None = rule(Text(300))
+    #: the agent's mark on the caller's identity (R-10); null clears it (on PATCH)
+    identity_check: str | None = rule(Text(16, choices=("checked", "mismatch")))
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ def certificate_json(cert, caller_number: str | None, now: datetime) -> dict[str
         "days_left": max(0, (cert.valid_to - today).days),
         "status": cert.status_on(today).value,
         "product": cert.product,
-        "version": pv.version if pv else cert.version,
+        "version": str(pv.version) if pv else cert.version,
         "build": pv.build if pv else None,
         "version_string": cert.version,
         "version_note": (

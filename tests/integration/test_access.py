@@ -323,6 +323,7 @@ async def test_an_open_socket_closes_when_its_session_ends(
     cookie = (await _login(client)).cookies["cc_session"].value
     ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
     assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert (await ws.receive_json(timeout=5))["type"] == "desk"
     if ending == "logout":
         r = await client.delete("/api/v1/session", headers={"Cookie": f"cc_session={cookie}"})
         assert r.status == 200
@@ -342,6 +343,7 @@ async def test_an_open_socket_stays_while_its_session_stands(client, agent, monk
     cookie = (await _login(client)).cookies["cc_session"].value
     ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
     assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert (await ws.receive_json(timeout=5))["type"] == "desk"
     with pytest.raises(TimeoutError):
         await ws.receive(timeout=0.5)  # ten rechecks passed, nothing closed it
     assert not ws.closed

@@ -110,3 +110,298 @@ async def test_admin_sets_interfaces_and_lists_users(client, people):
     assert (r.status, (await r.json())["error"]) == (404, "no_such_user")
     r = await client.put(url, json={"interfaces": []}, headers=people["иванова"])
     assert r.status == 403
+
+
+# --- ownership -------------------------------------------------------------------------------
+
+CALL_ROUTES = [
+    ("GET", "", None),
+    ("PATCH", "", {"subject": "КриптоПро CSP"}),
+    ("POST", "/extend", {"reason": "долгий вопрос", "seconds": 60}),
+    ("POST", "/certificate", {"number": CERT}),
+    ("POST", "/outcome", {"outcome": "resolved"}),
+    ("POST", "/escalate", {"description": "нужен письменный ответ"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("who", "call", "allowed"),
+    [
+        ("иванова", "A.1", True),  # her own call
+        ("петров", "A.1", False),  # another agent's call
+        ("boss", "A.1", True),  # supervisors and admins see every call
+        ("root", "A.1", True),
+        ("петров", "N.1", True),  # a call on an interface nobody owns is everyone's
+        ("иванова", "N.1", True),
+    ],
+)
+async def test_ownership_on_every_call_route(client, container, clock, people, registry, who,
+                                            call, allowed):  # fmt: skip
+    await connect(container, clock, "A.1", "PJSIP/101")
+    await connect(container, clock, "N.1", "PJSIP/999")
+    for method, tail, body in CALL_ROUTES:
+        r = await client.request(
+            method, f"/api/v1/calls/{call}{tail}", json=body, headers=people[who]
+        )
+        if allowed:
+            # allowed: whatever the action answers (a closed window's 409), never a 403
+            assert r.status != 403 and r.status < 500, (method, tail, r.status)
+            if method == "GET":
+                assert r.status == 200
+        else:
+            assert (r.status, (await r.json())["error"]) == (403, "not_your_call"), (method, tail)
+    listed = await client.get("/api/v1/calls", headers=people[who])
+    ids = {c["call_id"] for c in (await listed.json())["items"]}
+    assert ("A.1" in ids) == (who != "петров")
+    assert "N.1" in ids
+
+
+async def test_an_unknown_call_is_404_for_an_agent_too(client, people):
+    r = await client.get("/api/v1/calls/nope.1", headers=people["петров"])
+    assert (r.status, (await r.json())["error"]) == (404, "call_not_found")
+
+
+# --- the desk and the pop --------------------------------------------------------------------
+
+
+async def test_desk_with_the_pop(client, container, clock, people, registry):
+    r = await client.get("/api/v1/agent/desk", headers=people["иванова"])
+    desk = await r.json()
+    assert r.status == 200 and desk["call"] is None
+    assert desk["agent"]["display_name"] == "Иванова Мария"
+    assert desk["agent"]["interfaces"] == ["PJSIP/101"]
+    assert desk["agent"]["state"]["state"] == "available"
+    assert desk["agent"]["pause"] == {"available": False, "why": desk["agent"]["pause"]["why"]}
+    assert "AMI" in desk["agent"]["pause"]["why"]
+
+    # an earlier call of the same certificate, escalated: its open ticket shows in the pop
+    await connect(container, clock, "old.1", "PJSIP/102")
+    await container.calls.escalate("old.1", "петров", clock.now(), description="старая беда")
+    clock.advance(600)
+    await connect(container, clock, "A.2", "PJSIP/101")
+    desk = await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json()
+    assert desk["agent"]["state"]["state"] == "in_call"
+    pop = desk["call"]
+    assert pop["call_id"] == "A.2" and pop["caller_number"] == CALLER
+    assert pop["certificate_status"] == "VALID"
+    cert = pop["certificate"]
+    assert cert["holder_name"] == "Пётр Сидоров" and cert["organisation"] == "ООО «Ромашка»"
+    assert cert["holder_type"] == "organisation"
+    assert cert["days_left"] == (date(2026, 12, 31) - date(2026, 3, 17)).days
+    assert cert["version"] == "5" and cert["build"] == "0.13000" and "5" in cert["version_note"]
+    covered = {s["code"]: s["covered"] for s in cert["services"]}
+    assert covered == {
+        "install": True, "admin": True, "kit_restore": False, "recovery": False,
+        "build_update": True,
+    }  # fmt: skip
+    assert cert["services"][0]["title"] == "Установка и настройка"
+    contacts = {c["full_name"]: c["is_caller"] for c in cert["contacts"]}
+    assert contacts == {"Пётр Сидоров": True, "Анна Смирнова": False}
+    assert pop["window"]["status"] == "open" and pop["window"]["remaining_seconds"] == 600.0
+    assert [c["call_id"] for c in pop["last_calls"]] == ["old.1"]
+    assert pop["last_calls"][0]["outcome"] == "escalated"
+    assert [t["description"] for t in pop["open_tickets"]] == ["старая беда"]
+    assert pop["open_tickets"][0]["due_at"].endswith("+03:00")
+    assert pop["identity"] == {"caller_name": "", "organisation": "", "check": None}
+
+    # the agent's own records: subject, identity mark (and clearing it), Cyrillic round trip
+    url = "/api/v1/calls/A.2"
+    r = await client.patch(
+        url,
+        json={"caller_name": "Пётр Сидоров", "subject": "КриптоПро CSP 5.0",
+              "identity_check": "mismatch", "category": "install"},
+        headers=people["иванова"],
+    )  # fmt: skip
+    assert r.status == 200
+    pop = (await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json())["call"]
+    assert pop["identity"] == {"caller_name": "Пётр Сидоров", "organisation": "",
+                               "check": "mismatch"}  # fmt: skip
+    assert (pop["subject"], pop["category"]) == ("КриптоПро CSP 5.0", "install")
+    r = await client.patch(url, json={"identity_check": None}, headers=people["иванова"])
+    assert r.status == 200
+    r = await client.patch(url, json={"identity_check": "maybe"}, headers=people["иванова"])
+    assert (r.status, list((await r.json())["fields"])) == (422, ["identity_check"])
+    desk = await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json()
+    assert desk["call"]["identity"]["check"] is None
+
+    # escalating: the ticket with its due time in words
+    r = await client.post(
+        f"{url}/escalate", json={"description": "нужен ответ"}, headers=people["иванова"]
+    )
+    assert r.status == 200
+    desk = await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json()
+    ticket = desk["call"]["ticket"]
+    # Tue 17 March 11:10 + 12 working hours (6:50 on Tuesday, 5:10 on Wednesday from 09:00)
+    assert ticket["due_at"] == "2026-03-18T14:10:00+03:00"
+    assert ticket["due_words_ru"] == "до 14:10 среды, 18 марта"
+    assert ticket["due_words_en"] == "by 14:10 on Wednesday, 18 March"
+    # Petrov's desk shows none of it
+    other = await (await client.get("/api/v1/agent/desk", headers=people["петров"])).json()
+    assert other["call"] is None or other["call"]["call_id"] != "A.2"
+
+
+async def test_wrapup_and_the_agents_own_lists(client, container, clock, people, registry):
+    await connect(container, clock, "A.3", "PJSIP/101")
+    r = await client.post("/api/v1/agent/wrapup/done", json={}, headers=people["иванова"])
+    assert (r.status, (await r.json())["error"]) == (409, "call_in_progress")
+    clock.advance(60)
+    await event(container, clock, event="call_ended", call_id="A.3", hangup_by="caller")
+    desk = await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json()
+    assert desk["agent"]["state"]["state"] == "wrap_up"
+    assert desk["call"]["ended_at"] == "2026-03-17T11:01:00+03:00"
+    r = await client.post("/api/v1/agent/wrapup/done", json={}, headers=people["иванова"])
+    body = await r.json()
+    assert r.status == 200 and body["call_id"] == "A.3"
+    assert body["state"]["state"] == "available"
+    desk = await (await client.get("/api/v1/agent/desk", headers=people["иванова"])).json()
+    assert desk["call"] is None
+
+    await connect(container, clock, "B.1", "PJSIP/102")
+    await container.calls.escalate("B.1", "петров", clock.now(), description="письменно")
+    r = await client.get("/api/v1/agent/calls", headers=people["иванова"])
+    body = await r.json()
+    assert body["day"] == "2026-03-17"
+    assert [c["call_id"] for c in body["items"]] == ["A.3"]
+    assert body["items"][0]["window_status"] == "met"
+    r = await client.get("/api/v1/agent/calls?day=2026-03-16", headers=people["иванова"])
+    assert (await r.json())["items"] == []
+    r = await client.get("/api/v1/agent/calls?day=вчера", headers=people["иванова"])
+    assert (r.status, (await r.json())["error"]) == (422, "invalid_query")
+    r = await client.get("/api/v1/agent/tickets", headers=people["петров"])
+    items = (await r.json())["items"]
+    assert [t["call_id"] for t in items] == ["B.1"]
+    assert items[0]["due_words_ru"].startswith("до ")
+    r = await client.get("/api/v1/agent/tickets", headers=people["иванова"])
+    assert (await r.json())["items"] == []
+
+
+# --- the number the caller dictates ----------------------------------------------------------
+
+
+async def test_certificate_typed_by_the_agent(client, container, clock, people, registry):
+    await connect(container, clock, "U.1", "PJSIP/101", cert=None)
+    await event(container, clock, event="certificate_checked", call_id="U.1",
+                status="UNVERIFIED", attempt=1)  # fmt: skip
+    url = "/api/v1/calls/U.1/certificate"
+    r = await client.post(url, json={"number": CERT}, headers=people["иванова"])
+    pop = await r.json()
+    assert r.status == 200, pop
+    assert pop["certificate_status"] == "VALID"
+    assert pop["certificate"]["holder_name"] == "Пётр Сидоров"
+    events = (await (await client.get("/api/v1/calls/U.1", headers=people["иванова"])).json())[
+        "events"
+    ]
+    typed = [e for e in events if e["event"] == "certificate_checked" and e["source"] == "agent"]
+    assert [(e["certificate"], e["status"]) for e in typed] == [(CERT, "VALID")]
+
+    r = await client.post(url, json={"number": ""}, headers=people["иванова"])
+    assert r.status == 422
+    # unknown numbers count against the caller's number, as in the IVR: 5 and locked
+    statuses = []
+    for n in range(5):
+        clock.advance(1)  # each try at its own instant, as typed
+        r = await client.post(url, json={"number": f"99900{n:02d}"}, headers=people["иванова"])
+        statuses.append((r.status, (await r.json())["error"]))
+    assert statuses[:4] == [(404, "certificate_unknown")] * 4
+    assert statuses[4][0] == 429
+    clock.advance(1)
+    r = await client.post(url, json={"number": CERT}, headers=people["иванова"])
+    assert r.status == 429 and int(r.headers["Retry-After"]) > 0  # even a valid number
+    call = await (await client.get("/api/v1/calls/U.1", headers=people["иванова"])).json()
+    assert call["certificate_status"] == "LOCKED"
+
+
+# --- the push socket -------------------------------------------------------------------------
+
+
+async def _open(client, headers):
+    ws = await client.ws_connect("/api/v1/stream", headers=headers)
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    desk = await ws.receive_json(timeout=5)
+    assert desk["type"] == "desk"
+    return ws, desk
+
+
+async def _next(ws, *skip: str) -> dict:
+    while True:
+        msg = await ws.receive_json(timeout=5)
+        if msg["type"] not in skip:
+            return msg
+
+
+async def test_stream_targets_owners_and_catches_up(client, container, clock, people, registry):
+    # no socket open: event ingest builds no pop at all
+    await connect(container, clock, "early.1", "PJSIP/101", ended=True)
+    assert container.desk.pops_built == 0
+
+    a, desk_a = await _open(client, people["иванова"])
+    b, _ = await _open(client, people["петров"])
+    boss, _ = await _open(client, people["boss"])
+    assert desk_a["call"]["call_id"] == "early.1"  # ended, not done: wrap-up
+    assert desk_a["agent"]["state"]["state"] == "wrap_up"
+    await client.post("/api/v1/agent/wrapup/done", json={}, headers=people["иванова"])
+    assert (await _next(a, "call_updated"))["type"] == "agent_state"
+    assert (await _next(boss, "call_updated"))["login"] == "иванова"
+
+    built = container.desk.pops_built
+    await connect(container, clock, "A.1", "PJSIP/101")
+    msg = await _next(a, "window_opened")
+    assert msg["type"] == "call_connected" and msg["call"]["call_id"] == "A.1"
+    assert msg["call"]["certificate"]["holder_name"] == "Пётр Сидоров"
+    sup = await _next(boss, "window_opened")
+    assert (sup["type"], sup["call"]["call_id"]) == ("call_connected", "A.1")
+    # one pop built for the note, shared by both sockets that may see it
+    assert container.desk.pops_built == built + 1
+
+    # Petrov's next message is about his own call: nothing of A.1 reached him before it
+    await connect(container, clock, "B.1", "PJSIP/102")
+    msg = await _next(b, "window_opened")
+    assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "B.1")
+    assert (await _next(boss, "window_opened"))["call"]["call_id"] == "B.1"
+
+    # an update by the owner reaches the owner and the supervisor, with the pop
+    r = await client.patch("/api/v1/calls/A.1", json={"subject": "ЭЦП"}, headers=people["иванова"])
+    assert r.status == 200
+    msg = await _next(a)
+    assert (msg["type"], msg["call"]["subject"]) == ("call_updated", "ЭЦП")
+    assert (await _next(boss))["call"]["subject"] == "ЭЦП"
+
+    # a reload mid-call: the desk frame carries the pop and the countdown back
+    await a.close()
+    clock.advance(120)
+    a, desk_a = await _open(client, people["иванова"])
+    assert desk_a["call"]["call_id"] == "A.1" and desk_a["call"]["subject"] == "ЭЦП"
+    assert desk_a["call"]["window"]["remaining_seconds"] == 480.0
+    assert desk_a["agent"]["state"]["state"] == "in_call"
+
+    # the warning, the overrun and the ticket, keyed by call, each with what it carries
+    clock.advance(360)
+    await container.scheduler.fire_due()
+    msg = await _next(a)
+    assert (msg["type"], msg["call_id"]) == ("window_warning", "A.1")
+    assert msg["window"]["warned_at"] is not None
+    clock.advance(200)
+    await container.scheduler.fire_due()
+    kinds = {}
+    while len(kinds) < 2:
+        m = await _next(a)
+        kinds[m["type"]] = m
+    assert kinds["window_overrun"]["window"]["status"] == "overrun"
+    assert kinds["ticket_created"]["ticket"]["due_words_ru"].startswith("до ")
+
+    # call ended: the owner hears of it; the other agent does not (his next is his own)
+    await event(container, clock, event="call_ended", call_id="A.1", hangup_by="caller")
+    msg = await _next(a, "window_met", "ticket_withdrawn")
+    assert (msg["type"], msg["call_id"]) == ("call_ended", "A.1")
+    assert msg["ended_at"] == clock.now().isoformat()
+    await event(container, clock, event="call_ended", call_id="B.1", hangup_by="caller")
+    msg = await _next(b, "window_met", "window_overrun", "ticket_created", "window_warning")
+    assert (msg["type"], msg["call_id"]) == ("call_ended", "B.1")
+
+    # a call on nobody's interface reaches every agent
+    await connect(container, clock, "N.1", "PJSIP/999")
+    for ws in (a, b):
+        msg = await _next(ws, "window_opened", "window_met", "ticket_withdrawn")
+        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "N.1")
+    for ws in (a, b, boss):
+        await ws.close()

@@ -175,11 +175,15 @@ async def test_push_over_websocket(agent_client, pbx_token, container, clock):
     async with agent_client.ws_connect("/api/v1/stream") as ws:
         hello = await ws.receive_json(timeout=5)
         assert hello["type"] == "hello" and hello["role"] == "agent"
+        desk = await ws.receive_json(timeout=5)  # the catch-up frame (docs/agent-screen.md)
+        assert (desk["type"], desk["call"]) == ("desk", None)
         await post_event(
             agent_client, pbx_token, event="agent_connected", call_id="5.9", agent="PJSIP/1"
         )
         msg = await ws.receive_json(timeout=5)
         assert (msg["type"], msg["call_id"]) == ("window_opened", "5.9")
+        msg = await ws.receive_json(timeout=5)
+        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "5.9")
         clock.advance(480)
         await container.scheduler.fire_due()
         msg = await ws.receive_json(timeout=5)
