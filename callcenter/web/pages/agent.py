@@ -51,6 +51,7 @@ SCRIPT_KEYS = (
     N_("ticket_due_at"),
     N_("call_ended_wrapup"),
     N_("cert_version_note"),
+    N_("cert_version_build"),
     N_("pause_reason_default"),
 )
 

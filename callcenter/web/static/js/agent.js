@@ -123,7 +123,9 @@
     setText("validity", dateOnly(cert.valid_from) + " – " + dateOnly(cert.valid_to) + " · " +
       (left != null && left >= 0 ? t("cert_days_left", { days: left }) : t("cert_expired_days")));
     setText("product", cert.product);
-    setText("version", cert.version);
+    setText("version", cert.build
+      ? t("cert_version_build", { version: cert.version, build: cert.build })
+      : cert.version_string || cert.version);
     setText("version-note", cert.version ? t("cert_version_note", { version: cert.version }) : "");
     const contacts = $("contacts");
     contacts.replaceChildren();
@@ -177,6 +179,7 @@
   function renderIdentity() {
     const form = $("identity");
     if (identityFor === call.call_id && identityDirty) return; // the agent is typing
+    if (identityFor !== call.call_id) $("saved").textContent = "";
     identityFor = call.call_id;
     const id = call.identity || {};
     form.elements.caller_name.value = id.caller_name || "";
@@ -188,7 +191,6 @@
       radio.checked = radio.value === (id.check || "");
     }
     identityDirty = false;
-    setText("saved", "");
   }
 
   function renderTicket() {
@@ -196,7 +198,8 @@
     $("ticket").hidden = !ticket;
     if (!ticket) return;
     setText("ticket-id", ticket.id);
-    setText("ticket-due", ticket["due_words_" + data.lang] || ticket.due_words_ru);
+    setText("ticket-due", ticket["due_words_" + data.lang] || ticket.due_words_ru ||
+      dayTime(ticket.due_at));
     setText("ticket-due-at", t("ticket_due_at", { time: dayTime(ticket.due_at) }));
   }
 
@@ -424,7 +427,7 @@
     const answer = await api("PATCH", callPath(), identityBody());
     if (answer === null) return false;
     identityDirty = false;
-    setText("saved", t("saved"));
+    $("saved").textContent = "✓ " + t("saved");
     return true;
   }
 
@@ -432,8 +435,8 @@
     // an action may answer the new pop (or a call with its ticket); pushes follow anyway
     if (answer && answer.call_id && answer.call_id === (call && call.call_id) && answer.identity) {
       setCall(answer);
-    } else if (answer && answer.ticket && call) {
-      call.ticket = answer.ticket;
+    } else if (answer && answer.ticket && call && !(call.ticket && call.ticket.due_words_ru)) {
+      call.ticket = answer.ticket; // the push that follows brings the due time in words
       renderCall();
     }
   }
@@ -493,7 +496,10 @@
   }
 
   function wire() {
-    $("identity").addEventListener("input", () => { identityDirty = true; setText("saved", ""); });
+    $("identity").addEventListener("input", () => {
+      identityDirty = true;
+      $("saved").textContent = "";
+    });
     $("identity").addEventListener("submit", (ev) => { ev.preventDefault(); save(); });
     $("act-resolved").addEventListener("click", () => outcome({ outcome: "resolved" }));
     $("act-escalate").addEventListener("click", escalate);
