@@ -79,7 +79,7 @@ def main() -> int:
                             page.context.clear_cookies()
                             ctx.add_cookies([{"name": "cc_lang", "value": lang, "url": stack.url}])
                         login(page, stack.url, "agent1")
-                        page.wait_for_selector("#desk:not([hidden]), #idle", timeout=5000)
+                        page.wait_for_selector("#desk:not([hidden])", timeout=10_000)
                         time.sleep(1.5)
                         page.screenshot(path=out / f"agent-{lang}{suffix}.png")
                         ctx.close()

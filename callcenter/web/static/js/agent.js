@@ -21,14 +21,15 @@
     return text;
   }
 
-  const fmtTime = new Intl.DateTimeFormat(data.lang, {
+  const locale = data.lang === "en" ? "en-GB" : "ru-RU"; // day before month in both
+  const fmtTime = new Intl.DateTimeFormat(locale, {
     timeZone: MOSCOW, hour: "2-digit", minute: "2-digit", hour12: false,
   });
-  const fmtDayTime = new Intl.DateTimeFormat(data.lang, {
+  const fmtDayTime = new Intl.DateTimeFormat(locale, {
     timeZone: MOSCOW, day: "2-digit", month: "2-digit", hour: "2-digit", minute: "2-digit",
     hour12: false,
   });
-  const fmtDate = new Intl.DateTimeFormat(data.lang, {
+  const fmtDate = new Intl.DateTimeFormat(locale, {
     timeZone: MOSCOW, day: "2-digit", month: "2-digit", year: "numeric",
   });
   const hhmm = (iso) => (iso ? fmtTime.format(new Date(iso)) : "—");
