@@ -100,22 +100,23 @@ class DeskStack:
         self,
         interface: str = "PJSIP/101",
         certificate: str = VALID,
-        status: str = "VALID",
+        status: str | None = "VALID",
         caller: str = CALLER,
         connect: bool = True,
     ) -> str:
         """A call through the IVR into the queue, connected to ``interface``; its id."""
         call_id = f"{int(time.time())}.{os.getpid()}{next(_ids):03d}"
         self.event({"event": "call_started", "call_id": call_id, "caller_number": caller})
-        self.event(
-            {
-                "event": "certificate_checked",
-                "call_id": call_id,
-                "certificate": certificate,
-                "status": status,
-                "attempt": 1,
-            }
-        )
+        if status is not None:  # None: the IVR could not check (queued as UNVERIFIED)
+            self.event(
+                {
+                    "event": "certificate_checked",
+                    "call_id": call_id,
+                    "certificate": certificate,
+                    "status": status,
+                    "attempt": 1,
+                }
+            )
         self.event({"event": "queued", "call_id": call_id, "queue": "support"})
         if connect:
             self.connect(call_id, interface)

@@ -25,6 +25,7 @@ from tests.e2e.desk_stack import (
     EVIL,
     EVIL_NAME,
     PASSWORD,
+    VALID,
     DeskStack,
 )
 
@@ -252,6 +253,56 @@ def test_escalating_from_the_page_makes_one_ticket_due_as_the_calendar_says(stac
     assert len(mine) == 1, mine
     due = stack.cli.run("calendar", "due", "--received", ticket["received_at"], check=True)
     assert due.stdout.strip() == ticket["due_at"]
+    # the agent's own list (an htmx fragment) is refreshed by the ticket's push
+    expect(d.page.locator("#mine")).to_contain_text(shown_id, timeout=5000)
+    finish(stack, d, call_id)
+
+
+def test_an_unverified_caller_dictates_the_number_and_the_pop_fills_in(stack, desk):
+    d = desk("agent1")
+    call_id = stack.new_call(status=None)
+    expect(d.page.locator("#cert-status-word")).to_have_text("Не проверен", timeout=5000)
+    expect(d.page.locator("#cert")).to_be_hidden()
+    d.page.keyboard.press("Alt+L")
+    expect(d.page.locator("#lookup-number")).to_be_focused()
+    d.page.keyboard.type(VALID)
+    d.page.keyboard.press("Enter")
+    expect(d.page.locator("#holder")).to_have_text("Сидоров Пётр Иванович", timeout=5000)
+    expect(d.page.locator("#cert-status-word")).to_have_text("Действует")
+    expect(d.page.locator("#cert-lookup")).to_be_hidden()
+    finish(stack, d, call_id)
+
+
+def test_extend_refuse_and_end_for_abuse_from_the_page(stack, desk):
+    d = desk("agent1")
+    call_id = stack.new_call()
+    expect(d.page.locator("#countdown")).to_have_attribute("data-phase", "running", timeout=5000)
+    d.page.keyboard.press("Alt+E")  # no reason yet: the reason field takes the focus
+    expect(d.page.locator("#extend input[name=reason]")).to_be_focused()
+    d.page.keyboard.type("клиент ищет лицензию")
+    d.page.fill("#extend input[name=seconds]", "300")
+    d.page.keyboard.press("Alt+E")
+    expect(d.page.locator("#cd-time")).to_have_text(re.compile(r"^[45]:\d\d$"), timeout=5000)
+    expect(d.page.locator("#countdown")).to_have_attribute("data-phase", "running")
+    d.page.select_option("#refuse select[name=reason]", "not_covered")
+    d.page.click("#act-refuse")
+    expect(d.page.locator("#act-resolved")).to_be_disabled(timeout=5000)
+    shown = d.api("GET", f"/api/v1/calls/{call_id}")
+    assert (shown["outcome"], shown["window"]["extensions"][0]["reason"]) == (
+        "refused",
+        "клиент ищет лицензию",
+    ), shown
+    finish(stack, d, call_id)
+
+    call_id = stack.new_call()
+    expect(d.page.locator("#holder")).to_have_text("Сидоров Пётр Иванович", timeout=5000)
+    d.page.click("#act-abusive")  # what happened is required: nothing is sent without it
+    expect(d.page.locator("#abuse input[name=note]")).to_be_focused()
+    d.page.keyboard.type("угрозы и брань")
+    d.page.keyboard.press("Enter")
+    expect(d.page.locator("#act-abusive")).to_be_disabled(timeout=5000)
+    assert d.api("GET", f"/api/v1/calls/{call_id}")["outcome"] == "abusive"
+    assert d.dialogs == []
     finish(stack, d, call_id)
 
 
@@ -349,6 +400,29 @@ def test_anonymous_forged_and_ended_sessions_are_refused_on_every_page_and_the_s
         d.page.goto(stack.url + path)
         assert "/login?next=" in d.page.url, path
     assert _socket_opens(d.page, stack.url).startswith("closed:")
+
+
+def test_the_admin_sets_an_agents_interfaces_on_the_users_page(browser, stack):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(stack.url + "/")
+    page.fill("input[name=login]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url("**/admin/users")
+    form = page.locator("form.interfaces[data-login=agent2]")
+    form.locator("input[name=interfaces]").fill("PJSIP/102, Local/agent2@agents")
+    form.locator("button").click()
+    expect(form.locator(".result")).to_have_text("✓ Сохранено", timeout=5000)
+    page.reload()
+    expect(form.locator("input[name=interfaces]")).to_have_value("Local/agent2@agents, PJSIP/102")
+    # an interface that belongs to agent1 is refused with the reason, nothing changes
+    form.locator("input[name=interfaces]").fill("PJSIP/101")
+    form.locator("button").click()
+    expect(form.locator(".result")).to_contain_text("⚠", timeout=5000)
+    page.reload()
+    expect(form.locator("input[name=interfaces]")).to_have_value("Local/agent2@agents, PJSIP/102")
+    ctx.close()
 
 
 def test_an_agent_gets_a_403_page_for_the_admin_page(stack, desk):

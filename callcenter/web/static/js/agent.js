@@ -217,6 +217,7 @@
     $("act-extend").disabled = settled || !running || !!call.ended_at;
     $("act-refuse").disabled = settled;
     $("act-abusive").disabled = settled;
+    $("abuse").elements.note.disabled = settled;
     $("act-done").disabled = !(call.ended_at || settled);
     const wrap = $("wrapup-note");
     if (wrap) wrap.remove();
@@ -510,8 +511,16 @@
       const reason = $("refuse").elements.reason.value;
       if (reason) outcome({ outcome: "refused", reason });
     });
-    $("act-abusive").addEventListener("click", () => {
-      if (window.confirm(t("confirm_abusive"))) outcome({ outcome: "abusive" });
+    // ending for abuse alerts a supervisor, who reviews it: what happened is required
+    $("abuse").addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const note = $("abuse").elements.note;
+      if (!note.value.trim()) {
+        flash(t("abuse_note_required"), "warn");
+        note.focus();
+        return;
+      }
+      outcome({ outcome: "abusive", note: note.value.trim() }).then(() => { note.value = ""; });
     });
     $("act-done").addEventListener("click", done);
     $("pause").addEventListener("submit", (ev) => { ev.preventDefault(); pause(true); });
