@@ -208,5 +208,11 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
-        desk=AgentDesk(uow_factory, timing.queries, registry, notifier),
+        desk=AgentDesk(
+            uow_factory,
+            timing.queries,
+            registry,
+            notifier,
+            read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+        ),
     )

@@ -105,7 +105,7 @@ demo_calls_context = _owned_task("demo-calls", _demo_calls)
 async def ami_context(app):
     """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
     from callcenter.adapters.ami import AmiClient
-    from callcenter.adapters.ami_events import to_call_event
+    from callcenter.adapters.ami_events import member_pause, queue_pause, to_call_event
     from callcenter.domain.errors import DomainError
     from callcenter.web.keys import CONTAINER
 
@@ -115,6 +115,12 @@ async def ami_context(app):
     async def on_event(ev) -> None:
         body = to_call_event(ev)
         if body is None:
+            pause = member_pause(ev)
+            if pause is not None:  # paused on the phone: the agent's page follows
+                try:
+                    await container.desk.on_member_pause(*pause, container.clock.now())
+                except DomainError as exc:
+                    log.warning("AMI QueueMemberPause not taken: %s", exc.message)
             return
         try:
             await container.calls.record(body, container.clock.now())
@@ -122,10 +128,12 @@ async def ami_context(app):
             log.warning("AMI event %s not taken: %s", ev.get("Event"), exc.message)
 
     client = AmiClient(a.host, a.port, a.username, a.secret, on_event)
+    container.desk.pauser = queue_pause(client)
     task = asyncio.create_task(client.run(), name="ami")
     try:
         yield
     finally:
+        container.desk.pauser = None
         await client.close()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

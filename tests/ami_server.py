@@ -31,6 +31,13 @@ Behaviour (``07:line``):
   keepalive timeouts).
 * ``Events`` (``EventMask``): ``Response: Success`` / ``Events: On|Off``.
 * ``Logoff``: ``Response: Goodbye`` / ``Message: Thanks for all the fish.``, then a close.
+* ``QueuePause`` (``app_queue.c``, ``manager_pause_queue_member``): without ``Interface`` or
+  ``Paused``, ``Message: Need 'Interface' and 'Paused' parameters.``; an interface that is
+  no member (``members``, interface -> queues) ``Message: Interface not found``; otherwise
+  ``Response: Success`` / ``Message: Interface paused successfully`` (``unpaused``) and one
+  ``QueueMemberPause`` event per queue (``queue_member_blob_create``'s fields: ``Paused``
+  ``1``/``0``, ``PausedReason``), as :meth:`FakeAmiServer.member_paused` sends for a pause
+  made on the phone.
 * Anything else: ``Message: Invalid/unknown command: <Action>. Use Action: ListCommands
   to show available commands.``
 * ``ActionID`` is echoed as the line right after ``Response:`` and omitted if not sent.
@@ -254,6 +261,9 @@ class FakeAmiServer:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self._session_events = Q5.session_events
+        #: queue members, interface -> the queues it is in (QueuePause acts on these)
+        self.members: dict[str, list[str]] = {}
+        self.paused: dict[str, tuple[bool, str]] = {}
 
     # ---- lifecycle
 
@@ -322,6 +332,36 @@ class FakeAmiServer:
                     await self._write(session, data, chunk)
                     sent += 1
         return sent
+
+    async def member_paused(self, interface: str, paused: bool, reason: str = "") -> None:
+        """A pause or unpause of a member (from the phone, or by QueuePause): one
+        ``QueueMemberPause`` per queue, to every session whose mask lets ``agent`` through."""
+        self.paused[interface] = (paused, reason)
+        for queue in self.members.get(interface, []):
+            fields = [
+                ("Event", "QueueMemberPause"),
+                ("Privilege", "agent,all"),
+                ("Queue", queue),
+                ("MemberName", interface),
+                ("Interface", interface),
+                ("StateInterface", interface),
+                ("Membership", "static"),
+                ("Penalty", "0"),
+                ("CallsTaken", "0"),
+                ("LastCall", "0"),
+                ("LastPause", str(int(time.time()))),
+                ("LoginTime", str(int(time.time()))),
+                ("InCall", "0"),
+                ("Status", "1"),
+                ("Paused", "1" if paused else "0"),
+                ("PausedReason", reason if paused else ""),
+                ("Ringinuse", "0"),
+                ("Wrapuptime", "0"),
+            ]
+            data = ("".join(f"{k}: {v}\r\n" for k, v in fields) + "\r\n").encode()
+            for session in self.active:
+                if session.wants(data):
+                    await self._write(session, data, None)
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes as they are to every logged-in session (for partial messages)."""
@@ -407,6 +447,20 @@ class FakeAmiServer:
                 await self._reply(
                     session, "Success", aid, ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")
                 )
+        elif lname == "queuepause":
+            iface, paused_s = action.get("Interface", ""), action.get("Paused", "")
+            if not iface or not paused_s:
+                text = "Need 'Interface' and 'Paused' parameters."
+                await self._reply(session, "Error", aid, ("Message", text))
+            elif iface not in self.members:
+                await self._reply(session, "Error", aid, ("Message", "Interface not found"))
+            else:
+                paused = paused_s.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+                word = "paused" if paused else "unpaused"
+                await self._reply(
+                    session, "Success", aid, ("Message", f"Interface {word} successfully")
+                )
+                await self.member_paused(iface, paused, action.get("Reason", ""))
         elif lname == "events":
             session.mask = _parse_mask(action.get("EventMask"))
             await self._reply(session, "Success", aid, ("Events", "On" if session.mask else "Off"))

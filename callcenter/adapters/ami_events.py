@@ -12,11 +12,12 @@ spell the ids ``UniqueID``/``LinkedID``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from callcenter.adapters.ami_codec import get_field as _get
+from callcenter.domain.errors import Conflict, Unavailable
 
 
 def to_call_event(ev: Mapping[str, str]) -> dict[str, Any] | None:
@@ -104,3 +105,47 @@ def _timestamp(ev: Mapping[str, str]) -> str | None:
         return datetime.fromtimestamp(float(raw), UTC).isoformat()
     except (ValueError, OverflowError, OSError):
         return None
+
+
+def member_pause(ev: Mapping[str, str]) -> tuple[str, bool, str | None] | None:
+    """``(interface, paused, reason)`` of a ``QueueMemberPause`` event, else None.
+
+    Asterisk 22 (``app_queue.c``, ``queue_member_blob_create``) sends one per queue the member
+    is in, with ``Interface``, ``Paused`` (``1``/``0``) and ``PausedReason``; older versions
+    spelt the reason ``Reason``."""
+    if (_get(ev, "Event") or "").lower() != "queuememberpause":
+        return None
+    interface = _get(ev, "Interface") or _get(ev, "Location")
+    paused = (_get(ev, "Paused") or "").strip().lower()
+    if not interface or paused not in ("0", "1", "true", "false", "yes", "no"):
+        return None
+    reason = _get(ev, "PausedReason") or _get(ev, "Reason") or None
+    return interface, paused in ("1", "true", "yes"), reason
+
+
+def queue_pause(client) -> Callable[[str, bool, str | None], Awaitable[None]]:
+    """The desk's pauser: ``QueuePause`` for one interface in every queue (no ``Queue``).
+
+    Asterisk answers ``Response: Success`` / ``Message: Interface paused successfully`` (or
+    ``unpaused``), or ``Response: Error`` / ``Message: Interface not found``
+    (``manager_pause_queue_member``). A session that is down is :class:`Unavailable` (503);
+    a refusal is a :class:`Conflict` naming the interface and Asterisk's message."""
+    from callcenter.adapters.ami import AmiError
+
+    async def pause(interface: str, paused: bool, reason: str | None) -> None:
+        fields = {"Interface": interface, "Paused": "true" if paused else "false"}
+        if reason:
+            fields["Reason"] = reason
+        try:
+            reply = await client.action("QueuePause", **fields)
+        except AmiError as exc:
+            raise Unavailable(
+                f"the switch's manager interface does not answer now: {exc}", code="ami_down"
+            ) from None
+        if (_get(reply, "Response") or "").lower() != "success":
+            raise Conflict(
+                f"Asterisk refused to pause {interface}: {_get(reply, 'Message') or 'no reason'}",
+                code="ami_refused",
+            )
+
+    return pause

@@ -586,9 +586,12 @@ class UnitOfWork:
     concurrently and serialise per call with row locks.
     """
 
-    def __init__(self, sessions: async_sessionmaker) -> None:
+    def __init__(self, sessions: async_sessionmaker, *, read_only: bool = False) -> None:
         self._sessions = sessions
         self._lock: _TaskLock | None = None
+        #: a unit that only reads (the agent's pop) need not wait its turn on SQLite: WAL
+        #: readers never block the writer nor wait for it; it must never commit
+        self._read_only = read_only
 
     async def __aenter__(self) -> UnitOfWork:
         from callcenter.adapters.agent_store import AgentRepository
@@ -601,7 +604,7 @@ class UnitOfWork:
         )
 
         bind = self._sessions.kw.get("bind")
-        if bind is not None and bind.dialect.name == "sqlite":
+        if bind is not None and bind.dialect.name == "sqlite" and not self._read_only:
             self._lock = _SQLITE_WRITERS.setdefault(bind.sync_engine, _TaskLock())
             await self._lock.acquire()
         self.session = self._sessions()
@@ -633,6 +636,8 @@ class UnitOfWork:
         return await for_session(self.session)
 
     async def commit(self) -> None:
+        if self._read_only:
+            raise RuntimeError("a read-only unit of work does not commit")
         await self.session.commit()
 
 

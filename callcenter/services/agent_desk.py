@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}/[!-~]{1,180}$")
 #: a call connected longer ago than this is no longer anyone's current call (a lost hangup)
 CURRENT_CALL_HORIZON = timedelta(hours=12)
+OWNER_CACHE_SECONDS = 30.0
 IDENTITY_CHECKS = ("checked", "mismatch")
 STATES = ("available", "paused", "in_call", "wrap_up")
 #: what the desk says when pausing cannot reach Asterisk (the page shows its catalog's text)
@@ -107,15 +109,22 @@ class _Memo:
 
 
 class AgentDesk:
-    def __init__(self, uow_factory: Callable, queries, registry, notifier) -> None:
+    def __init__(
+        self, uow_factory: Callable, queries, registry, notifier, read_uow: Callable | None = None
+    ) -> None:
         self._uow = uow_factory
+        #: for the pushes' reads (pops, owners): they need not queue behind event ingest
+        self._read = read_uow or uow_factory
         self.queries = queries
         self.registry = registry
         self.notifier = notifier
         #: set when AMI is enabled (the composition root wires the client's QueuePause)
         self.pauser: Pauser | None = None
         #: who owns a connected call: its interface is fixed once connected, so it is kept
-        self._owners: dict[str, str | None] = {}
+        self._owners: dict[str, tuple[str | None, float]] = {}
+        self._flights: dict[str, asyncio.Future] = {}
+        #: interface -> login, and when to read it again
+        self._directory: tuple[dict[str, str], float] | None = None
         self._memo = _Memo()
         #: how many pops were built (the ingest path builds none: sockets build them lazily)
         self.pops_built = 0
@@ -155,22 +164,45 @@ class AgentDesk:
             await uow.agents.replace_interfaces(user.id, wanted, now)
             await uow.commit()
         self._owners.clear()
+        self._directory = None
         return wanted
 
     # --- ownership ---------------------------------------------------------------------------
 
     async def owner(self, call_id: str) -> str | None:
         """The login owning the call (None: nobody's, or no such call)."""
-        if call_id in self._owners:
-            return self._owners[call_id]
-        async with self._uow() as uow:
+        hit = self._owners.get(call_id)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        flight = self._flights.get(call_id)
+        if flight is None:  # every socket asking at once shares one read
+            flight = asyncio.ensure_future(self._read_owner(call_id))
+            self._flights[call_id] = flight
+            flight.add_done_callback(lambda _f: self._flights.pop(call_id, None))
+        return await asyncio.shield(flight)
+
+    async def _read_owner(self, call_id: str) -> str | None:
+        async with self._read() as uow:
             exists, owner = await uow.agents.owner_of_call(call_id)
             connected = exists and (await uow.calls.get(call_id) or {}).get("agent") is not None
         if connected:
-            if len(self._owners) > 50_000:
-                self._owners.clear()
-            self._owners[call_id] = owner
+            self._remember(call_id, owner)
         return owner
+
+    def _remember(self, call_id: str, owner: str | None) -> None:
+        if len(self._owners) > 50_000:
+            self._owners.clear()
+        # a mapping changed by another process (the CLI) is seen within OWNER_CACHE_SECONDS
+        self._owners[call_id] = (owner, time.monotonic() + OWNER_CACHE_SECONDS)
+
+    async def _directory_owner(self, interface: str) -> str | None:
+        """The login owning an interface, from a directory read once every few seconds."""
+        if self._directory is None or self._directory[1] <= time.monotonic():
+            async with self._read() as uow:
+                mapping = await uow.agents.all_interfaces()
+            inverted = {i: login for login, ifaces in mapping.items() for i in ifaces}
+            self._directory = (inverted, time.monotonic() + OWNER_CACHE_SECONDS)
+        return self._directory[0].get(interface)
 
     async def guard(self, login: str, role: str, call_id: str) -> None:
         """403 ``not_your_call`` for an agent and a call that belongs to another user."""
@@ -190,9 +222,13 @@ class AgentDesk:
         if "login" in note:
             return note["login"] == login
         call_id = note.get("call_id")
-        if call_id:
-            return (await self.owner(call_id)) in (None, login)
-        return True
+        if not call_id:
+            return True
+        hit = self._owners.get(call_id)
+        if (hit is None or hit[1] <= time.monotonic()) and note.get("agent"):
+            # the note names the interface (window_opened, window_warning): no call read
+            self._remember(call_id, await self._directory_owner(note["agent"]))
+        return (await self.owner(call_id)) in (None, login)
 
     # --- the desk and the pop ----------------------------------------------------------------
 
@@ -217,19 +253,25 @@ class AgentDesk:
 
     async def pop(self, call_id: str, now: datetime) -> Pop:
         self.pops_built += 1
-        detail = await self.queries.get(call_id)
-        number = detail.call.get("certificate_number")
-        cert = None
         last: list[dict] = []
         tickets: list[Ticket] = []
+        async with self._read() as uow:  # one short read: the call's events are not needed
+            row = await uow.calls.get(call_id)
+            if row is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            detail = CallDetail(
+                row, await uow.windows.get(call_id), await uow.tickets.for_call(call_id), []
+            )
+            number = row.get("certificate_number")
+            if number:
+                last = await uow.agents.last_calls(number, call_id)
+                tickets = await uow.agents.open_tickets(number)
+        cert = None
         if number:
             try:
                 cert = await self.registry.get(number)
             except NotFound:
                 cert = None
-            async with self._uow() as uow:
-                last = await uow.agents.last_calls(number, call_id)
-                tickets = await uow.agents.open_tickets(number)
         words = None
         if detail.ticket is not None:
             from callcenter.domain.wording import due_words_en, due_words_ru
@@ -250,6 +292,10 @@ class AgentDesk:
         try:
             return await asyncio.shield(task)
         except NotFound:
+            return None
+        except Exception as exc:  # a socket must outlive one pop it could not build
+            if getattr(exc, "code", None) is None:
+                log.warning("call %s: pop not built: %s", note.get("call_id"), exc)
             return None
 
     def _forget(self, key: int) -> None:
@@ -290,9 +336,16 @@ class AgentDesk:
     async def _record_pause(
         self, login: str, paused: bool, reason: str | None, now: datetime, source: str
     ) -> AgentState:
+        reason = reason if paused else None
         async with self._uow() as uow:
             user = await self._user(uow, login)
-            await uow.agents.set_state(user.id, paused, reason if paused else None, now, source)
+            current = await uow.agents.state(user.id)
+            if current is not None and (bool(current.paused), current.reason) == (paused, reason):
+                # told twice (the page's QueuePause and its QueueMemberPause echo): once
+                return _state(
+                    await uow.agents.current_call(login, now - CURRENT_CALL_HORIZON), current
+                )
+            await uow.agents.set_state(user.id, paused, reason, now, source)
             await uow.commit()
         state = await self.state(login, now)
         self.notifier.publish({"type": "agent_state", "login": login, "state": state})

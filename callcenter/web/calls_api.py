@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from datetime import datetime
 
 from aiohttp import WSMsgType, web
@@ -19,6 +20,7 @@ from callcenter.web.errors import json_response, read_json
 from callcenter.web.keys import CONTAINER
 from callcenter.web.schemas import IDENTITY, parse, present
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 __all__ = ["agent_routes", "routes"]
 
@@ -295,9 +297,14 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                         break
                     continue
                 msg, getter = getter.result(), None
-                if not await c.desk.may_see(who.name, who.role, msg):
+                try:
+                    if not await c.desk.may_see(who.name, who.role, msg):
+                        continue
+                    frames = await _rendered(c, msg)
+                except Exception as exc:  # the database away for a moment: skip, stay open
+                    log.warning("push of %s skipped: %s", msg.get("type"), exc)
                     continue
-                for out in await _rendered(c, msg):
+                for out in frames:
                     await _send(ws, out)
         finally:
             if getter is not None:
