@@ -472,6 +472,7 @@ def test_pause_and_unpause_reach_the_ami_server_as_queuepause(browser, tmp_path)
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     server = FakeAmiServer()
+    server.members = {"PJSIP/101": ["support"]}  # agent1 is a member of the queue
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
     stack = DeskStack(
         Path(tmp_path) / "ami",
@@ -490,6 +491,12 @@ def test_pause_and_unpause_reach_the_ami_server_as_queuepause(browser, tmp_path)
         expect(d.page.locator("#agent-state-reason")).to_have_text("обед")
         d.page.click("#act-unpause")
         expect(d.page.locator("#agent-state")).to_have_attribute("data-state", "available")
+        # a pause made on the phone (QueueMemberPause) shows on the page
+        asyncio.run_coroutine_threadsafe(
+            server.member_paused("PJSIP/101", True, "перерыв"), loop
+        ).result(5)
+        expect(d.page.locator("#agent-state")).to_have_attribute("data-state", "paused")
+        expect(d.page.locator("#agent-state-reason")).to_have_text("перерыв")
         pauses = [
             a
             for a in asyncio.run_coroutine_threadsafe(_actions(server), loop).result(5)
@@ -505,6 +512,7 @@ def test_pause_and_unpause_reach_the_ami_server_as_queuepause(browser, tmp_path)
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
+        loop.close()
 
 
 async def _actions(server) -> list[dict[str, str]]:

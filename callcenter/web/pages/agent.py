@@ -14,6 +14,7 @@ from aiohttp import web
 
 from callcenter.domain.calls import REFUSAL_REASONS, SERVICE_CATEGORIES
 from callcenter.domain.instants import MOSCOW
+from callcenter.web import views
 from callcenter.web.auth import principal
 from callcenter.web.i18n import N_
 from callcenter.web.keys import CONTAINER
@@ -83,34 +84,30 @@ async def agent_page(request: web.Request) -> web.Response:
     )
 
 
-def _hhmm(value) -> str:
-    if value is None:
-        return "—"
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return instant.astimezone(MOSCOW).strftime("%H:%M")
+def _hhmm(instant: datetime | None) -> str:
+    return instant.astimezone(MOSCOW).strftime("%H:%M") if instant else "—"
 
 
-def _day_time(value) -> str:
-    if value is None:
-        return "—"
-    instant = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return instant.astimezone(MOSCOW).strftime("%d.%m %H:%M")
+def _day_time(instant: datetime | None) -> str:
+    return instant.astimezone(MOSCOW).strftime("%d.%m %H:%M") if instant else "—"
 
 
 @routes.get("/agent/list")
 async def agent_list(request: web.Request) -> web.Response:
     """The agent's own calls of today and the tickets of their calls (an htmx fragment,
-    refreshed by the page when a call ends or a ticket is created)."""
+    refreshed by the page when a call ends or a ticket is created): the same use cases and
+    views as ``GET /api/v1/agent/calls`` and ``/api/v1/agent/tickets``."""
     who = await principal(request)
     c = request.app[CONTAINER]
     now = c.clock.now()
-    calls, tickets = [], []
-    desk = getattr(c, "desk", None)
-    if desk is not None:
-        for row in await desk.calls_of(who.name, now.astimezone(MOSCOW).date(), now):
-            calls.append({**row, "time": _hhmm(row.get("started_at"))})
-        for ticket in await desk.tickets_of(who.name):
-            t = ticket if isinstance(ticket, dict) else ticket.to_dict()
-            tickets.append({**t, "due": _day_time(t.get("due_at"))})
-    response = render(request, "agent/list.html", {"calls": calls, "tickets": tickets})
-    return response
+    rows = await c.desk.calls_of(who.name, now.astimezone(MOSCOW).date(), now)
+    calls = []
+    for row in rows:
+        summary = views.call_summary(row)
+        status = "abandoned" if summary["abandoned"] else summary["window_status"]
+        calls.append({**summary, "time": _hhmm(row["started_at"]), "window_status": status})
+    tickets = [
+        {**views.ticket_json(t, now), "due": _day_time(t.due_at)}
+        for t in await c.desk.tickets_of(who.name)
+    ]
+    return render(request, "agent/list.html", {"calls": calls, "tickets": tickets})

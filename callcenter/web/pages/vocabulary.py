@@ -95,6 +95,14 @@ API_ERROR_KEYS = (
     N_("apierr_unauthorized"),
     N_("apierr_other"),
     N_("apierr_network"),
+    N_("apierr_certificate_unknown"),
+    N_("apierr_locked"),
+    N_("apierr_call_in_progress"),
+    N_("apierr_no_interfaces"),
+    N_("apierr_ami_refused"),
+    N_("apierr_ami_down"),
+    N_("apierr_invalid_interface"),
+    N_("apierr_no_such_user"),
 )
 
 assert len(CATEGORY_KEYS) == len(SERVICE_CATEGORIES)

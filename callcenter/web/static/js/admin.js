@@ -33,6 +33,7 @@
       } else {
         const code = (answer && answer.error) || String(r.status);
         const text = code === "interface_taken" ? words.interface_taken
+          : code === "invalid_interface" ? words.invalid_interface
           : r.status === 422 ? words.validation : words.error;
         result.textContent = "⚠ " + text + " (" + code + ")";
       }

@@ -218,7 +218,7 @@
     $("act-refuse").disabled = settled;
     $("act-abusive").disabled = settled;
     $("abuse").elements.note.disabled = settled;
-    $("act-done").disabled = !(call.ended_at || settled);
+    $("act-done").disabled = !call.ended_at; // the service ends wrap-up only after the call
     const wrap = $("wrapup-note");
     if (wrap) wrap.remove();
     if (call.ended_at && !settled) {
@@ -475,7 +475,11 @@
   async function done() {
     if ($("act-done").disabled) return;
     const answer = await api("POST", "/api/v1/agent/wrapup/done", {});
-    if (answer !== null) { setCall(null); refreshList(); }
+    if (answer !== null) {
+      if (answer.state && agent) { agent.state = answer.state; renderAgent(); }
+      setCall(null);
+      refreshList();
+    }
   }
 
   async function pause(paused) {
