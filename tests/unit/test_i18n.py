@@ -99,3 +99,16 @@ def test_every_word_the_agent_script_asks_for_is_given_to_it():
         given = script_words(lang)
         assert asked <= set(given), f"{lang}: agent.js asks for {sorted(asked - set(given))}"
         assert all(given.values())
+
+
+def test_every_code_the_service_uses_has_its_word():
+    from callcenter.domain.calls import REFUSAL_REASONS, SERVICE_CATEGORIES, Outcome, WindowStatus
+    from callcenter.services.auth import ROLES
+    from callcenter.web.pages import vocabulary as v
+
+    assert set(v.CATEGORY_KEYS) == {f"category_{c}" for c in SERVICE_CATEGORIES}
+    assert set(v.REFUSAL_KEYS) == {f"refusal_{r}" for r in REFUSAL_REASONS}
+    assert {f"outcome_{o}" for o in Outcome} == set(v.OUTCOME_KEYS)
+    assert {f"window_{w}" for w in WindowStatus} <= set(v.WINDOW_KEYS)
+    assert {f"role_{r}" for r in ROLES} == set(v.ROLE_KEYS)
+    assert {f"status_{s}" for s in v.CERT_STATUSES} <= set(v.STATUS_KEYS)

@@ -14,18 +14,11 @@ from callcenter.web.pages import language, render
 routes = web.RouteTableDef()
 
 
-async def _interfaces(container) -> dict[str, list[str]]:
-    desk = getattr(container, "desk", None)
-    if desk is None:  # the interface mapping is not in this build yet
-        return {}
-    return await desk.all_interfaces()
-
-
 @routes.get("/admin/users")
 async def users_page(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     users = await c.auth.users()
-    interfaces = await _interfaces(c)
+    interfaces = await c.desk.all_interfaces()
     rows = [
         {
             "login": u.login,

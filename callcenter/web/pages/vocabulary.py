@@ -7,7 +7,6 @@ code at run time (``status_`` + ``VALID``).
 
 from __future__ import annotations
 
-from callcenter.domain.calls import REFUSAL_REASONS, SERVICE_CATEGORIES
 from callcenter.web.i18n import N_
 
 #: the certificate status vocabulary the pop shows (lookup answers plus the IVR's own words)
@@ -104,6 +103,3 @@ API_ERROR_KEYS = (
     N_("apierr_invalid_interface"),
     N_("apierr_no_such_user"),
 )
-
-assert len(CATEGORY_KEYS) == len(SERVICE_CATEGORIES)
-assert len(REFUSAL_KEYS) == len(REFUSAL_REASONS)
