@@ -24,6 +24,7 @@ from callcenter.services.agent_desk import AgentDesk
 from callcenter.services.auth import AuthService
 from callcenter.services.escalation import TicketFactory
 from callcenter.services.forwarding import OutboxWorker
+from callcenter.services.helpdesk import AnswerPoller, HelpdeskInbox
 from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
@@ -47,6 +48,12 @@ def base_policy(settings: Settings) -> PolicyVersion:
         window_start=p.window_start,
         note="base policy from configuration",
     )
+
+
+def build_helpdesk(settings: Settings):
+    from callcenter.adapters.helpdesk import build
+
+    return build(settings)
 
 
 def number_format(settings: Settings) -> NumberFormat:
@@ -93,6 +100,11 @@ class Container:
     outbox: OutboxWorker | None
     ivr: IvrService
     desk: AgentDesk
+    #: the configured helpdesk adapter (None: tickets live here only), its answer poller
+    #: (Redmine) and the webhook's inbox of answers
+    helpdesk: object | None = None
+    answers: AnswerPoller | None = None
+    helpdesk_inbox: HelpdeskInbox | None = None
     #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
@@ -107,7 +119,7 @@ class Container:
 
     async def close(self) -> None:
         if self.outbox is not None:
-            await self.outbox.sender.close()
+            await self.outbox.close()
         await self.reader.dispose()
         await self.engine.dispose()
         self.auth.close()
@@ -129,8 +141,9 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
     clock = clock or SystemClock()
     notifier = Notifier()
-    fwd = settings.forwarding
-    factory = TicketFactory(policy, calendars, forwarding_enabled=bool(fwd.url))
+    hd = settings.helpdesk
+    helpdesk = build_helpdesk(settings)
+    factory = TicketFactory(policy, calendars, forwarding_enabled=helpdesk is not None)
     # SQLite has one writer; PostgreSQL batches mostly wait on round trips, so a few overlap
     writers = 1 if engine.dialect.name == "sqlite" else 2
     timing = CallTiming(
@@ -170,25 +183,41 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         kind=kind,
     )
     timing.on_timer = tickets.on_timer = scheduler.add
-    outbox = None
-    if fwd.url:
-        from callcenter.adapters.forwarding import HttpForwarder
-
+    outbox = answers = None
+    if helpdesk is not None:
+        timeout = settings.forwarding.timeout_seconds if hd.kind == "none" else hd.timeout_seconds
+        backoff = (
+            settings.forwarding.max_backoff_seconds if hd.kind == "none" else hd.max_backoff_seconds
+        )
         batch = 20
         outbox = OutboxWorker(
             uow_factory,
-            HttpForwarder(fwd.url, fwd.token, fwd.timeout_seconds),
+            helpdesk,
             clock,
             batch=batch,
-            max_backoff=fwd.max_backoff_seconds,
-            lease_seconds=batch * fwd.timeout_seconds + 30,  # a claim outlives a slow batch
+            max_backoff=backoff,
+            # a claim outlives a slow batch (Redmine: a lookup, uploads and the issue each)
+            lease_seconds=batch * 3 * timeout + 30,
         )
         factory.on_outbox = outbox.wake
+        if getattr(helpdesk, "polls", False):
+            answers = AnswerPoller(
+                uow_factory,
+                helpdesk,
+                tickets,
+                clock,
+                poll_seconds=hd.poll_seconds,
+                overlap_seconds=hd.overlap_seconds,
+                max_backoff_seconds=hd.max_backoff_seconds,
+            )
+    inbox = HelpdeskInbox(
+        tickets, hd.secret if hd.kind == "webhook" else "", hd.signature_tolerance_seconds
+    )
 
     async def gauges() -> dict[str, float]:
         now = clock.now()
         soon = calendars.for_policy(await policy.in_force_at(now)).add_working_hours(now, 1)
-        return await read_gauges(sessions, now, soon)
+        return await read_gauges(sessions, now, soon, helpdesk.kind if helpdesk else None)
 
     metrics.refresh_with(gauges)
     return Container(
@@ -215,4 +244,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
             notifier,
             read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
         ),
+        helpdesk=helpdesk,
+        answers=answers,
+        helpdesk_inbox=inbox,
     )

@@ -377,6 +377,35 @@ async def cmd_policy_publish(args) -> int:
     return 0
 
 
+async def cmd_helpdesk_check(args) -> int:
+    """Each thing the configured helpdesk needs, fine or missing; exit 1 when one is missing."""
+    from callcenter.adapters.helpdesk import build
+
+    settings = _settings(args)
+    helpdesk = build(settings)
+    if helpdesk is None:
+        print('helpdesk: kind = "none": tickets stay in this service; nothing to check')
+        return 0
+    name = (
+        "webhook (deprecated [forwarding] url)"
+        if settings.helpdesk.kind == "none"
+        else (helpdesk.kind)
+    )
+    print(f"helpdesk: {name} at {getattr(helpdesk, 'base', None) or helpdesk.url}")
+    try:
+        ok, missing = await helpdesk.check()
+    except Exception as exc:  # not reachable, not HTTP, timed out: one line saying so
+        ok, missing = [], [f"url: cannot be reached ({type(exc).__name__}: {exc})"]
+    finally:
+        await helpdesk.close()
+    for line in ok:
+        print(f"ok       {line}")
+    for line in missing:
+        print(f"MISSING  {line}")
+    print("helpdesk: ready" if not missing else f"helpdesk: {len(missing)} thing(s) missing")
+    return 1 if missing else 0
+
+
 async def cmd_serve(args) -> int:
     from callcenter.serve import serve
 
@@ -530,6 +559,14 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--window-start", choices=["agent_answer", "queue_entry"])
     pp.add_argument("--note")
     pp.set_defaults(func=cmd_policy_publish)
+
+    hd = sub.add_parser("helpdesk", help="the helpdesk tickets go to").add_subparsers(
+        dest="sub", required=True
+    )
+    hc = hd.add_parser(
+        "check", parents=[common], help="credentials, project, tracker, status, custom field"
+    )
+    hc.set_defaults(func=cmd_helpdesk_check)
 
     _extend(sub, common)
     return p

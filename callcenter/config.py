@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -144,6 +145,39 @@ class ForwardingSettings:
 
 
 @dataclass(frozen=True)
+class HelpdeskSettings:
+    """Where written tickets live: ``none`` (here only), ``redmine`` or a signed ``webhook``.
+
+    ``[forwarding] url`` (deprecated) still works: with ``kind = "none"`` it means a webhook
+    to that url, its ``token`` sent as a bearer token, signed when ``secret`` is set.
+    """
+
+    kind: str = "none"
+    url: str = ""
+    #: Redmine: a user's API key (``X-Redmine-API-Key``); also CALLCENTER_HELPDESK_API_KEY
+    api_key: str = ""
+    #: Redmine: the project's identifier (or numeric id) and the tracker's name (or id)
+    project: str = ""
+    tracker: str = ""
+    #: Redmine: moving an issue to this status (name or id) counts as the written answer
+    answered_status: str = ""
+    #: Redmine: the issue custom field holding our ticket key (the idempotency marker)
+    ticket_field: str = "Callcenter ticket"
+    #: Redmine: the marker is ``<ticket_prefix>-<our ticket id>``: one prefix per callcenter
+    #: database sharing a Redmine (a test instance, a second site)
+    ticket_prefix: str = "cc"
+    poll_seconds: float = 60.0
+    #: how far back each poll looks before the newest change it has already seen
+    overlap_seconds: float = 300.0
+    #: webhook: the shared HMAC-SHA256 secret of ``X-Callcenter-Signature`` both ways
+    secret: str = ""
+    #: webhook: a signature older (or newer) than this is refused as a replay
+    signature_tolerance_seconds: int = 300
+    timeout_seconds: float = 10.0
+    max_backoff_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -162,6 +196,7 @@ class Settings:
     timers: TimerSettings = field(default_factory=TimerSettings)
     events: EventSettings = field(default_factory=EventSettings)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    helpdesk: HelpdeskSettings = field(default_factory=HelpdeskSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     source: str = "defaults"
 
@@ -181,6 +216,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("policy", "window_start"): ("agent_answer", "queue_entry"),
     ("ivr", "language"): ("ru", "en"),
     ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+    ("helpdesk", "kind"): ("none", "redmine", "webhook"),
 }
 
 
@@ -297,9 +333,50 @@ def _validate(s: Settings) -> None:
             "must be an http(s) URL or empty",
         ),
     ]
+    checks += _helpdesk_checks(s.helpdesk)
     for key, ok, message in checks:
         if not ok:
             raise ConfigError(f"{key}: {message}")
+
+
+def _helpdesk_checks(h: HelpdeskSettings) -> list[tuple[str, bool, str]]:
+    url_ok = h.url.startswith(("http://", "https://"))
+    checks = [
+        (
+            "helpdesk.poll_seconds",
+            0.05 <= h.poll_seconds <= 86400,
+            "must be between 0.05 and 86400 seconds",
+        ),
+        (
+            "helpdesk.overlap_seconds",
+            0 <= h.overlap_seconds <= 86400,
+            "must be between 0 and 86400 seconds",
+        ),
+        (
+            "helpdesk.signature_tolerance_seconds",
+            1 <= h.signature_tolerance_seconds <= 3600,
+            "must be between 1 and 3600 seconds",
+        ),
+        ("helpdesk.timeout_seconds", 0 < h.timeout_seconds <= 300, "must be 0-300 seconds"),
+        ("helpdesk.max_backoff_seconds", h.max_backoff_seconds >= 1, "must be at least 1"),
+    ]
+    if h.kind != "none":
+        checks.append(("helpdesk.url", url_ok, f"must be an http(s) URL when kind is {h.kind}"))
+    if h.kind == "redmine":
+        checks.append(
+            (
+                "helpdesk.ticket_prefix",
+                bool(re.fullmatch(r"[A-Za-z0-9_.]{1,20}", h.ticket_prefix)),
+                "must be 1-20 letters, digits, '_' or '.'",
+            )
+        )
+        for key in ("api_key", "project", "tracker", "answered_status", "ticket_field"):
+            checks.append(
+                (f"helpdesk.{key}", bool(getattr(h, key).strip()), "is required for Redmine")
+            )
+    if h.kind == "webhook":
+        checks.append(("helpdesk.secret", len(h.secret) >= 16, "must be at least 16 characters"))
+    return checks
 
 
 def load_settings(

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 async def prepare(settings: Settings, *, demo: bool = False, clock=None):
     """Build the container, migrate the database and seed demo data if asked."""
     container = bootstrap.build(settings, clock=clock)
+    await check_helpdesk(container)
     if settings.database.auto_migrate:
         await db.upgrade(container.engine)
     if demo:
@@ -29,6 +30,32 @@ async def prepare(settings: Settings, *, demo: bool = False, clock=None):
         for line in await seed(container):
             print(line, flush=True)
     return container
+
+
+async def check_helpdesk(container) -> None:
+    """A helpdesk that answers and lacks the configured project, tracker, status or field
+    stops the start with what is missing; one that cannot be reached now is only a warning
+    (deliveries and polls wait for it)."""
+    from callcenter.adapters.helpdesk import HelpdeskConfigError
+    from callcenter.config import ConfigError
+
+    resolve = getattr(container.helpdesk, "resolve", None)
+    if resolve is None:
+        return
+    try:
+        await resolve()
+    except HelpdeskConfigError as exc:
+        await container.close()
+        raise ConfigError(
+            "[helpdesk] " + "; ".join(exc.problems) + " (see `callcenter helpdesk check`)"
+        ) from None
+    except Exception as exc:  # not reachable now: not a reason to refuse calls
+        log.warning(
+            "helpdesk %s not reachable at start (%s: %s); tickets wait in the outbox",
+            container.settings.helpdesk.url,
+            type(exc).__name__,
+            exc,
+        )
 
 
 async def fastagi_context(app):
@@ -99,6 +126,7 @@ def _owned_task(name: str, factory):
 
 timers_context = _owned_task("timers", lambda c: c.scheduler.run())
 outbox_context = _owned_task("outbox", lambda c: c.outbox.run())
+answers_context = _owned_task("helpdesk-answers", lambda c: c.answers.run())
 demo_calls_context = _owned_task("demo-calls", _demo_calls)
 
 
@@ -157,6 +185,8 @@ def background_contexts(container, *, demo: bool = False) -> list:
     contexts = [events_context, timers_context]
     if container.outbox is not None:
         contexts.append(outbox_context)
+    if container.answers is not None:
+        contexts.append(answers_context)
     if container.settings.ami.enabled:
         contexts.append(ami_context)
     if container.settings.fastagi.enabled:

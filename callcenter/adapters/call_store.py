@@ -280,6 +280,9 @@ def _ticket_from(row) -> Ticket:
         policy_id=row.policy_id,
         withdrawn_at=row.withdrawn_at,
         withdrawn_reason=row.withdrawn_reason,
+        helpdesk_ref=row.helpdesk_ref,
+        helpdesk_url=row.helpdesk_url,
+        answer_source=row.answer_source,
     )
 
 
@@ -396,7 +399,8 @@ class TicketRepository:
         )
         return result.rowcount == 1
 
-    async def answer(self, ticket_id: int, now: datetime, text: str) -> bool:
+    async def answer(self, ticket_id: int, at: datetime, text: str, source: str = "here") -> bool:
+        """The first answer stands: a second one (from anywhere) changes nothing."""
         k = t.tickets.c
         result = await self.session.execute(
             update(t.tickets)
@@ -404,9 +408,30 @@ class TicketRepository:
                 k.id == ticket_id,
                 UNSETTLED_TICKET,
             )
-            .values(answered_at=now, answer=text, status=TicketStatus.ANSWERED.value)
+            .values(
+                answered_at=at,
+                answer=text,
+                status=TicketStatus.ANSWERED.value,
+                answer_source=source,
+            )
         )
         return result.rowcount == 1
+
+    async def set_helpdesk(self, ticket_id: int, ref: str | None, url: str | None) -> None:
+        """Where the helpdesk keeps the ticket (told by its answer to the delivery)."""
+        await self.session.execute(
+            update(t.tickets)
+            .where(t.tickets.c.id == ticket_id)
+            .values(helpdesk_ref=ref, helpdesk_url=url)
+        )
+
+    async def unsettled_among(self, ids: list[int]) -> set[int]:
+        """Which of these tickets can still be answered."""
+        if not ids:
+            return set()
+        k = t.tickets.c
+        rows = await self.session.execute(select(k.id).where(k.id.in_(ids), UNSETTLED_TICKET))
+        return set(rows.scalars())
 
     async def withdraw(self, ticket_id: int, now: datetime, reason: str) -> bool:
         """Withdrawn, never deleted: the row stays, with when and why, for audit."""
@@ -495,10 +520,15 @@ class OutboxRepository:
         return claimed
 
     async def add_ticket(self, topic: str, key: str, ticket: Ticket, now: datetime) -> None:
-        """A ticket's message, in the forwarding's own shape (``ticket_payload``)."""
-        from callcenter.adapters.forwarding import ticket_payload
+        """A ticket's message, in the forwarding's own shape (``ticket_payload``), with the
+        certificate's coverage and the call's timeline read in the same transaction."""
+        from callcenter.adapters.forwarding import ticket_context, ticket_payload
+        from callcenter.adapters.repositories import CertificateRepository
 
-        await self.add(topic, key, ticket_payload(ticket, now), now)
+        uow = _Reads(self.session, CertificateRepository(self.session))
+        await self.add(
+            topic, key, ticket_payload(ticket, now, await ticket_context(uow, ticket)), now
+        )
 
     async def cancel(self, key: str, now: datetime) -> bool:
         """Cancel a message not yet sent nor being sent; False if it is out of our hands."""
@@ -561,6 +591,38 @@ class OutboxRepository:
                 )
             )
         ).scalar_one()
+
+
+class HelpdeskSyncRepository:
+    """The answer poller's progress (table ``helpdesk_sync``), one row per helpdesk."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, name: str) -> dict[str, Any] | None:
+        h = t.helpdesk_sync.c
+        row = (
+            (await self.session.execute(select(t.helpdesk_sync).where(h.name == name)))
+            .mappings()
+            .first()
+        )
+        return dict(row) if row else None
+
+    async def put(self, name: str, **values: Any) -> None:
+        dialect = self.session.bind.dialect.name
+        stmt = upsert(dialect, t.helpdesk_sync).values(name=name, **values)
+        await self.session.execute(
+            stmt.on_conflict_do_update(index_elements=[t.helpdesk_sync.c.name], set_=values)
+        )
+
+
+class _Reads:
+    """The repositories ``ticket_context`` reads, on this session."""
+
+    def __init__(self, session: AsyncSession, certificates) -> None:
+        self.certificates = certificates
+        self.calls = CallRepository(session)
+        self.windows = WindowRepository(session)
 
 
 class ReviewRepository:

@@ -97,6 +97,11 @@ class Metrics:
                     "callcenter_outbox_oldest_age_seconds",
                     "Age of the oldest undelivered outbox message (0 when none).",
                 ),
+                (
+                    "callcenter_helpdesk_last_sync_timestamp_seconds",
+                    "When answers were last read from the helpdesk successfully (Unix time; "
+                    "0 when never or no polling helpdesk).",
+                ),
             )
         }
 

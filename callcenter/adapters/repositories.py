@@ -597,6 +597,7 @@ class UnitOfWork:
         from callcenter.adapters.agent_store import AgentRepository
         from callcenter.adapters.call_store import (
             CallRepository,
+            HelpdeskSyncRepository,
             OutboxRepository,
             ReviewRepository,
             TicketRepository,
@@ -612,6 +613,7 @@ class UnitOfWork:
         self.windows = WindowRepository(self.session)
         self.tickets = TicketRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.helpdesk_sync = HelpdeskSyncRepository(self.session)
         self.reviews = ReviewRepository(self.session)
         self.certificates = CertificateRepository(self.session)
         self.policies = PolicyRepository(self.session)

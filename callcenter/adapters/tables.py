@@ -295,6 +295,11 @@ tickets = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("withdrawn_at", UTCDateTime, nullable=True),
     Column("withdrawn_reason", Text, nullable=True),
+    #: the helpdesk's own id and link of the ticket, once delivered (Redmine: the issue)
+    Column("helpdesk_ref", String(64), nullable=True),
+    Column("helpdesk_url", String(500), nullable=True),
+    #: where the written answer was recorded: "helpdesk" or "here" (this service's API)
+    Column("answer_source", String(12), nullable=True),
     Index("ix_tickets_status_due_at", "status", "due_at"),
     Index("ix_tickets_received_at", "received_at"),
 )
@@ -314,6 +319,18 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("cancelled_at", UTCDateTime, nullable=True),
     Index("ix_outbox_delivered_at_next_attempt_at", "delivered_at", "next_attempt_at"),
+)
+
+#: the answer poller's progress, one row per helpdesk: the newest change seen there (the
+#: helpdesk's clock) and when a poll last succeeded (ours), kept across restarts
+helpdesk_sync = Table(
+    "helpdesk_sync",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("cursor", UTCDateTime, nullable=True),
+    Column("last_success_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", UTCDateTime, nullable=True),
 )
 
 reviews = Table(

@@ -326,6 +326,11 @@ class Ticket:
     id: int | None = None
     withdrawn_at: datetime | None = None
     withdrawn_reason: str | None = None
+    #: where the ticket lives in the helpdesk, once delivered (Redmine: the issue's id, link)
+    helpdesk_ref: str | None = None
+    helpdesk_url: str | None = None
+    #: where the written answer was recorded: "helpdesk" (its reply) or "here" (our API)
+    answer_source: str | None = None
 
     @property
     def withdrawn(self) -> bool:
@@ -367,6 +372,8 @@ class Ticket:
             "answer": self.answer,
             "withdrawn_at": self.withdrawn_at,
             "withdrawn_reason": self.withdrawn_reason,
+            "helpdesk_url": self.helpdesk_url,
+            "answer_source": self.answer_source,
         }
 
     def state_at(self, now: datetime) -> str:

@@ -2,8 +2,11 @@
 
 Messages are written in the ticket's own transaction. This worker claims due ones (a lease
 keeps a second instance off), sends each with its idempotency key, and on failure tries
-again later with exponential backoff. The receiver deduplicates on the key, so even a send
-whose answer was lost in transit cannot create a second ticket there.
+again later with exponential backoff (capped, so a helpdesk down for hours is caught up
+within one cap of its return). The receiver deduplicates on the key (Redmine: the adapter
+looks the key up before creating), so even a send whose answer was lost in transit cannot
+create a second ticket there. Where the helpdesk keeps the ticket (its id and link, when
+it says) is written on the ticket with the delivery.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 log = logging.getLogger(__name__)
-Sender = Callable[[str, str, dict], Awaitable[None]]
+Sender = Callable[[str, str, dict], Awaitable[object]]
 
 
 class OutboxWorker:
@@ -32,7 +35,9 @@ class OutboxWorker:
         max_backoff: float = 300.0,
         idle_poll: float = 5.0,
     ) -> None:
+        #: a helpdesk (its ``deliver``) or a bare callable; may answer where the ticket lives
         self._uow, self.sender, self.clock = uow_factory, sender, clock
+        self._send: Sender = getattr(sender, "deliver", sender)
         self.batch, self.lease = batch, timedelta(seconds=lease_seconds)
         self.base_backoff, self.max_backoff = base_backoff, max_backoff
         self.idle_poll = idle_poll
@@ -57,7 +62,8 @@ class OutboxWorker:
         sent = 0
         for msg in claimed:
             try:
-                await self.sender(msg["topic"], msg["idempotency_key"], json.loads(msg["payload"]))
+                payload = json.loads(msg["payload"])
+                where = await self._send(msg["topic"], msg["idempotency_key"], payload)
             except Exception as exc:
                 self.failures += 1
                 wait = self.backoff(msg["attempts"])
@@ -77,10 +83,18 @@ class OutboxWorker:
                 continue
             async with self._uow() as uow:
                 await uow.outbox.delivered(msg["id"], self.clock.now())
+                ref, url = getattr(where, "ref", None), getattr(where, "url", None)
+                if msg["topic"] == "ticket.created" and (ref or url) and payload.get("id"):
+                    await uow.tickets.set_helpdesk(payload["id"], ref, url)
                 await uow.commit()
             sent += 1
             self.delivered += 1
         return sent
+
+    async def close(self) -> None:
+        close = getattr(self.sender, "close", None)
+        if close is not None:
+            await close()
 
     async def run(self) -> None:
         while True:

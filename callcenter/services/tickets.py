@@ -149,14 +149,53 @@ class TicketService:
         return Page(items, total, limit, offset)
 
     async def answer(self, ticket_id: int, text: str, now: datetime) -> Ticket:
-        """The written answer (its text checked by the web layer's schema)."""
+        """The written answer recorded here (its text checked by the web layer's schema)."""
         async with self._uow() as uow:
             if await uow.tickets.get(ticket_id) is None:
                 raise NotFound(f"no ticket {ticket_id}", code="ticket_not_found")
-            if not await uow.tickets.answer(ticket_id, now, text.strip()):
+            if not await uow.tickets.answer(ticket_id, now, text.strip(), "here"):
                 raise Conflict("the ticket has been answered already", code="already_answered")
             await uow.commit()
         return await self.get(ticket_id)
+
+    async def answer_from_helpdesk(
+        self,
+        ticket_id: int,
+        at: datetime,
+        text: str,
+        *,
+        ref: str | None = None,
+        url: str | None = None,
+    ) -> tuple[Ticket, bool]:
+        """The helpdesk's answer at the helpdesk's own time ``at`` (so ``deadline_met`` is
+        judged by when it was given, not when we learnt of it). Idempotent: the first answer
+        stands, from here or there, and a repeat says ``False``."""
+        async with self._uow() as uow:
+            tk = await uow.tickets.get(ticket_id)
+            if tk is None:
+                raise NotFound(f"no ticket {ticket_id}", code="ticket_not_found")
+            recorded = await uow.tickets.answer(ticket_id, at, text.strip(), "helpdesk")
+            if (ref or url) and not (tk.helpdesk_ref or tk.helpdesk_url):
+                await uow.tickets.set_helpdesk(ticket_id, ref, url)
+            await uow.commit()
+        tk = await self.get(ticket_id)
+        if recorded:
+            log.info(
+                "ticket %s answered in the helpdesk at %s (deadline %s)",
+                ticket_id,
+                at.isoformat(),
+                "met" if tk.deadline_met else "missed",
+            )
+            self.notifier.publish(
+                {
+                    "type": "ticket_answered",
+                    "ticket_id": ticket_id,
+                    "answered_at": at,
+                    "deadline_met": tk.deadline_met,
+                    "source": "helpdesk",
+                }
+            )
+        return tk, recorded
 
     async def fire_warning(self, ticket_id: int, which: int, now: datetime) -> bool:
         async with self._uow() as uow:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.web import api, calls_api, pages, session_api
+from callcenter.web import api, calls_api, helpdesk_api, pages, session_api
 from callcenter.web.auth import access_middleware
 from callcenter.web.csrf import csrf_middleware
 from callcenter.web.errors import error_middleware
@@ -35,6 +35,7 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(calls_api.routes)
     app.add_routes(session_api.routes)
     app.add_routes(calls_api.agent_routes)  # the agent's desk (web/agent_api.py)
+    app.add_routes(helpdesk_api.routes)
     pages.setup(app)
     app.add_routes(login_pages.routes)
     app.add_routes(agent_pages.routes)

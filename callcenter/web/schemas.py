@@ -44,6 +44,7 @@ class Text:
 class Integer:
     low: int
     high: int
+    required: bool = False
 
     def problem(self, value: Any) -> str | None:
         if not isinstance(value, int) or isinstance(value, bool):
@@ -158,6 +159,18 @@ class TicketAnswer:
     """POST /api/v1/tickets/{id}/answer."""
 
     answer: str | None = rule(Text(20_000, required=True))
+
+
+@dataclass(frozen=True)
+class HelpdeskAnswer:
+    """POST /api/v1/helpdesk/answers: the webhook's helpdesk tells a ticket's answer."""
+
+    ticket_id: int | None = rule(Integer(1, 10**18 - 1, required=True))
+    answered_at: str | None = rule(Text(64, required=True))
+    answer: str | None = rule(Text(20_000, required=True))
+    #: where the helpdesk keeps it (optional): its own id and a link to it
+    id: str | None = rule(Text(64))
+    url: str | None = rule(Text(500))
 
 
 @dataclass(frozen=True)
