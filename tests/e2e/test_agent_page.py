@@ -10,6 +10,7 @@ pop's (within 1 s of ``agent_connected``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -64,7 +65,9 @@ def stack(request, tmp_path_factory):
     if request.param == "postgres":
         if not PG_URL:
             pytest.skip(PG_SKIP)
-        asyncio.run(reset_postgres(PG_URL))
+        # in a thread of its own: Playwright's sync API holds this thread's event loop
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
         url = PG_URL
     s = DeskStack(
         tmp_path_factory.mktemp("desk"),
