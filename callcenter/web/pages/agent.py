@@ -39,7 +39,7 @@ SCRIPT_KEYS = (
     N_("cert_not_covered"),
     N_("cert_is_caller"),
     N_("cert_no_contacts"),
-    N_("cert_person"),
+    N_("cert_organisation"),
     N_("cert_acting_for"),
     N_("none_yet"),
     N_("saved"),

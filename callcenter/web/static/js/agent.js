@@ -118,7 +118,7 @@
     if (!cert) return;
     const org = cert.holder_type === "organisation";
     setText("holder", org ? cert.organisation : cert.holder_name);
-    $("org-label").textContent = org ? t("cert_acting_for") : t("cert_person");
+    $("org-label").textContent = org ? t("cert_acting_for") : t("cert_organisation");
     setText("organisation", org ? cert.holder_name : cert.organisation);
     const left = cert.days_left;
     setText("validity", dateOnly(cert.valid_from) + " – " + dateOnly(cert.valid_to) + " · " +
