@@ -219,3 +219,58 @@ def test_the_data_block_cannot_be_closed_by_its_content():
     text = _tojson_text({"name": "</script><img src=x onerror=alert(1)>", "amp": "&"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert re.search(r"\\u003c/script\\u003e", text)
+
+
+# --- the agent's own list (the htmx fragment) and the role's home -------------------------
+
+
+async def test_each_role_lands_on_its_home_and_a_signed_in_login_page_moves_on(
+    client, container, clock
+):
+    for name, role, home in (
+        ("аг", "agent", "/agent"),
+        ("рук", "supervisor", "/agent"),
+        ("адм", "admin", "/admin/users"),
+    ):
+        await container.auth.add_user(name, role, PASSWORD, clock.now())
+        r = await login(client, name=name)
+        assert r.headers["Location"] == home, role
+        headers = {"Cookie": f"cc_session={r.cookies['cc_session'].value}"}
+        client.session.cookie_jar.clear()
+        r = await client.get("/", headers=headers, allow_redirects=False)
+        assert (r.status, r.headers["Location"]) == (302, home), role
+        r = await client.get("/login?next=/agent/list", headers=headers, allow_redirects=False)
+        assert (r.status, r.headers["Location"]) == (302, "/agent/list"), role
+
+
+async def test_the_agents_list_shows_todays_calls_and_the_tickets_of_them(
+    client, container, clock, agent
+):
+    await container.desk.set_interfaces(agent, ["PJSIP/101"], clock.now())
+    for call_id, hang_up in (("1700000000.1", True), ("1700000000.2", False)):
+        for body in (
+            {"event": "call_started", "call_id": call_id, "caller_number": "+79001112233"},
+            {"event": "agent_connected", "call_id": call_id, "agent": "PJSIP/101"},
+        ):
+            await container.calls.record({**body, "at": clock.now().isoformat()}, clock.now())
+        if hang_up:
+            end = {"event": "call_ended", "call_id": call_id, "at": clock.now().isoformat()}
+            await container.calls.record(end, clock.now())
+    r = await login(client)
+    headers = {"Cookie": f"cc_session={r.cookies['cc_session'].value}"}
+    client.session.cookie_jar.clear()
+    r = await client.patch(
+        "/api/v1/calls/1700000000.2",
+        json={"description": "<b>жирный</b> текст", "caller_name": "Кто-то"},
+        headers=headers,
+    )
+    assert r.status == 200, await r.text()
+    r = await client.post("/api/v1/calls/1700000000.2/escalate", json={}, headers=headers)
+    assert r.status in (200, 201), await r.text()
+    page = await client.get("/agent/list", headers=headers)
+    assert page.status == 200
+    text = await page.text()
+    assert text.count("+79001112233") == 2
+    assert text.count("<td>11:00</td>") == 2  # started at 11:00 Moscow time (08:00 UTC)
+    assert "&lt;b&gt;жирный&lt;/b&gt; текст" in text and "<b>" not in text
+    assert "открыта" in text  # the ticket's status in words
