@@ -160,6 +160,7 @@ def finish(stack: DeskStack, d: Desk, call_id: str) -> None:
     expect(d.page.locator("#act-done")).to_be_enabled(timeout=5000)
     if d.page.locator("#act-resolved").is_enabled():
         d.page.click("#act-resolved")
+        expect(d.page.locator("#act-resolved")).to_be_disabled(timeout=5000)
     d.page.click("#act-done")
     expect(d.page.locator("#idle")).to_be_visible(timeout=5000)
 

@@ -53,6 +53,7 @@
   let agent = null; // the desk's agent part
   let call = null; // the current pop, or null
   let offsetMs = 0; // server clock minus this browser's, from the last desk frame
+  const finished = new Set(); // calls the agent pressed Done on
 
   function serverNow() {
     return Date.now() + offsetMs;
@@ -314,6 +315,8 @@
     },
     call_connected(msg) { setCall(msg.call); refreshList(); },
     call_updated(msg) {
+      // a late update of a call this page has already finished (Done) does not bring it back
+      if (msg.call && finished.has(msg.call.call_id)) return;
       if (!call || !msg.call || msg.call.call_id === call.call_id) setCall(msg.call);
     },
     window_warning(msg) { if (sameCall(msg)) { call.window = msg.window; renderCall(); } },
@@ -476,6 +479,8 @@
     if ($("act-done").disabled) return;
     const answer = await api("POST", "/api/v1/agent/wrapup/done", {});
     if (answer !== null) {
+      if (call) finished.add(call.call_id);
+      if (answer.call_id) finished.add(answer.call_id);
       if (answer.state && agent) { agent.state = answer.state; renderAgent(); }
       setCall(null);
       refreshList();
