@@ -34,6 +34,7 @@ _CERTIFICATES = roles("pbx", "supervisor", "admin")
 _CALL_READERS = roles("agent", "supervisor", "admin")
 _CALL_ACTORS = roles("agent", "supervisor", "admin")
 _SUPERVISORS = roles("supervisor", "admin")
+_USERS = roles("agent", "supervisor", "admin")
 #: the caller's own desk: a UI user's (a supervisor's token has no desk of its own but may look)
 _DESK = roles("agent", "supervisor", "admin")
 
@@ -66,6 +67,16 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/tickets/{ticket_id}/answer"): _CALL_ACTORS,
     ("GET", "/api/v1/tickets/{ticket_id}/recording"): _CALL_READERS,
     ("GET", "/api/v1/stream"): _CALL_READERS,
+    # pages (HTML): an anonymous visitor is sent to /login, a wrong role gets a 403 page
+    ("GET", "/static"): PUBLIC,
+    ("GET", "/login"): PUBLIC,
+    ("POST", "/login"): PUBLIC,
+    ("POST", "/logout"): PUBLIC,
+    ("POST", "/lang"): PUBLIC,
+    ("GET", "/"): _USERS,
+    ("GET", "/agent"): _CALL_ACTORS,
+    ("GET", "/agent/list"): _CALL_ACTORS,
+    ("GET", "/admin/users"): roles("admin"),
     ("POST", "/api/v1/calls/{call_id}/certificate"): _CALL_ACTORS,
     ("GET", "/api/v1/users"): roles("admin"),
     ("PUT", "/api/v1/users/{login}/interfaces"): roles("admin"),

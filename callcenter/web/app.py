@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from callcenter.web import api, calls_api, helpdesk_api, session_api
+from callcenter.web import api, calls_api, helpdesk_api, pages, session_api
 from callcenter.web.auth import access_middleware
 from callcenter.web.csrf import csrf_middleware
 from callcenter.web.errors import error_middleware
 from callcenter.web.headers import on_prepare
 from callcenter.web.json_edge import text_middleware
 from callcenter.web.keys import CONTAINER
+from callcenter.web.pages import admin as admin_pages
+from callcenter.web.pages import agent as agent_pages
+from callcenter.web.pages import login as login_pages
+from callcenter.web.pages import page_middleware
 
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
     """Build the app around a wired container; background work joins via cleanup contexts."""
     app = web.Application(
-        middlewares=[error_middleware, text_middleware, csrf_middleware, access_middleware],
+        middlewares=[
+            error_middleware,
+            text_middleware,
+            page_middleware,  # outside csrf and access: their refusals on a page are pages
+            csrf_middleware,
+            access_middleware,
+        ],
         client_max_size=1024**2,
     )
     app[CONTAINER] = container
@@ -26,6 +36,10 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(session_api.routes)
     app.add_routes(calls_api.agent_routes)  # the agent's desk (web/agent_api.py)
     app.add_routes(helpdesk_api.routes)
+    pages.setup(app)
+    app.add_routes(login_pages.routes)
+    app.add_routes(agent_pages.routes)
+    app.add_routes(admin_pages.routes)
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app

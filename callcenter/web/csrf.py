@@ -7,8 +7,9 @@ authenticated by the session cookie (not by a bearer token, which a foreign page
 attach) that changes state, or opens the push socket, must come from this service's own
 origin: a foreign ``Origin``, or ``Sec-Fetch-Site: cross-site``/``same-site``, is refused.
 JSON endpoints also refuse any body that is not ``application/json`` (see ``json_edge``),
-so an HTML form or a ``text/plain`` fetch from elsewhere cannot even reach a handler. Forms of
-the server-rendered pages will carry a token as well, when there are such forms.
+so an HTML form or a ``text/plain`` fetch from elsewhere cannot even reach a handler. The
+server-rendered pages' forms (login, logout, language) get the same Origin check whether or not
+a session cookie comes with them: a foreign page must not log a visitor in (login CSRF) either.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from callcenter.domain.errors import Forbidden
 from callcenter.web.auth import COOKIE as SESSION_COOKIE
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: what a browser's HTML form sends (``text/plain`` too: a form may say enctype="text/plain")
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 
 
 def _cross_site(request: web.Request) -> str | None:
@@ -38,6 +41,7 @@ def _cross_site(request: web.Request) -> str | None:
 @web.middleware
 async def csrf_middleware(request: web.Request, handler):
     by_cookie = SESSION_COOKIE in request.cookies and hdrs.AUTHORIZATION not in request.headers
+    by_cookie = by_cookie or request.content_type in FORM_TYPES  # a browser's form, cookie or not
     changes_state = request.method not in SAFE_METHODS
     upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
     if by_cookie and (changes_state or upgrade):

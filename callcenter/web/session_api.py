@@ -28,16 +28,21 @@ async def login(request: web.Request) -> web.Response:
     session = await c.auth.open_session(name, password, c.clock.now(), request.remote)
     who = session.principal
     resp = json_response({"login": who.name, "role": who.role})
-    resp.set_cookie(
+    set_session_cookie(resp, c, session.cookie)
+    return resp
+
+
+def set_session_cookie(response: web.StreamResponse, container, cookie: str) -> None:
+    """The session cookie, as the JSON login and the login page both set it."""
+    response.set_cookie(
         COOKIE,
-        session.cookie,
+        cookie,
         httponly=True,
         samesite="Lax",
-        secure=c.settings.http.secure_cookies,
-        max_age=int(c.auth.session_lifetime.total_seconds()),
+        secure=container.settings.http.secure_cookies,
+        max_age=int(container.auth.session_lifetime.total_seconds()),
         path="/",
     )
-    return resp
 
 
 @routes.get("/api/v1/session")
