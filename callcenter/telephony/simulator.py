@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 
 from callcenter.telephony import emulation
 
+#: the queue members that answer simulated calls (the demo maps its operators to them)
+AGENT_INTERFACES = ("PJSIP/101", "PJSIP/102", "PJSIP/103")
+
 SCENARIOS = (
     "valid",
     "shortcut",
@@ -175,7 +178,7 @@ def plan_call(
         inputs,
         talk_seconds=talk,
         wait_seconds=rng.uniform(3, 40),
-        agent=f"PJSIP/{rng.choice((101, 102, 103))}",
+        agent=rng.choice(AGENT_INTERFACES),
         uniqueid=uniqueid,
     )
 
