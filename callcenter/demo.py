@@ -15,7 +15,9 @@ from callcenter.domain.certificates import (
     luhn_complete,
 )
 from callcenter.domain.errors import Conflict
-from callcenter.telephony.simulator import AGENT_INTERFACES
+
+#: the queue members that answer simulated calls (telephony/simulator.py)
+AGENT_INTERFACES = ("PJSIP/101", "PJSIP/102", "PJSIP/103")
 
 #: (login, role, display name, the queue interfaces Asterisk knows the agent by): the demo's
 #: simulated calls are answered by the simulator's members, one demo operator each, so every

@@ -20,9 +20,6 @@ from dataclasses import dataclass, field
 
 from callcenter.telephony import emulation
 
-#: the queue members that answer simulated calls (the demo maps its operators to them)
-AGENT_INTERFACES = ("PJSIP/101", "PJSIP/102", "PJSIP/103")
-
 SCENARIOS = (
     "valid",
     "shortcut",
@@ -151,6 +148,8 @@ def plan_call(
     scenario: str, rng: random.Random, numbers: list[str], contacts: dict[str, str]
 ) -> SimCall:
     """A call of the given kind with random but plausible inputs and timings."""
+    from callcenter.demo import AGENT_INTERFACES  # the demo's operators answer on these
+
     n = next(_ids)
     uniqueid = f"{int(time.time())}.{n}"
     caller = f"7900{rng.randrange(10**7):07d}"

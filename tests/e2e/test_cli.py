@@ -184,7 +184,7 @@ def test_serve_demo_and_a_created_token(sqlite_cli, service_factory):
     log = svc.log()
     assert "operator / operator-demo" in log
     # every member the demo's simulated calls connect to is a demo operator's: their pops show
-    from callcenter.telephony.simulator import AGENT_INTERFACES
+    from callcenter.demo import AGENT_INTERFACES
 
     listed = sqlite_cli.run("users", "list", check=True).stdout
     for interface in AGENT_INTERFACES:
