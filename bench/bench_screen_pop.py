@@ -125,7 +125,7 @@ async def _drive(
 async def bare(url: str, agents: int, rate: float, calls: int) -> list[float]:
     import aiohttp
 
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = [await http.ws_connect(f"{url}/ws/{i}") for i in range(agents)]
 
         async def post(n: int, call_id: str) -> None:
@@ -189,7 +189,7 @@ async def service(url: str, creds: dict, agents: int, rate: float, calls: int) -
 
     pbx = {"Authorization": f"Bearer {creds['token']}"}
     number = creds["number"]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = []
         for cookie in creds["cookies"]:
             jar = {"Cookie": f"cc_session={cookie}", "Origin": url}

@@ -121,6 +121,7 @@ class Container:
         await db.ping(self.engine)
 
     async def close(self) -> None:
+        await self.notifier.close()
         if self.outbox is not None:
             await self.outbox.close()
         await self.reader.dispose()
@@ -231,6 +232,14 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         return await read_gauges(sessions, now, soon, helpdesk.kind if helpdesk else None)
 
     metrics.refresh_with(gauges)
+    desk = AgentDesk(
+        uow_factory,
+        timing.queries,
+        registry,
+        notifier,
+        read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+    )
+    notifier.owner = desk.owner_of_note  # agents' pushes go to the call's owner only
     return Container(
         settings=settings,
         metrics=metrics,
@@ -248,13 +257,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
-        desk=AgentDesk(
-            uow_factory,
-            timing.queries,
-            registry,
-            notifier,
-            read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
-        ),
+        desk=desk,
         helpdesk=helpdesk,
         answers=answers,
         helpdesk_inbox=inbox,

@@ -212,23 +212,15 @@ class AgentDesk:
         if owner is not None and owner != login:
             raise Forbidden("this call belongs to another agent", code="not_your_call")
 
-    async def may_see(self, login: str, role: str, note: dict[str, Any]) -> bool:
-        """Whether a pushed note is for this socket: an agent gets their own calls, calls
-        that belong to nobody, their own state; supervisors and admins everything."""
-        if role != "agent":
-            return True
-        if note.get("type") == "supervisor_alert":
-            return False
-        if "login" in note:
-            return note["login"] == login
-        call_id = note.get("call_id")
-        if not call_id:
-            return True
+    async def owner_of_note(self, note: dict[str, Any]) -> str | None:
+        """The login owning the call a pushed note is about (None: nobody's), for the
+        notifier's routing: an agent gets their own calls and calls that belong to nobody."""
+        call_id = note["call_id"]
         hit = self._owners.get(call_id)
         if (hit is None or hit[1] <= time.monotonic()) and note.get("agent"):
             # the note names the interface (window_opened, window_warning): no call read
             self._remember(call_id, await self._directory_owner(note["agent"]))
-        return (await self.owner(call_id)) in (None, login)
+        return await self.owner(call_id)
 
     # --- the desk and the pop ----------------------------------------------------------------
 
