@@ -75,3 +75,44 @@ async def test_all_instances_down_is_unverified_and_spooled_for_the_list(
     kept = [json.loads(p.read_text()) for p in sorted((tmp_path / "spool").glob("*.json"))]
     assert {k["for"] for k in kept} == {urls}
     assert [k["event"]["event"] for k in kept] == ["call_started", "certificate_checked", "queued"]
+
+
+async def test_a_draining_server_finishes_its_dialogue_and_refuses_new_ones(
+    container, registry_data
+):
+    from callcenter.telephony.fastagi import fastagi_server
+    from tests.agi_peer import run_fastagi
+
+    ctx = fastagi_server(container, "127.0.0.1", 0, drain_seconds=20)
+    server = await ctx.__aenter__()
+    port = server.sockets[0].getsockname()[1]
+    # Asterisk connected and is still sending the variables when the stop comes
+    call = asyncio.create_task(
+        run_fastagi(
+            "127.0.0.1",
+            port,
+            "collect_certificate",
+            Caller(actions=[typed(VALID)]),
+            options=SOUNDS,
+            split_delay=1.5,
+        )
+    )
+    await asyncio.sleep(0.3)
+    stopping = asyncio.create_task(ctx.__aexit__(None, None, None))
+    refused = False
+    for _ in range(100):  # the listening socket goes at once
+        try:
+            _, w = await asyncio.open_connection("127.0.0.1", port)
+            w.close()
+        except ConnectionRefusedError:
+            refused = True
+            break
+        except ConnectionResetError:  # queued as the listening socket closed: not served
+            pass
+        await asyncio.sleep(0.02)
+    assert refused and not call.done()
+    res = await call
+    routed(res, "QUEUE", "VALID")  # the dialogue in progress ran to its end
+    await stopping
+    kinds = [k for k, _ in await events_of(container, res)]
+    assert kinds == ["call_started", "certificate_checked", "queued"]
