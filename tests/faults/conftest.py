@@ -81,9 +81,35 @@ def kill9(service: Service) -> None:
     service.out.close()
 
 
-def restart(stack) -> Service:
-    """A new ``serve`` for the stack's folder and database (new ports), ready."""
-    s = Service(stack.cli.workdir, stack.env, args=())
+class SamePorts(Service):
+    """``serve`` again on the ports an earlier one had (what a restart under systemd does:
+    the PBX's configured address stays right)."""
+
+    def __init__(self, before: Service, env: dict[str, str]) -> None:
+        import subprocess
+
+        from tests.e2e.conftest import CLI
+
+        self.http_port, self.agi_port = before.http_port, before.agi_port
+        env = {
+            **env,
+            "CALLCENTER_HTTP_PORT": str(self.http_port),
+            "CALLCENTER_FASTAGI_PORT": str(self.agi_port),
+        }
+        workdir = Path(before.out.name).parent
+        self.out = (workdir / "serve.log").open("a+")
+        self.proc = subprocess.Popen(
+            [*CLI, "serve"], cwd=workdir, env=env, stdout=self.out, stderr=subprocess.STDOUT
+        )
+        self.url = before.url
+
+
+def restart(stack, *, same_ports: bool = False) -> Service:
+    """A new ``serve`` for the stack's folder and database, ready (new ports unless told)."""
+    if same_ports:
+        s = SamePorts(stack.service, stack.env)
+    else:
+        s = Service(stack.cli.workdir, stack.env, args=())
     s.wait_ready()
     stack.service, stack.url = s, s.url
     return s
