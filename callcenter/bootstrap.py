@@ -108,6 +108,8 @@ class Container:
     helpdesk: object | None = None
     answers: AnswerPoller | None = None
     helpdesk_inbox: HelpdeskInbox | None = None
+    #: on PostgreSQL: the notes' relay between instances (run by ``serve``)
+    bridge: object | None = None
     #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
@@ -145,6 +147,12 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
     clock = clock or SystemClock()
     notifier = Notifier()
+    bridge = None
+    if engine.dialect.name == "postgresql":  # several instances may share it: relay the notes
+        from callcenter.adapters.pg_notify import PgBridge
+
+        bridge = PgBridge(settings.database.url, notifier)
+        notifier.relay = bridge.send
     hd = settings.helpdesk
     helpdesk = build_helpdesk(settings)
     factory = TicketFactory(policy, calendars, forwarding_enabled=helpdesk is not None)
@@ -254,6 +262,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         calls=timing,
         tickets=tickets,
         notifier=notifier,
+        bridge=bridge,
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,

@@ -128,6 +128,14 @@ class AgentDesk:
         self._memo = _Memo()
         #: how many pops were built (the ingest path builds none: sockets build them lazily)
         self.pops_built = 0
+        watch = getattr(notifier, "watch", None)
+        if watch is not None:  # a mapping changed here or on another instance
+            watch("interfaces_changed", lambda _note: self.forget_owners())
+
+    def forget_owners(self) -> None:
+        """Drop the cached owners and directory: the next question reads them again."""
+        self._owners.clear()
+        self._directory = None
 
     # --- who an agent is to Asterisk ---------------------------------------------------------
 
@@ -163,8 +171,9 @@ class AgentDesk:
             _refuse_taken(await uow.agents.owners(wanted), login)
             await uow.agents.replace_interfaces(user.id, wanted, now)
             await uow.commit()
-        self._owners.clear()
-        self._directory = None
+        self.forget_owners()
+        # the other instances forget theirs too (relayed on PostgreSQL)
+        self.notifier.publish({"type": "interfaces_changed", "login": login})
         return wanted
 
     # --- ownership ---------------------------------------------------------------------------

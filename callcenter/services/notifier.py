@@ -1,4 +1,9 @@
-"""In-process publish/subscribe for pushes to agents and supervisors (window warnings etc.).
+"""Publish/subscribe for pushes to agents and supervisors (window warnings etc.).
+
+In one process the notifier is the whole story. With several instances on one PostgreSQL
+the composition root sets :attr:`Notifier.relay` (``adapters/pg_notify.py``): every note
+published here is also sent to the other instances, which :meth:`Notifier.deliver` it to
+their own sockets as if it had been published there.
 
 A message is addressed when it is published, not filtered by every socket: with 200 agent
 pages open, a note about one call wakes the sockets that may see it (its owner's, and the
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,13 +37,23 @@ OwnerOf = Callable[[dict[str, Any]], Awaitable[str | None]]
 
 #: notes only supervisors and admins get
 SUPERVISORS_ONLY = frozenset({"supervisor_alert"})
+#: notes for the services, never for the sockets (``watch`` them)
+INTERNAL = frozenset({"interfaces_changed"})
+#: a note to every socket: "you may have missed notes, take a fresh desk" (after the
+#: connection between instances was lost and found again)
+RESYNC = "resync"
 
 
 class Notifier:
     """A slow subscriber loses its oldest messages, never blocks others."""
 
-    def __init__(self, queue_size: int = 256) -> None:
+    def __init__(self, queue_size: int = 256, instance: str | None = None) -> None:
         self._everything: set[asyncio.Queue] = set()
+        self._watchers: dict[str, list[Callable[[dict], None]]] = {}
+        #: who this process is among the instances (the origin of what it relays)
+        self.instance = instance or uuid.uuid4().hex[:12]
+        #: set on PostgreSQL: sends a published note to the other instances
+        self.relay: Callable[[dict], None] | None = None
         self._agents: dict[str, set[asyncio.Queue]] = {}
         self._size = queue_size
         self.published = 0
@@ -47,6 +63,24 @@ class Notifier:
         self._router: asyncio.Task | None = None
 
     def publish(self, message: dict) -> None:
+        """A note that happened here: to this process's sockets and to the other instances."""
+        self.deliver(message)
+        if self.relay is not None:
+            try:
+                self.relay(message)
+            except Exception as exc:  # the local sockets have it; the others catch up
+                log.warning("note %s not relayed: %s", message.get("type"), exc)
+
+    def deliver(self, message: dict) -> None:
+        """A note to this process only (published here, or relayed from another instance)."""
+        kind = message.get("type")
+        for watcher in self._watchers.get(kind, ()):
+            try:
+                watcher(message)
+            except Exception:
+                log.exception("watcher of %s failed", kind)
+        if kind in INTERNAL:
+            return
         self.published += 1
         # one number per message: what the sockets share work on (the pop it stands for)
         message = {**message, "_seq": self.published}
@@ -89,6 +123,10 @@ class Notifier:
         for queues in self._agents.values():
             for q in queues:
                 _put(q, message)
+
+    def watch(self, kind: str, callback: Callable[[dict], None]) -> None:
+        """Call ``callback`` with every note of this type, local or relayed."""
+        self._watchers.setdefault(kind, []).append(callback)
 
     @asynccontextmanager
     async def subscribe(self, login: str | None = None) -> AsyncIterator[asyncio.Queue]:

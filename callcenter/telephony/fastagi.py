@@ -384,8 +384,12 @@ def service_spool(settings) -> Spool:
 
 
 @contextlib.asynccontextmanager
-async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
-    """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
+async def fastagi_server(
+    container, host: str, port: int, *, drain_seconds: float = 0.0
+) -> AsyncIterator[asyncio.Server]:
+    """Serve FastAGI until the context ends: it stops accepting at once, lets the dialogues
+    in progress finish for up to ``drain_seconds`` (a restart's drain: Asterisk goes on to
+    the next instance for new calls), then cancels and awaits what is left."""
     spool = service_spool(container.settings)
     resolve = InProcessResolver(container, spool)
     options = flows.IvrOptions.from_settings(container.settings, "fastagi")
@@ -429,6 +433,11 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
         yield server
     finally:
         server.close()
+        if drain_seconds > 0 and sessions:
+            log.info("FastAGI draining: %d dialogue(s) in progress", len(sessions))
+            await asyncio.wait(list(sessions), timeout=drain_seconds)
+            if sessions:
+                log.warning("FastAGI: %d dialogue(s) still running after the drain", len(sessions))
         flusher.cancel()
         for task in list(sessions):
             task.cancel()
@@ -447,8 +456,11 @@ class FastAgiThread:
     systemd watchdog is pinged from this loop (:mod:`callcenter.telephony.sdnotify`).
     """
 
-    def __init__(self, make_container, host: str, port: int, *, environ=None) -> None:
+    def __init__(
+        self, make_container, host: str, port: int, *, environ=None, drain_seconds: float = 0.0
+    ) -> None:
         self.make_container, self.host, self.port = make_container, host, port
+        self.drain_seconds = drain_seconds
         self.environ = environ
         self.address: tuple[str, int] | None = None
         self._ready = threading.Event()
@@ -490,7 +502,9 @@ class FastAgiThread:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         container = await self.make_container()
         try:
-            async with fastagi_server(container, self.host, self.port) as server:
+            async with fastagi_server(
+                container, self.host, self.port, drain_seconds=self.drain_seconds
+            ) as server:
                 self.address = server.sockets[0].getsockname()[:2]
                 self._ready.set()
                 sdnotify.notify("READY=1", self.environ)
