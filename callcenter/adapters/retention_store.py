@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
@@ -127,8 +127,6 @@ class RetentionRepository:
         return (await self.session.execute(update(o).where(where).values(payload="{}"))).rowcount
 
     async def _count(self, table, where) -> int:
-        from sqlalchemy import func
-
         return (
             await self.session.execute(select(func.count()).select_from(table).where(where))
         ).scalar_one()
