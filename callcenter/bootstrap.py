@@ -30,6 +30,7 @@ from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
+from callcenter.services.retention import Retention
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
@@ -114,6 +115,9 @@ class Container:
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
     metrics: Metrics = field(default_factory=Metrics)
+    #: set by ``serve`` when it runs FastAGI: whether the server is listening now
+    fastagi_listening: Callable[[], bool] | None = None
+    retention: Retention | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -122,6 +126,28 @@ class Container:
         """Raise unless the database answers a trivial query (the liveness probe's question)."""
         await db.ping(self.engine)
 
+    async def readiness(self) -> dict[str, str]:
+        """What ``/healthz/ready`` reports: "ok" or what is wrong, per part (the database
+        answers, its migrations are at this code's head, FastAGI listens when enabled)."""
+        parts: dict[str, str] = {}
+        try:
+            await db.ping(self.engine)
+            parts["database"] = "ok"
+        except Exception as exc:  # the probe answers whatever the database does
+            parts["database"] = f"unavailable: {type(exc).__name__}"
+        if parts["database"] == "ok":
+            try:
+                current, head = await db.current_revision(self.engine), _head_revision()
+                parts["migrations"] = "ok" if current == head else f"at {current}, code at {head}"
+            except Exception as exc:
+                parts["migrations"] = f"unknown: {type(exc).__name__}"
+        else:
+            parts["migrations"] = "unknown: database unavailable"
+        if self.settings.fastagi.enabled:
+            listening = self.fastagi_listening is not None and self.fastagi_listening()
+            parts["fastagi"] = "ok" if listening else "not listening"
+        return parts
+
     async def close(self) -> None:
         await self.notifier.close()
         if self.outbox is not None:
@@ -129,6 +155,11 @@ class Container:
         await self.reader.dispose()
         await self.engine.dispose()
         self.auth.close()
+
+
+@functools.cache
+def _head_revision() -> str:
+    return db.head_revision()
 
 
 def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) -> Container:
@@ -194,12 +225,13 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         "Timers given up after failing fires that waiting would not cure (see the log).",
         kind=kind,
     )
+    recordings = RecordingStore(recordings_folder(settings))
     voicemail = VoicemailService(
         uow_factory,
         factory,
         registry,
         notifier,
-        RecordingStore(recordings_folder(settings)),
+        recordings,
         max_bytes=44 + 16000 * (settings.voicemail.max_seconds + 2),
     )
     timing.on_timer = tickets.on_timer = voicemail.on_timer = scheduler.add
@@ -271,4 +303,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         answers=answers,
         helpdesk_inbox=inbox,
         voicemail=voicemail,
+        retention=Retention(
+            uow_factory, settings.retention.personal_data_months, recordings.remove
+        ),
     )

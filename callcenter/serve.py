@@ -102,6 +102,7 @@ async def fastagi_context(app):
     )
     host, port = await asyncio.to_thread(thread.start)
     app[FASTAGI_ADDRESS] = (host, port)
+    container.fastagi_listening = thread.listening
     print(f"FastAGI on agi://{host}:{port}/collect_certificate", flush=True)
     try:
         yield
@@ -167,6 +168,7 @@ outbox_context = _owned_task("outbox", lambda c: c.outbox.run())
 answers_context = _owned_task("helpdesk-answers", lambda c: c.answers.run())
 demo_calls_context = _owned_task("demo-calls", _demo_calls)
 bridge_context = _owned_task("notes-bridge", lambda c: c.bridge.run())
+retention_context = _owned_task("retention", lambda c: c.retention.run_daily(c.clock))
 
 
 async def ami_context(app):
@@ -229,6 +231,8 @@ def background_contexts(container, *, demo: bool = False) -> list:
         contexts.append(outbox_context)
     if container.answers is not None:
         contexts.append(answers_context)
+    if container.settings.retention.personal_data_months > 0:
+        contexts.append(retention_context)
     if container.settings.ami.enabled:
         contexts.append(ami_context)
     if container.settings.fastagi.enabled:
@@ -239,11 +243,9 @@ def background_contexts(container, *, demo: bool = False) -> list:
 
 
 async def serve(settings: Settings, *, demo: bool = False) -> None:
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    from callcenter import logs
+
+    logs.configure(settings.logging.level, settings.logging.format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_ports(settings)  # before seeding: a second `serve --demo` must not touch the data
     lock = single_instance_lock(settings.database.url)  # held until the process ends

@@ -603,6 +603,7 @@ class UnitOfWork:
             TicketRepository,
             WindowRepository,
         )
+        from callcenter.adapters.retention_store import RetentionRepository
 
         bind = self._sessions.kw.get("bind")
         if bind is not None and bind.dialect.name == "sqlite" and not self._read_only:
@@ -621,6 +622,7 @@ class UnitOfWork:
         self.events = EventRepository(self.session)
         self.lockouts = LockoutRepository(self.session)
         self.agents = AgentRepository(self.session)
+        self.retention = RetentionRepository(self.session)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 
 from callcenter.domain.errors import DomainError
+from callcenter.domain.log_context import bind_call
 from callcenter.telephony import agi
 from callcenter.telephony import ivr as flows
 from callcenter.telephony.spool import Spool
@@ -46,6 +47,7 @@ class InProcessResolver:
 
     async def __call__(self, action):
         c = self.c
+        bind_call(getattr(action, "call_id", None))  # this dialogue's lines name its call
         if isinstance(action, flows.Report):
             return await self._report(action.event)
         try:
@@ -478,6 +480,15 @@ class FastAgiThread:
             raise self._error
         assert self.address is not None
         return self.address
+
+    def listening(self) -> bool:
+        """Serving now: started, its thread alive and not told to stop (readiness probe)."""
+        return (
+            self.address is not None
+            and self._thread.is_alive()
+            and self._stop is not None
+            and not self._stop.is_set()
+        )
 
     def stop(self, timeout: float = 40.0) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():

@@ -42,6 +42,8 @@ _DESK = roles("agent", "supervisor", "admin")
 #: HEAD is checked as GET.
 ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/healthz/live"): PUBLIC,
+    ("GET", "/healthz/ready"): PUBLIC,
     ("GET", "/metrics"): PUBLIC,
     ("POST", "/api/v1/session"): PUBLIC,
     ("GET", "/api/v1/session"): SIGNED_IN,

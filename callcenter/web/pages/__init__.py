@@ -24,7 +24,7 @@ from callcenter.web.errors import ERROR_CODE, status_for
 
 STATIC_PREFIX = "/static"
 _NOT_PAGES = ("/api/", STATIC_PREFIX + "/")
-_NOT_PAGE_PATHS = frozenset({"/healthz", "/metrics"})
+_NOT_PAGE_PATHS = frozenset({"/healthz", "/healthz/live", "/healthz/ready", "/metrics"})
 LANG: web.RequestKey[str] = web.RequestKey("lang", str)
 
 
