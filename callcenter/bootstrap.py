@@ -31,6 +31,7 @@ from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.services.scheduler import Scheduler
+from callcenter.services.supervision import SupervisorQueries
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
 from callcenter.services.voicemail import VoicemailService
@@ -112,6 +113,8 @@ class Container:
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
     metrics: Metrics = field(default_factory=Metrics)
+    #: the supervisor's screens (issue 11): board, history, a call, a certificate
+    supervisor: SupervisorQueries | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -231,6 +234,13 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         return await read_gauges(sessions, now, soon, helpdesk.kind if helpdesk else None)
 
     metrics.refresh_with(gauges)
+    desk = AgentDesk(
+        uow_factory,
+        timing.queries,
+        registry,
+        notifier,
+        read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+    )
     return Container(
         settings=settings,
         metrics=metrics,
@@ -248,15 +258,16 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
-        desk=AgentDesk(
-            uow_factory,
-            timing.queries,
-            registry,
-            notifier,
-            read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
-        ),
+        desk=desk,
         helpdesk=helpdesk,
         answers=answers,
         helpdesk_inbox=inbox,
         voicemail=voicemail,
+        supervisor=SupervisorQueries(
+            functools.partial(UnitOfWork, sessions, read_only=True),
+            desk,
+            policy,
+            calendars,
+            timing.queries,
+        ),
     )

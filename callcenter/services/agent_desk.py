@@ -217,7 +217,7 @@ class AgentDesk:
         that belong to nobody, their own state; supervisors and admins everything."""
         if role != "agent":
             return True
-        if note.get("type") == "supervisor_alert":
+        if note.get("type") in ("supervisor_alert", "queue_changed"):
             return False
         if "login" in note:
             return note["login"] == login
