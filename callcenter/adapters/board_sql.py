@@ -14,6 +14,7 @@ from callcenter.adapters.call_store import UNSETTLED_TICKET, _ticket_from
 from callcenter.adapters.db import UNICODE_LOWER
 from callcenter.domain.calls import Ticket
 from callcenter.services.call_filters import CallFilter
+from callcenter.services.supervision import REFUSED_STATUSES
 
 #: a call connected or queued longer ago than this is no longer live (a lost hangup)
 LIVE_HORIZON = timedelta(hours=12)
@@ -21,6 +22,23 @@ LIVE_HORIZON = timedelta(hours=12)
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def route_condition(route: str):
+    """How the call left the IVR, as ``call_filters.ROUTES`` names it (``route_of`` in
+    services/supervision.py says the same of one row)."""
+    c = t.calls.c
+    queued = c.queued_at.is_not(None)
+    not_abandoned = or_(c.abandoned.is_(None), c.abandoned.not_in(("ivr", "queue")))
+    return {
+        "abandoned_ivr": c.abandoned == "ivr",
+        "abandoned_queue": c.abandoned == "queue",
+        "queued": and_(queued, not_abandoned),
+        "closed": and_(c.queued_at.is_(None), not_abandoned, c.certificate_status == "CLOSED"),
+        "refused": and_(
+            c.queued_at.is_(None), not_abandoned, c.certificate_status.in_(REFUSED_STATUSES)
+        ),
+    }[route]
 
 
 def call_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
@@ -60,23 +78,8 @@ def call_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
         cond.append(w.status == f.window_status)
     if f.outcome:
         cond.append(c.outcome == f.outcome)
-    if f.route == "queued":
-        cond.append(c.queued_at.is_not(None))
-    elif f.route == "closed":
-        cond.append(c.certificate_status == "CLOSED")
-    elif f.route == "abandoned_ivr":
-        cond.append(c.abandoned == "ivr")
-    elif f.route == "abandoned_queue":
-        cond.append(c.abandoned == "queue")
-    elif f.route == "refused":
-        cond.append(
-            and_(
-                c.queued_at.is_(None),
-                c.abandoned.is_(None),
-                c.ended_at.is_not(None),
-                or_(c.certificate_status.is_(None), c.certificate_status != "CLOSED"),
-            )
-        )
+    if f.route:
+        cond.append(route_condition(f.route))
     return cond
 
 
@@ -91,10 +94,12 @@ def _order(f: CallFilter):
         "outcome": c.outcome,
     }[f.sort]
     key = column.desc().nulls_last() if f.descending else column.asc().nulls_last()
-    # ties broken the same way whatever the column, so pages never overlap
+    # ties broken by time then id in the same direction, so pages never overlap
+    tie = c.call_id.desc() if f.descending else c.call_id.asc()
     if f.sort == "started_at":
-        return [key, c.call_id.desc() if f.descending else c.call_id.asc()]
-    return [key, c.started_at.desc().nulls_last(), c.call_id.desc()]
+        return [key, tie]
+    started = c.started_at.desc() if f.descending else c.started_at.asc()
+    return [key, started.nulls_last(), tie]
 
 
 class SupervisorReads:

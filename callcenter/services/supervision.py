@@ -19,6 +19,10 @@ from callcenter.domain.instants import MOSCOW
 from callcenter.services.call_filters import CallFilter
 from callcenter.services.read_models import CallDetail, Page
 
+#: the certificate statuses with which the IVR refuses a call (CC_ROUTE=REFUSED): the same
+#: rule as the reports' (adapters/report_sql.py), so a route means one thing everywhere
+REFUSED_STATUSES = ("UNKNOWN", "EXPIRED", "NOT_COVERED", "LOCKED", "NO_INPUT")
+
 #: window states the board names: ``warning`` is an open window past its warning
 BOARD_WINDOW_STATES = ("open", "warning", "extended", "overrun", "met", "escalated")
 
@@ -49,6 +53,21 @@ def board_window_state(row: dict[str, Any]) -> str | None:
     if status == "open" and row.get("warned_at") is not None:
         return "warning"
     return status
+
+
+def route_of(row: dict[str, Any]) -> str:
+    """How a call left the IVR, as ``call_filters.ROUTES`` names it ("" while in the IVR);
+    the same rule as the filter's SQL (``adapters/board_sql.route_condition``)."""
+    abandoned = row.get("abandoned")
+    if abandoned in ("ivr", "queue"):
+        return "abandoned_" + abandoned
+    if row.get("queued_at") is not None:
+        return "queued"
+    if row.get("certificate_status") == "CLOSED":
+        return "closed"
+    if row.get("certificate_status") in REFUSED_STATUSES:
+        return "refused"
+    return ""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from callcenter.services.call_filters import (
     CallFilter,
     parse_call_filters,
 )
-from callcenter.services.supervision import call_timeline
+from callcenter.services.supervision import call_timeline, route_of
 from callcenter.web import views
 from callcenter.web.auth import principal
 from callcenter.web.i18n import N_
@@ -99,21 +99,6 @@ def _duration(seconds: float | None) -> str:
 
 def _since(start: datetime | None, now: datetime) -> float | None:
     return (now - start).total_seconds() if start else None
-
-
-def _route(row: dict) -> str:
-    """The call's route as the filter names it."""
-    if row.get("abandoned") == "ivr":
-        return "abandoned_ivr"
-    if row.get("abandoned") == "queue":
-        return "abandoned_queue"
-    if row.get("queued_at") is not None:
-        return "queued"
-    if row.get("certificate_status") == "CLOSED":
-        return "closed"
-    if row.get("ended_at") is not None:
-        return "refused"
-    return ""
 
 
 def _nav(active: str) -> dict:
@@ -289,7 +274,7 @@ def history_row(r: dict) -> dict:
         "holder": r.get("holder_name") or r.get("caller_name") or "",
         "organisation": r.get("holder_organisation") or r.get("organisation") or "",
         "talk": _duration(talk),
-        "route": _route(r),
+        "route": route_of(r),
     }
 
 
