@@ -248,7 +248,12 @@ class SupervisorReads:
     async def certificate_calls(self, number: str, limit: int = 100) -> list[dict[str, Any]]:
         c, w = t.calls.c, t.oral_windows.c
         q = (
-            select(t.calls, w.status.label("window_status"), w.deadline_at)
+            select(
+                t.calls,
+                w.status.label("window_status"),
+                w.deadline_at,
+                _owner_login(c.agent).label("agent_login"),
+            )
             .outerjoin(t.oral_windows, w.call_id == c.call_id)
             .where(c.certificate_number == number)
             .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())

@@ -154,6 +154,8 @@ class Moment:
     detail: str = ""
     #: on the call's axis (False: a ticket's later life, listed below it)
     on_axis: bool = True
+    #: a code to show in words: a catalog key (``window_overrun``, ``status_VALID``)
+    word: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,10 @@ class Span:
     open_ended: bool = False
 
 
+def _mmss(seconds: int) -> str:
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
 def call_timeline(detail: CallDetail, now: datetime) -> tuple[list[Span], list[Moment]]:
     """A call's phases (IVR, queue, talk) and moments on one axis, in the order they happened:
     its events, the window's warning, extensions, deadline and close, the ticket and the end."""
@@ -171,30 +177,36 @@ def call_timeline(detail: CallDetail, now: datetime) -> tuple[list[Span], list[M
     moments: list[Moment] = []
     for e in detail.events:
         d = e.data
-        text = {
-            "call_started": d.get("caller_number") or "",
-            "certificate_checked": " ".join(
-                x for x in (d.get("certificate") or "", d.get("status") or "") if x
-            ),
-            "queued": d.get("queue") or "",
-            "agent_connected": d.get("agent") or "",
-            "call_ended": (d.get("abandoned") and f"abandoned: {d['abandoned']}") or "",
-        }.get(e.event, "")
-        moments.append(Moment(e.at, e.event, text))
+        if e.event == "certificate_checked":
+            status = d.get("status") or ""
+            word = f"status_{status}" if status else ""
+            moments.append(Moment(e.at, e.event, d.get("certificate") or "", word=word))
+        elif e.event == "call_ended":
+            gone = d.get("abandoned")
+            moments.append(Moment(e.at, e.event, word=f"route_abandoned_{gone}" if gone else ""))
+        else:
+            text = {
+                "call_started": d.get("caller_number") or "",
+                "queued": d.get("queue") or "",
+                "agent_connected": d.get("agent") or "",
+            }.get(e.event, "")
+            moments.append(Moment(e.at, e.event, text))
     if win is not None:
-        moments.append(Moment(win.opened_at, "window_opened", f"{win.length_seconds // 60} min"))
+        moments.append(Moment(win.opened_at, "window_opened", _mmss(win.length_seconds)))
         if win.warned_at is not None:
             moments.append(Moment(win.warned_at, "window_warned"))
         for x in win.extensions:
-            moments.append(Moment(x.at, "window_extended", f"+{x.seconds // 60} min: {x.reason}"))
+            text = f"+{_mmss(x.seconds)} · {x.reason} · {x.by}"
+            moments.append(Moment(x.at, "window_extended", text))
         moments.append(Moment(win.deadline_at, "window_deadline"))
         if win.closed_at is not None:
-            moments.append(Moment(win.closed_at, "window_closed", win.status.value))
+            word = f"window_{win.status.value}"
+            moments.append(Moment(win.closed_at, "window_closed", word=word))
     if r.get("outcome_at") is not None:
-        reason = r.get("outcome_reason") or ""
-        moments.append(
-            Moment(r["outcome_at"], "outcome", " ".join(x for x in (r["outcome"], reason) if x))
+        text = " · ".join(
+            x for x in (r.get("outcome_reason") or "", r.get("outcome_by") or "") if x
         )
+        moments.append(Moment(r["outcome_at"], "outcome", text, word=f"outcome_{r['outcome']}"))
     if tk is not None:
         moments.append(Moment(tk.received_at, "ticket_created", f"№ {tk.id}"))
         moments.append(Moment(tk.due_at, "ticket_due", f"№ {tk.id}", on_axis=False))

@@ -36,6 +36,7 @@ DEFAULT_PAGE_SIZE = 50
 # --- board: supervisor's screens ---
 #: words built from codes at run time (the extractor sees them here)
 BOARD_KEYS = (
+    N_("board_compliance"),
     N_("route_queued"),
     N_("route_closed"),
     N_("route_refused"),
@@ -349,9 +350,7 @@ async def call_page(request: web.Request) -> web.Response:
     r = detail.call
     call = views.call_json(detail, now)
     owner = await c.desk.owner(r["call_id"]) if r.get("agent") else None
-    marks = []
-    for i, m in enumerate(m for m in moments if m.on_axis):
-        marks.append({"x": x(m.at), "kind": m.kind, "row": i % 3})
+    marks = _marks([x(m.at) for m in moments if m.on_axis], [m.kind for m in moments if m.on_axis])
     ticks = [
         {"x": x(start), "text": _t(start)},
         {"x": AXIS_WIDTH, "text": _t(end)},
@@ -379,6 +378,7 @@ async def call_page(request: web.Request) -> web.Response:
                     "w": max(x(s.end) - x(s.start), 2),
                     "length": _duration((s.end - s.start).total_seconds()),
                     "open": s.open_ended,
+                    "labelled": x(s.end) - x(s.start) >= AXIS_WIDTH * 0.12,
                 }
                 for s in spans
             ],
@@ -393,6 +393,7 @@ async def call_page(request: web.Request) -> web.Response:
                     "offset": "+" + _duration((m.at - start).total_seconds()) if m.on_axis else "",
                     "kind": m.kind,
                     "detail": m.detail,
+                    "word": m.word,
                     "on_axis": m.on_axis,
                 }
                 for m in moments
@@ -404,6 +405,21 @@ async def call_page(request: web.Request) -> web.Response:
             "ticket_status": detail.ticket.state_at(now) if detail.ticket else "",
         },
     )
+
+
+def _marks(xs: list[float], kinds: list[str]) -> list[dict]:
+    """The numbered marks on the axis: moments closer than 3 % of it share one mark, named
+    by the range of their numbers in the list below ("1–5"); neighbours alternate rows."""
+    groups: list[dict] = []
+    for n, (pos, kind) in enumerate(zip(xs, kinds, strict=True), start=1):
+        if groups and pos - groups[-1]["x"] < AXIS_WIDTH * 0.03:
+            groups[-1]["last"] = n
+            continue
+        groups.append({"x": pos, "kind": kind, "first": n, "last": n})
+    for i, g in enumerate(groups):
+        g["label"] = str(g["first"]) if g["first"] == g["last"] else f"{g['first']}–{g['last']}"
+        g["row"] = i % 2
+    return groups
 
 
 # --- one certificate -------------------------------------------------------------------------
