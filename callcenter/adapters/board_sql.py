@@ -12,12 +12,14 @@ from callcenter.adapters import tables as t
 from callcenter.adapters.agent_store import _owner_login
 from callcenter.adapters.call_store import UNSETTLED_TICKET, _ticket_from
 from callcenter.adapters.db import UNICODE_LOWER
-from callcenter.domain.calls import Ticket
+from callcenter.domain.calls import Ticket, TicketStatus
 from callcenter.services.call_filters import CallFilter
 from callcenter.services.supervision import REFUSED_STATUSES
 
 #: a call connected or queued longer ago than this is no longer live (a lost hangup)
 LIVE_HORIZON = timedelta(hours=12)
+#: how long before its connect or queueing a live call may have started (the IVR's part)
+START_SLACK = timedelta(hours=1)
 
 
 def _escape_like(text: str) -> str:
@@ -152,6 +154,9 @@ class SupervisorReads:
             .outerjoin(t.oral_windows, w.call_id == c.call_id)
             .outerjoin(t.certificates, k.number == c.certificate_number)
             .where(
+                # the start bounds the scan to recent calls (ix_calls_started_at): a call is
+                # answered within the hour it starts, or it has been abandoned
+                c.started_at >= now - LIVE_HORIZON - START_SLACK,
                 c.connected_at.is_not(None),
                 c.connected_at >= now - LIVE_HORIZON,
                 c.ended_at.is_(None),
@@ -166,6 +171,7 @@ class SupervisorReads:
             select(t.calls, k.holder_name.label("holder_name"))
             .outerjoin(t.certificates, k.number == c.certificate_number)
             .where(
+                c.started_at >= now - LIVE_HORIZON - START_SLACK,
                 c.queued_at.is_not(None),
                 c.queued_at >= now - LIVE_HORIZON,
                 c.connected_at.is_(None),
@@ -211,7 +217,8 @@ class SupervisorReads:
         k = t.tickets.c
         q = (
             select(t.tickets)
-            .where(UNSETTLED_TICKET, k.due_at < soon)
+            # status 'open' as well: what ix_tickets_status_due_at can find
+            .where(k.status == TicketStatus.OPEN.value, UNSETTLED_TICKET, k.due_at < soon)
             .order_by(k.due_at, k.id)
             .limit(limit)
         )

@@ -104,7 +104,7 @@ def test_the_board_follows_a_call_through_queue_warning_and_overrun_without_a_re
         expect(row).to_be_visible(timeout=5000)
         expect(queue_row).to_have_count(0)
         expect(row.locator(".win")).to_have_class("win win-open")
-        expect(row).to_contain_text("agent1")
+        expect(row).to_contain_text("Иванова Мария")
         expect(row).to_contain_text("ООО «Ромашка»")
         expect(page.locator('#agents tr[data-agent="agent1"] .ag')).to_have_class("ag ag-in_call")
         expect(row.locator(".win")).to_have_class("win win-warning", timeout=WARNING * 1000 + 8000)

@@ -145,7 +145,7 @@ async def test_the_board_shows_calls_queue_agents_and_tickets_as_they_change(
     await event(container, clock, event="agent_connected", call_id="c1", agent="PJSIP/101")
     _, html = await page(client, "/supervisor/board/live", boss)
     active = html.split('id="active-calls"', 1)[1].split("</section>", 1)[0]
-    assert 'data-call="c1"' in active and "иванова" in active
+    assert 'data-call="c1"' in active and "Иванова Мария" in active
     assert 'class="win win-open"' in active
     agents = html.split('id="agents"', 1)[1].split("</section>", 1)[0]
     row = agents.split('data-agent="иванова"', 1)[1].split("</tr>", 1)[0]

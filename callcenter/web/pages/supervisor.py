@@ -113,10 +113,15 @@ async def _board_context(request: web.Request) -> dict:
     c = request.app[CONTAINER]
     now = c.clock.now()
     board = await c.supervisor.board(now)
+    names = {a["login"]: a["display_name"] for a in board.agents if a["display_name"]}
     active = [
         {
             "call_id": r["call_id"],
-            "agent": r["agent_login"] or r["agent_name"] or r["agent"] or "—",
+            "agent": names.get(r["agent_login"])
+            or r["agent_login"]
+            or r["agent_name"]
+            or r["agent"]
+            or "—",
             "interface": r["agent"] or "",
             "holder": r["holder_name"] or r["caller_name"] or "",
             "organisation": r["holder_organisation"] or r["organisation"] or "",
