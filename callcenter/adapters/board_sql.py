@@ -14,7 +14,7 @@ from callcenter.adapters.call_store import UNSETTLED_TICKET, _ticket_from
 from callcenter.adapters.db import UNICODE_LOWER
 from callcenter.domain.calls import Ticket, TicketStatus
 from callcenter.services.call_filters import CallFilter
-from callcenter.services.supervision import REFUSED_STATUSES
+from callcenter.services.supervision import COUNT_BOUND, REFUSED_STATUSES
 
 #: a call connected or queued longer ago than this is no longer live (a lost hangup)
 LIVE_HORIZON = timedelta(hours=12)
@@ -95,13 +95,15 @@ def _order(f: CallFilter):
         "window_status": w.status,
         "outcome": c.outcome,
     }[f.sort]
-    key = column.desc().nulls_last() if f.descending else column.asc().nulls_last()
-    # ties broken by time then id in the same direction, so pages never overlap
+    # ties broken by time then id in the same direction, so pages never overlap; a call
+    # always has a start, so its order needs no NULLS clause and ix_calls_started_at serves
+    # it both ways (a NULLS LAST on DESC would sort the whole table on PostgreSQL)
     tie = c.call_id.desc() if f.descending else c.call_id.asc()
-    if f.sort == "started_at":
-        return [key, tie]
     started = c.started_at.desc() if f.descending else c.started_at.asc()
-    return [key, started.nulls_last(), tie]
+    if f.sort == "started_at":
+        return [started, tie]
+    key = column.desc().nulls_last() if f.descending else column.asc().nulls_last()
+    return [key, started, tie]
 
 
 class SupervisorReads:
@@ -127,9 +129,15 @@ class SupervisorReads:
         )
         cond = call_conditions(f, self.session.bind.dialect.name)
         q = base.where(*cond) if cond else base
-        counted = select(func.count()).select_from(t.calls)
-        counted = counted.outerjoin(t.oral_windows, w.call_id == c.call_id)
-        total = (await self.session.execute(counted.where(*cond) if cond else counted)).scalar_one()
+        # counted up to a bound: "more than 10,000" is all a pager needs, and an exact count
+        # of a million rows would cost more than the page
+        matching = select(c.call_id)
+        if f.window_status:
+            matching = matching.join(t.oral_windows, w.call_id == c.call_id)
+        matching = matching.where(*cond).limit(COUNT_BOUND + 1).subquery()
+        total = (
+            await self.session.execute(select(func.count()).select_from(matching))
+        ).scalar_one()
         rows = (
             (await self.session.execute(q.order_by(*_order(f)).limit(limit).offset(offset)))
             .mappings()

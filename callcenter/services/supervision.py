@@ -23,6 +23,9 @@ from callcenter.services.read_models import CallDetail, Page
 #: rule as the reports' (adapters/report_sql.py), so a route means one thing everywhere
 REFUSED_STATUSES = ("UNKNOWN", "EXPIRED", "NOT_COVERED", "LOCKED", "NO_INPUT")
 
+#: the history counts its matches up to this many; a total past it means "more than"
+COUNT_BOUND = 10_000
+
 #: window states the board names: ``warning`` is an open window past its warning
 BOARD_WINDOW_STATES = ("open", "warning", "extended", "overrun", "met", "escalated")
 

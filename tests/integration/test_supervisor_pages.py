@@ -425,3 +425,22 @@ async def test_the_pages_keep_to_the_strict_csp(client, seeded, people):
         parser = _Inline()
         parser.feed(await r.text())
         assert not parser.problems, f"{path}: {parser.problems}"
+
+
+async def test_past_its_count_bound_the_history_says_more_than(
+    client, container, clock, people, monkeypatch
+):
+    import callcenter.adapters.board_sql as board_sql
+    import callcenter.web.pages.supervisor as pages
+
+    monkeypatch.setattr(board_sql, "COUNT_BOUND", 30)
+    monkeypatch.setattr(pages, "COUNT_BOUND", 30)
+    for n in range(60):
+        await event(container, clock, event="call_started", call_id=f"m{n:02d}", caller_number="1")
+        clock.advance(1)
+    _, html = await page(client, "/supervisor/history?size=25", people["boss"])
+    assert "Найдено звонков: более 30" in html and 'rel="next"' in html
+    assert 'rel="last"' not in html
+    _, html = await page(client, "/supervisor/history?size=25&page=3", people["boss"])
+    assert rows_of(html) == [f"m{n:02d}" for n in range(9, -1, -1)]  # the end, all the same
+    assert 'rel="next"' not in html

@@ -21,7 +21,7 @@ from callcenter.services.call_filters import (
     CallFilter,
     parse_call_filters,
 )
-from callcenter.services.supervision import call_timeline, route_of
+from callcenter.services.supervision import COUNT_BOUND, call_timeline, route_of
 from callcenter.web import views
 from callcenter.web.auth import principal
 from callcenter.web.i18n import N_
@@ -291,7 +291,10 @@ async def history_page(request: web.Request) -> web.Response:
     f = parse_call_filters(request.query)
     size, page = _page_args(request)
     result = await c.supervisor.history(f, size, (page - 1) * size)
-    pages = max(1, -(-result.total // size))
+    more = result.total > COUNT_BOUND  # counted no further: the last page is not known
+    pages = max(1, -(-min(result.total, COUNT_BOUND) // size))
+    if more:
+        pages = max(pages, page + 1) if len(result.items) == size else page
     return render(
         request,
         "supervisor/history.html",
@@ -300,6 +303,8 @@ async def history_page(request: web.Request) -> web.Response:
             "f": f,
             "rows": [history_row(r) for r in result.items],
             "total": result.total,
+            "more": more,
+            "bound": f"{COUNT_BOUND:,}".replace(",", "\u00a0"),
             "page": page,
             "pages": pages,
             "size": size,
