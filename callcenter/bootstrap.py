@@ -265,7 +265,6 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         voicemail=voicemail,
         supervisor=SupervisorQueries(
             functools.partial(UnitOfWork, sessions, read_only=True),
-            desk,
             policy,
             calendars,
             timing.queries,

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, literal, or_, select
 
 from callcenter.adapters import tables as t
-from callcenter.adapters.agent_store import _owner_login
+from callcenter.adapters.agent_store import _finished, _owner_login
 from callcenter.adapters.call_store import UNSETTLED_TICKET, _ticket_from
 from callcenter.adapters.db import UNICODE_LOWER
 from callcenter.domain.calls import Ticket, TicketStatus
@@ -220,6 +220,32 @@ class SupervisorReads:
             }
             for r in rows
         ]
+
+    async def current_calls(self, now: datetime, horizon: timedelta) -> list[dict[str, Any]]:
+        """Every call connected within ``horizon`` that its agent is not done with (the
+        desk's "current call", for all agents in one read), newest first."""
+        c = t.calls.c
+        q = (
+            select(c.call_id, c.agent, c.connected_at, c.ended_at)
+            .where(
+                c.started_at >= now - horizon - START_SLACK,
+                c.connected_at.is_not(None),
+                c.connected_at >= now - horizon,
+                ~_finished(),
+            )
+            .order_by(c.connected_at.desc(), c.call_id.desc())
+        )
+        return [dict(r) for r in (await self.session.execute(q)).mappings().all()]
+
+    async def pauses(self) -> dict[str, Any]:
+        """Each agent's pause row by login (no row: never paused)."""
+        s, u = t.agent_states.c, t.users.c
+        rows = await self.session.execute(
+            select(u.login, s.paused, s.reason, s.since).join_from(
+                t.agent_states, t.users, s.user_id == u.id
+            )
+        )
+        return {r.login: r for r in rows.all()}
 
     async def tickets_due_before(self, soon: datetime, limit: int = 100) -> list[Ticket]:
         k = t.tickets.c

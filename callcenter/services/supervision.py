@@ -1,9 +1,9 @@
 """The supervisor's read use cases: the live board (and the wallboard's day figures), the
 filtered call log, one call's timeline and a certificate's page.
 
-The board asks the desk for each agent's state (the same rule the agent's own page shows)
-and the policy's calendar for "due within the next working hour"; nothing here is computed
-in the browser.
+The board gives every agent's state by the desk's own rule (``agent_desk.agent_state``) from
+one read of all current calls, and asks the policy's calendar what "due within the next
+working hour" means; nothing here is computed in the browser.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from callcenter.domain.calls import Ticket
 from callcenter.domain.errors import NotFound
 from callcenter.domain.instants import MOSCOW
+from callcenter.services.agent_desk import CURRENT_CALL_HORIZON, agent_state
 from callcenter.services.call_filters import CallFilter
 from callcenter.services.read_models import CallDetail, Page
 
@@ -81,9 +82,8 @@ class CertificatePage:
 
 
 class SupervisorQueries:
-    def __init__(self, uow_factory: Callable, desk, policy, calendars, queries) -> None:
+    def __init__(self, uow_factory: Callable, policy, calendars, queries) -> None:
         self._uow = uow_factory
-        self._desk = desk
         self._policy = policy
         self._calendars = calendars
         self._queries = queries
@@ -103,10 +103,14 @@ class SupervisorQueries:
             agents = await reads.agents(now)
             tickets = await reads.tickets_due_before(soon)
             today = await reads.day_figures(day, day + timedelta(days=1))
+            current = await reads.current_calls(now, CURRENT_CALL_HORIZON)
+            pauses = await reads.pauses()
         for row in active:
             row["board_window"] = board_window_state(row)
         for a in agents:
-            state = await self._desk.state(a["login"], now)
+            mine = set(a["interfaces"])
+            latest = next((r for r in current if r["agent"] in mine), None)
+            state = agent_state(latest, pauses.get(a["login"]))
             a["state"] = state.state
             a["reason"] = state.reason
             a["since"] = state.since

@@ -178,6 +178,24 @@ async def test_the_board_shows_calls_queue_agents_and_tickets_as_they_change(
     agents = html.split('id="agents"', 1)[1].split("</section>", 1)[0]
     row = agents.split('data-agent="петров"', 1)[1].split("</tr>", 1)[0]
     assert "ag-paused" in row and "обед" in row
+    # an agent whose sessions all ended (three days on) is logged out
+    row = agents.split('data-agent="иванова"', 1)[1].split("</tr>", 1)[0]
+    assert "ag-logged_out" in row
+
+
+async def test_an_agent_is_in_wrap_up_after_the_call_until_done(client, container, clock, people):
+    await queued(container, clock, "u1", cert=None)
+    await event(container, clock, event="agent_connected", call_id="u1", agent="PJSIP/102")
+    await event(container, clock, event="call_ended", call_id="u1", hangup_by="caller")
+
+    async def state() -> str:
+        _, html = await page(client, "/supervisor/board/live", people["boss"])
+        row = html.split('data-agent="петров"', 1)[1].split("</tr>", 1)[0]
+        return re.search(r'class="ag ag-(\w+)"', row).group(1)
+
+    assert await state() == "wrap_up"
+    await container.desk.wrapup_done("петров", clock.now())
+    assert await state() == "available"
 
 
 async def test_the_wallboard_shows_todays_compliance(client, container, clock, people):
