@@ -32,6 +32,7 @@ from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.services.retention import Retention
 from callcenter.services.scheduler import Scheduler
+from callcenter.services.supervision import SupervisorQueries
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
 from callcenter.services.voicemail import VoicemailService
@@ -118,6 +119,8 @@ class Container:
     #: set by ``serve`` when it runs FastAGI: whether the server is listening now
     fastagi_listening: Callable[[], bool] | None = None
     retention: Retention | None = None
+    #: the supervisor's screens (issue 11): board, history, a call, a certificate
+    supervisor: SupervisorQueries | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -305,5 +308,11 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         voicemail=voicemail,
         retention=Retention(
             uow_factory, settings.retention.personal_data_months, recordings.remove
+        ),
+        supervisor=SupervisorQueries(
+            functools.partial(UnitOfWork, sessions, read_only=True),
+            policy,
+            calendars,
+            timing.queries,
         ),
     )

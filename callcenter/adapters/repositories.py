@@ -595,6 +595,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         from callcenter.adapters.agent_store import AgentRepository
+        from callcenter.adapters.board_sql import SupervisorReads
         from callcenter.adapters.call_store import (
             CallRepository,
             HelpdeskSyncRepository,
@@ -623,6 +624,7 @@ class UnitOfWork:
         self.lockouts = LockoutRepository(self.session)
         self.agents = AgentRepository(self.session)
         self.retention = RetentionRepository(self.session)
+        self.supervisor = SupervisorReads(self.session)
         return self
 
     async def __aexit__(self, *exc) -> None:

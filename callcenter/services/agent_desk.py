@@ -443,6 +443,12 @@ def _refuse_taken(owners: dict[str, str], login: str) -> None:
         )
 
 
+def agent_state(current: dict | None, paused) -> AgentState:
+    """An agent's state from their current call's row and their pause row: the desk's rule,
+    which the supervisor's board applies to every agent at once."""
+    return _state(current, paused)
+
+
 def _state(row: dict | None, paused) -> AgentState:
     if row is not None and row["ended_at"] is None:
         return AgentState("in_call", None, row["connected_at"])

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 OwnerOf = Callable[[dict[str, Any]], Awaitable[str | None]]
 
 #: notes only supervisors and admins get
-SUPERVISORS_ONLY = frozenset({"supervisor_alert"})
+SUPERVISORS_ONLY = frozenset({"supervisor_alert", "queue_changed"})
 #: notes for the services, never for the sockets (``watch`` them)
 INTERNAL = frozenset({"interfaces_changed"})
 #: a note to every socket: "you may have missed notes, take a fresh desk" (after the
