@@ -15,6 +15,7 @@ from callcenter.adapters.clock import SystemClock
 from callcenter.adapters.gauges import read_gauges
 from callcenter.adapters.metrics import Metrics
 from callcenter.adapters.recordings import RecordingStore, recordings_folder
+from callcenter.adapters.report_sql import ReportSql
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -30,6 +31,7 @@ from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
+from callcenter.services.reports import ReportService
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
@@ -112,6 +114,8 @@ class Container:
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
     metrics: Metrics = field(default_factory=Metrics)
+    #: the supervisor's reports and the call log's filtered reads and exports
+    reports: ReportService | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -231,6 +235,10 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         return await read_gauges(sessions, now, soon, helpdesk.kind if helpdesk else None)
 
     metrics.refresh_with(gauges)
+
+    async def calendar_at(now):
+        return calendars.for_policy(await policy.in_force_at(now))
+
     return Container(
         settings=settings,
         metrics=metrics,
@@ -259,4 +267,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         answers=answers,
         helpdesk_inbox=inbox,
         voicemail=voicemail,
+        reports=ReportService(ReportSql(sessions), calendar_at, clock),
     )

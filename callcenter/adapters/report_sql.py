@@ -1,0 +1,341 @@
+"""The reports' and the call log's read queries: aggregates counted by the database.
+
+Grouping by a Moscow day or week is done in SQL: PostgreSQL converts with
+``timezone('Europe/Moscow', ...)``; SQLite (timestamps stored as naive UTC text) adds three
+hours, which is Moscow's offset since 2014 (the embedded database is for small sites; a
+report before 26 October 2014 there groups by UTC+3 rather than the old UTC+4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.adapters import tables as t
+from callcenter.services.call_filters import CallFilter
+
+#: the certificate statuses with which the IVR refuses a call (CC_ROUTE=REFUSED)
+REFUSED_STATUSES = ("UNKNOWN", "EXPIRED", "NOT_COVERED", "LOCKED", "NO_INPUT")
+
+c = t.calls.c
+w = t.oral_windows.c
+k = t.tickets.c
+
+
+def _route():
+    """How the call left the IVR, one of call_filters.ROUTES (NULL: still in the IVR)."""
+    return case(
+        (c.abandoned == "ivr", literal("abandoned_ivr")),
+        (c.abandoned == "queue", literal("abandoned_queue")),
+        (c.queued_at.is_not(None), literal("queued")),
+        (c.certificate_status == "CLOSED", literal("closed")),
+        (c.certificate_status.in_(REFUSED_STATUSES), literal("refused")),
+        else_=literal(None),
+    )
+
+
+def route_condition(route: str):
+    queued = c.queued_at.is_not(None)
+    not_abandoned = or_(c.abandoned.is_(None), c.abandoned.not_in(("ivr", "queue")))
+    return {
+        "abandoned_ivr": c.abandoned == "ivr",
+        "abandoned_queue": c.abandoned == "queue",
+        "queued": and_(queued, not_abandoned),
+        "closed": and_(c.queued_at.is_(None), not_abandoned, c.certificate_status == "CLOSED"),
+        "refused": and_(
+            c.queued_at.is_(None), not_abandoned, c.certificate_status.in_(REFUSED_STATUSES)
+        ),
+    }[route]
+
+
+def filter_conditions(f: CallFilter) -> list:
+    cond = []
+    if f.start is not None:
+        cond.append(c.started_at >= f.start)
+    if f.end is not None:
+        cond.append(c.started_at < f.end)
+    if f.agent:
+        cond.append(c.agent == f.agent)
+    if f.certificate:
+        cond.append(c.certificate_number == f.certificate)
+    if f.organisation:
+        cond.append(func.lower(c.organisation).contains(f.organisation.lower(), autoescape=True))
+    if f.caller:
+        cond.append(c.caller_number.contains(f.caller, autoescape=True))
+    if f.window_status:
+        cond.append(w.status == f.window_status)
+    if f.outcome:
+        cond.append(c.outcome == f.outcome)
+    if f.route:
+        cond.append(route_condition(f.route))
+    return cond
+
+
+def _order(f: CallFilter) -> list:
+    col = {
+        "started_at": c.started_at,
+        "agent": c.agent,
+        "caller_number": c.caller_number,
+        "certificate": c.certificate_number,
+        "window_status": w.status,
+        "outcome": c.outcome,
+    }[f.sort]
+    key = col.desc().nulls_last() if f.descending else col.asc().nulls_last()
+    tie = c.call_id.desc() if f.descending else c.call_id.asc()
+    if f.sort == "started_at":
+        return [key, tie]
+    started = c.started_at.desc() if f.descending else c.started_at.asc()
+    return [key, started.nulls_last(), tie]
+
+
+def _call_log(f: CallFilter):
+    return (
+        select(
+            c.call_id,
+            c.started_at,
+            c.caller_number,
+            c.certificate_number,
+            c.certificate_status,
+            c.organisation,
+            c.caller_name,
+            c.agent,
+            c.agent_name,
+            c.queued_at,
+            c.connected_at,
+            c.ended_at,
+            c.outcome,
+            c.outcome_reason,
+            c.category,
+            _route().label("route"),
+            w.status.label("window_status"),
+            w.deadline_at,
+        )
+        .select_from(t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id))
+        .where(*filter_conditions(f))
+    )
+
+
+def _day(dialect: str, col):
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("Europe/Moscow", col), "YYYY-MM-DD")
+    return func.date(col, "+3 hours")
+
+
+def _week(dialect: str, col):
+    """The Monday (YYYY-MM-DD) of the Moscow week."""
+    if dialect == "postgresql":
+        return func.to_char(
+            func.date_trunc("week", func.timezone("Europe/Moscow", col)), "YYYY-MM-DD"
+        )
+    return func.date(col, "+3 hours", "weekday 0", "-6 days")
+
+
+def _seconds(dialect: str, a, b):
+    """``a - b`` in seconds."""
+    if dialect == "postgresql":
+        return func.extract("epoch", a - b)
+    return (func.julianday(a) - func.julianday(b)) * 86400.0
+
+
+def _flag(cond):
+    return func.sum(case((cond, 1), else_=0))
+
+
+class ReportSql:
+    """Read-only queries; each opens its own session (a report never writes)."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    def _dialect(self, session: AsyncSession) -> str:
+        return session.bind.dialect.name
+
+    def _key(self, dialect: str, by: str, col):
+        if by == "day":
+            return _day(dialect, col)
+        if by == "week":
+            return _week(dialect, col)
+        if by == "agent":
+            return func.coalesce(c.agent, "")
+        return literal("all")
+
+    async def calls_page(
+        self, f: CallFilter, limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        async with self._sessions() as s:
+            q = _call_log(f)
+            total = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id))
+                    .where(*filter_conditions(f))
+                )
+            ).scalar_one()
+            rows = await s.execute(q.order_by(*_order(f)).limit(limit).offset(offset))
+            return [dict(r) for r in rows.mappings().all()], total
+
+    async def stream_calls(self, f: CallFilter, batch: int = 2000) -> AsyncIterator[dict]:
+        """Every filtered call in the page's order, fetched ``batch`` rows at a time (a
+        server-side cursor on PostgreSQL): memory stays constant however many there are."""
+        async with self._sessions() as s:
+            result = await s.stream(
+                _call_log(f).order_by(*_order(f)).execution_options(yield_per=batch)
+            )
+            async for part in result.mappings().partitions(batch):
+                for row in part:
+                    yield dict(row)
+
+    async def call_groups(
+        self, start: datetime, end: datetime, by: str, threshold_seconds: int
+    ) -> list[dict[str, Any]]:
+        """Per group: the calls' counts, window outcomes and queue timings."""
+        async with self._sessions() as s:
+            d = self._dialect(s)
+            key = self._key(d, by, c.started_at).label("key")
+            wait = _seconds(d, c.connected_at, c.queued_at)
+            talk = _seconds(d, c.ended_at, c.connected_at)
+            extended = (
+                select(t.window_extensions.c.call_id)
+                .group_by(t.window_extensions.c.call_id)
+                .subquery()
+            )
+            answered_q = and_(c.connected_at.is_not(None), c.queued_at.is_not(None))
+            talked = and_(c.connected_at.is_not(None), c.ended_at.is_not(None))
+            cols = [
+                key,
+                func.count().label("offered"),
+                func.count(c.connected_at).label("answered"),
+                _flag(route_condition("abandoned_ivr")).label("abandoned_ivr"),
+                _flag(route_condition("abandoned_queue")).label("abandoned_queue"),
+                _flag(route_condition("refused")).label("refused"),
+                _flag(route_condition("closed")).label("closed"),
+                func.count(c.queued_at).label("queued"),
+                func.count(w.call_id).label("windows"),
+                _flag(w.status == "met").label("met"),
+                _flag(extended.c.call_id.is_not(None)).label("extended"),
+                _flag(w.status == "overrun").label("overrun"),
+                _flag(w.status == "escalated").label("escalated"),
+                _flag(and_(w.status == "met", extended.c.call_id.is_(None))).label("within"),
+                _flag(and_(answered_q, wait <= threshold_seconds)).label("in_threshold"),
+                func.avg(case((answered_q, wait))).label("asa"),
+                func.avg(case((talked, talk))).label("aht"),
+            ]
+            if d == "postgresql":
+                cols.append(
+                    func.percentile_cont(0.9).within_group(case((talked, talk))).label("p90")
+                )
+            q = (
+                select(*cols)
+                .select_from(
+                    t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id).outerjoin(
+                        extended, extended.c.call_id == c.call_id
+                    )
+                )
+                .where(c.started_at >= start, c.started_at < end)
+                .group_by(key)
+                .order_by(key)
+            )
+            rows = [dict(r) for r in (await s.execute(q)).mappings().all()]
+            if d != "postgresql":
+                talks = await s.execute(
+                    select(key, talk)
+                    .where(c.started_at >= start, c.started_at < end, talked)
+                    .order_by(key)
+                )
+                by_key: dict[str, list[float]] = {}
+                for kk, secs in talks.all():
+                    by_key.setdefault(kk, []).append(float(secs))
+                for r in rows:
+                    r["p90"] = percentile(by_key.get(r["key"], []), 0.9)
+            return rows
+
+    async def refusals(self, start: datetime, end: datetime, by: str) -> list[tuple]:
+        """(group, certificate status, count) of refused calls."""
+        async with self._sessions() as s:
+            key = self._key(self._dialect(s), by, c.started_at).label("key")
+            q = (
+                select(key, c.certificate_status, func.count())
+                .where(c.started_at >= start, c.started_at < end, route_condition("refused"))
+                .group_by(key, c.certificate_status)
+                .order_by(key, c.certificate_status)
+            )
+            return [tuple(r) for r in (await s.execute(q)).all()]
+
+    async def talk_seconds(self, start: datetime, end: datetime) -> list[float]:
+        """Every talk time of the period (for the distribution chart): one column only."""
+        async with self._sessions() as s:
+            talk = _seconds(self._dialect(s), c.ended_at, c.connected_at)
+            q = select(talk).where(
+                c.started_at >= start,
+                c.started_at < end,
+                c.connected_at.is_not(None),
+                c.ended_at.is_not(None),
+            )
+            return [float(x) for x in (await s.execute(q)).scalars().all()]
+
+    async def heatmap(self, start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+        """(ISO weekday 1-7, Moscow hour 0-23, calls)."""
+        async with self._sessions() as s:
+            if self._dialect(s) == "postgresql":
+                local = func.timezone("Europe/Moscow", c.started_at)
+                dow = func.extract("isodow", local)
+                hour = func.extract("hour", local)
+            else:
+                dow = func.strftime("%w", c.started_at, "+3 hours")
+                hour = func.strftime("%H", c.started_at, "+3 hours")
+            q = (
+                select(dow, hour, func.count())
+                .where(c.started_at >= start, c.started_at < end)
+                .group_by(dow, hour)
+            )
+            out = []
+            for d_, h_, n in (await s.execute(q)).all():
+                day = int(d_)
+                out.append((7 if day == 0 else day, int(h_), int(n)))
+            return out
+
+    async def tickets(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The period's tickets (by receipt) with the agent of their call, for counting
+        working hours in Python (the calendar is not SQL)."""
+        async with self._sessions() as s:
+            q = (
+                select(
+                    k.id,
+                    k.source,
+                    k.received_at,
+                    k.due_at,
+                    k.answered_at,
+                    k.status,
+                    func.coalesce(c.agent, "").label("agent"),
+                )
+                .select_from(t.tickets.outerjoin(t.calls, c.call_id == k.call_id))
+                .where(k.received_at >= start, k.received_at < end)
+                .order_by(k.received_at, k.id)
+            )
+            return [dict(r) for r in (await s.execute(q)).mappings().all()]
+
+    async def reviews(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        r = t.reviews.c
+        async with self._sessions() as s:
+            q = (
+                select(t.reviews, func.coalesce(c.agent, "").label("agent"))
+                .select_from(t.reviews.outerjoin(t.calls, c.call_id == r.call_id))
+                .where(r.created_at >= start, r.created_at < end)
+                .order_by(r.created_at, r.id)
+            )
+            return [dict(x) for x in (await s.execute(q)).mappings().all()]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks: PostgreSQL's ``percentile_cont``."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
