@@ -77,6 +77,10 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/agent"): _CALL_ACTORS,
     ("GET", "/agent/list"): _CALL_ACTORS,
     ("GET", "/admin/users"): roles("admin"),
+    # the supervisor's reports and CSV exports (issue 11, reports)
+    ("GET", "/supervisor/reports"): _SUPERVISORS,
+    ("GET", "/supervisor/reports.csv"): _SUPERVISORS,
+    ("GET", "/supervisor/history.csv"): _SUPERVISORS,
     ("POST", "/api/v1/calls/{call_id}/certificate"): _CALL_ACTORS,
     ("GET", "/api/v1/users"): roles("admin"),
     ("PUT", "/api/v1/users/{login}/interfaces"): roles("admin"),

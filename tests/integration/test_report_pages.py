@@ -1,0 +1,107 @@
+"""The reports page and the CSV exports over a real socket, on the hand-counted seed of
+``test_reports``: the page, the report's CSV and the call log's CSV say the same figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from tests.integration.test_pages import PASSWORD, login
+from tests.integration.test_reports import NOW, seed
+
+PERIOD = "from=2025-10-27&to=2026-01-13"
+
+
+@pytest.fixture
+async def seeded(container, clock):
+    clock.at = NOW
+    await seed(container)
+    for name, role in (("начальник", "supervisor"), ("оператор", "agent")):
+        await container.auth.add_user(name, role, PASSWORD, clock.now())
+    return container
+
+
+@pytest.fixture
+async def boss(client, seeded):
+    r = await login(client, "начальник")
+    assert r.status in (302, 303)
+    return client
+
+
+def rows_of(body: bytes, sep: str) -> list[list[str]]:
+    assert body.startswith(b"\xef\xbb\xbf"), "no byte-order mark: Excel would misread Cyrillic"
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig")), delimiter=sep))
+
+
+async def test_the_page_shows_the_hand_counted_figures_with_links(boss):
+    r = await boss.get(f"/supervisor/reports?{PERIOD}&by=week")
+    assert r.status == 200
+    html = await r.text()
+    assert "Отчёты" in html and "рабочих часах" in html  # Russian by default, says how it counts
+    assert 'data-key="2025-10-27"' in html and 'data-key="total"' in html
+    # the week's abandoned-in-IVR count links to those calls in the history
+    assert (
+        'href="/supervisor/history?from=2025-10-27&amp;to=2025-11-02&amp;route=abandoned_ivr"'
+        in html
+    )
+    assert "/static/vendor/echarts/echarts.min.js" in html
+    r = await boss.post("/lang", data={"lang": "en", "next": "/"}, allow_redirects=False)
+    html = await (await boss.get(f"/supervisor/reports?{PERIOD}&by=agent")).text()
+    assert "Reports" in html and "No agent" in html and 'data-key="PJSIP/101"' in html
+
+
+async def test_the_report_csv_agrees_with_the_report(boss, seeded):
+    r = await boss.get(f"/supervisor/reports.csv?{PERIOD}&by=week")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/csv")
+    rows = rows_of(await r.read(), ";")
+    head = rows[0]
+    assert head[0] == "Неделя (с понедельника)" and "Поступило" in head
+    assert [row[0] for row in rows[1:]] == ["2025-10-27", "2025-11-03", "2026-01-05", "Итого"]
+    total = dict(zip(head, rows[-1], strict=True))
+    assert total["Поступило"] == "10" and total["Уровень обслуживания, %"] == "40.0"
+    assert total["Медиана ответа, рабочих часов"] == "7.0"
+    assert total["Отказы по причинам"] == "Истёк: 1, Неизвестен: 1"
+    r = await boss.get(f"/supervisor/reports.csv?{PERIOD}&sep=comma")
+    assert rows_of(await r.read(), ",")[0][0] == "День"
+
+
+async def test_the_call_log_csv_follows_the_filter_and_order(boss):
+    r = await boss.get(f"/supervisor/history.csv?{PERIOD}&route=refused&sort=started_at&dir=asc")
+    rows = rows_of(await r.read(), ";")
+    assert rows[0][0] == "Идентификатор звонка"
+    assert [row[0] for row in rows[1:]] == ["c7", "c8"]
+    r = await boss.get(f"/supervisor/history.csv?{PERIOD}&sep=comma")
+    rows = rows_of(await r.read(), ",")
+    ids = [row[0] for row in rows[1:]]
+    assert ids == ["c10", "c9", "c8", "c7", "c6", "c5", "c4", "c3", "c2", "c1"]  # newest first
+    c1 = dict(zip(rows[0], rows[-1], strict=True))
+    assert c1["Начало (Москва)"] == "2025-10-31 10:00:00"
+    assert (c1["Ожидание в очереди, с"], c1["Разговор, с"]) == ("10", "300")
+    assert c1["Организация"] == "ООО «Ромашка»"  # Cyrillic round-trips
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/supervisor/reports?by=month",
+        "/supervisor/reports?from=2025-02-30",
+        "/supervisor/reports.csv?sep=tab",
+        "/supervisor/history.csv?window=late",
+        "/supervisor/history.csv?from=yesterday",
+    ],
+)
+async def test_bad_parameters_are_a_4xx_with_a_code(boss, path):
+    r = await boss.get(path)
+    assert r.status == 422, path
+
+
+async def test_agents_and_anonymous_visitors_cannot_open_reports_or_exports(client, seeded):
+    for path in ("/supervisor/reports", "/supervisor/reports.csv", "/supervisor/history.csv"):
+        r = await client.get(path, allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"].startswith("/login"), path
+    await login(client, "оператор")
+    for path in ("/supervisor/reports", "/supervisor/reports.csv", "/supervisor/history.csv"):
+        r = await client.get(path, allow_redirects=False)
+        assert r.status == 403, path
