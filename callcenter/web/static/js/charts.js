@@ -42,7 +42,8 @@
     ],
   });
 
-  const minutes = d.talk_minutes.map((_, i) => String(i + 1));
+  // bucket i holds talks of i to i+1 minutes: the 10-minute line is the edge before bucket 10
+  const minutes = d.talk_minutes.map((_, i) => String(i));
   draw("chart-talk", {
     title: { text: w.chart_talk, textStyle: { fontSize: 14 } },
     legend: { show: false },
