@@ -256,6 +256,7 @@ oral_windows = Table(
     Column("policy_id", Integer, nullable=True),
     Column("recorded_at", UTCDateTime, nullable=True),
     Index("ix_oral_windows_status_deadline_at", "status", "deadline_at"),
+    Index("ix_oral_windows_opened_at", "opened_at"),  # a report's period (migration 0009)
 )
 
 window_extensions = Table(

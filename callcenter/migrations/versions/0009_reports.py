@@ -21,6 +21,8 @@ INDEXES = (
     ("ix_calls_certificate_number_started_at", "calls", ["certificate_number", "started_at"]),
     ("ix_calls_outcome_started_at", "calls", ["outcome", "started_at"]),
     ("ix_calls_caller_number_started_at", "calls", ["caller_number", "started_at"]),
+    # a report reads only its period's windows (a window opens after its call starts)
+    ("ix_oral_windows_opened_at", "oral_windows", ["opened_at"]),
 )
 
 
