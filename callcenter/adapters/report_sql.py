@@ -52,7 +52,16 @@ def route_condition(route: str):
     }[route]
 
 
-def filter_conditions(f: CallFilter) -> list:
+def _contains_any_case(col, value: str, dialect: str):
+    """A case-insensitive "contains": PostgreSQL lowers Cyrillic; SQLite's ``lower()`` knows
+    only ASCII, so there the usual spellings of the typed text are tried instead."""
+    if dialect == "postgresql":
+        return func.lower(col).contains(value.lower(), autoescape=True)
+    forms = {value, value.lower(), value.upper(), value.capitalize(), value.title()}
+    return or_(*(col.contains(v, autoescape=True) for v in sorted(forms)))
+
+
+def filter_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
     cond = []
     if f.start is not None:
         cond.append(c.started_at >= f.start)
@@ -63,7 +72,7 @@ def filter_conditions(f: CallFilter) -> list:
     if f.certificate:
         cond.append(c.certificate_number == f.certificate)
     if f.organisation:
-        cond.append(func.lower(c.organisation).contains(f.organisation.lower(), autoescape=True))
+        cond.append(_contains_any_case(c.organisation, f.organisation, dialect))
     if f.caller:
         cond.append(c.caller_number.contains(f.caller, autoescape=True))
     if f.window_status:
@@ -92,7 +101,7 @@ def _order(f: CallFilter) -> list:
     return [key, started.nulls_last(), tie]
 
 
-def _call_log(f: CallFilter):
+def _call_log(f: CallFilter, dialect: str):
     return (
         select(
             c.call_id,
@@ -115,7 +124,7 @@ def _call_log(f: CallFilter):
             w.deadline_at,
         )
         .select_from(t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id))
-        .where(*filter_conditions(f))
+        .where(*filter_conditions(f, dialect))
     )
 
 
@@ -179,16 +188,26 @@ class ReportSql:
         return literal("all")
 
     async def calls_page(
-        self, f: CallFilter, limit: int, offset: int
+        self, f: CallFilter, limit: int, offset: int, count_limit: int | None = None
     ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the filtered call log and how many calls match: exactly, or when
+        ``count_limit`` is given, at most that many (a page needs "more than 10,000", not the
+        cost of counting a million)."""
         async with self._sessions() as s:
-            q = _call_log(f)
+            d = self._dialect(s)
+            q = _call_log(f, d)
+            # the window joins only when filtered on: a call has at most one, so the count
+            # is the same without it
+            source = (
+                t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id)
+                if f.window_status
+                else t.calls
+            )
+            matching = select(c.call_id).select_from(source).where(*filter_conditions(f, d))
+            if count_limit is not None:
+                matching = matching.limit(count_limit)
             total = (
-                await s.execute(
-                    select(func.count())
-                    .select_from(t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id))
-                    .where(*filter_conditions(f))
-                )
+                await s.execute(select(func.count()).select_from(matching.subquery()))
             ).scalar_one()
             rows = await s.execute(q.order_by(*_order(f)).limit(limit).offset(offset))
             return [dict(r) for r in rows.mappings().all()], total
@@ -198,7 +217,9 @@ class ReportSql:
         server-side cursor on PostgreSQL): memory stays constant however many there are."""
         async with self._sessions() as s:
             result = await s.stream(
-                _call_log(f).order_by(*_order(f)).execution_options(yield_per=batch)
+                _call_log(f, self._dialect(s))
+                .order_by(*_order(f))
+                .execution_options(yield_per=batch)
             )
             async for part in result.mappings().partitions(batch):
                 for row in part:

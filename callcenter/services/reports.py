@@ -73,7 +73,7 @@ class ReportQueries(Protocol):
     async def reviews(self, start, end) -> list[dict]: ...
     async def talk_seconds(self, start, end) -> list[float]: ...
     async def heatmap(self, start, end) -> list[tuple[int, int, int]]: ...
-    async def calls_page(self, f, limit, offset) -> tuple[list[dict], int]: ...
+    async def calls_page(self, f, limit, offset, count_limit=None) -> tuple[list[dict], int]: ...
     def stream_calls(self, f) -> AsyncIterator[dict]: ...
 
 
@@ -267,8 +267,12 @@ class ReportService:
             buckets[min(int(s // 60), top - 1)] += 1
         return {"talk_minutes": buckets, "heatmap": await self.queries.heatmap(start, end)}
 
-    async def calls_page(self, f: CallFilter, limit: int, offset: int):
-        return await self.queries.calls_page(f, limit, offset)
+    async def calls_page(
+        self, f: CallFilter, limit: int, offset: int, count_limit: int | None = None
+    ):
+        """A page of the filtered call log and the number of matches (capped at
+        ``count_limit`` when given)."""
+        return await self.queries.calls_page(f, limit, offset, count_limit)
 
     def stream_calls(self, f: CallFilter) -> AsyncIterator[dict]:
         return self.queries.stream_calls(f)

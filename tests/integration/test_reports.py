@@ -332,3 +332,18 @@ def test_bad_periods_name_the_field(query, field):
     with pytest.raises(ValidationError) as err:
         parse_period(query, NOW.date())
     assert err.value.code == "invalid_query" and field in err.value.details["fields"]
+
+
+async def test_a_page_of_the_call_log_and_its_count(seeded):
+    from callcenter.services.call_filters import parse_call_filters
+
+    f = parse_call_filters({"from": "2025-10-27", "to": "2026-01-13", "sort": "caller_number"})
+    rows, total = await seeded.reports.calls_page(f, 3, 0)
+    # "+74950000c9" sorts below "+7495000c10": text order, newest first on ties
+    assert total == 10 and [r["call_id"] for r in rows] == ["c10", "c9", "c8"]
+    rows, total = await seeded.reports.calls_page(f, 3, 9, count_limit=4)
+    assert total == 4 and [r["call_id"] for r in rows] == ["c1"]
+    f = parse_call_filters({"window": "met", "organisation": "ромашка", "dir": "asc"})
+    rows, total = await seeded.reports.calls_page(f, 50, 0)
+    assert total == 2 and [r["call_id"] for r in rows] == ["c1", "c2"]
+    assert {r["route"] for r in rows} == {"queued"}
