@@ -15,7 +15,7 @@ from callcenter.adapters.clock import SystemClock
 from callcenter.adapters.gauges import read_gauges
 from callcenter.adapters.metrics import Metrics
 from callcenter.adapters.recordings import RecordingStore, recordings_folder
-from callcenter.adapters.report_sql import ReportSql
+from callcenter.adapters.report_sql import ReportSql, ReviewSql
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -31,7 +31,7 @@ from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
-from callcenter.services.reports import ReportService
+from callcenter.services.reports import ReportService, Reviews
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
@@ -116,6 +116,7 @@ class Container:
     metrics: Metrics = field(default_factory=Metrics)
     #: the supervisor's reports and the call log's filtered reads and exports
     reports: ReportService | None = None
+    reviews: Reviews | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -268,4 +269,5 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         helpdesk_inbox=inbox,
         voicemail=voicemail,
         reports=ReportService(ReportSql(sessions), calendar_at, clock),
+        reviews=Reviews(ReviewSql(sessions), clock),
     )

@@ -374,3 +374,42 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     lo = int(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+class ReviewSql:
+    """The abuse and complaint cases (R-12) as the supervisor reviews them."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def list(self, pending_only: bool, limit: int = 200) -> list[dict[str, Any]]:
+        r = t.reviews.c
+        q = select(
+            t.reviews,
+            _agent_of(r.call_id).label("agent"),
+            select(c.caller_number).where(c.call_id == r.call_id).scalar_subquery().label("caller"),
+        )
+        if pending_only:
+            q = q.where(r.reviewed_at.is_(None))
+        q = q.order_by(r.created_at.desc(), r.id.desc()).limit(limit)
+        async with self._sessions() as s:
+            return [dict(x) for x in (await s.execute(q)).mappings().all()]
+
+    async def decide(self, review_id: int, decision: str, note: str, by: str, now) -> bool:
+        """Record the decision once: False when the case is unknown or already reviewed."""
+        from sqlalchemy import update
+
+        r = t.reviews.c
+        async with self._sessions() as s:
+            result = await s.execute(
+                update(t.reviews)
+                .where(r.id == review_id, r.reviewed_at.is_(None))
+                .values(reviewed_at=now, reviewed_by=by, decision=decision, decision_note=note)
+            )
+            await s.commit()
+            return result.rowcount == 1
+
+    async def exists(self, review_id: int) -> bool:
+        r = t.reviews.c
+        async with self._sessions() as s:
+            return (await s.execute(select(r.id).where(r.id == review_id))).first() is not None

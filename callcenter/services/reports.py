@@ -296,3 +296,38 @@ def _ticket_counts(tk: dict, now: datetime, soon: datetime) -> dict[str, int]:
 
 def _median(xs: list[float] | None) -> float | None:
     return round(statistics.median(xs), 2) if xs else None
+
+
+#: what a supervisor may decide about an abuse case or a complaint
+DECISIONS = ("upheld", "dismissed", "talked_to_agent", "caller_warned")
+
+
+class Reviews:
+    """The review of abuse cases and complaints (R-12): who reviewed, when, what was decided."""
+
+    def __init__(self, store, clock) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def list(self, pending_only: bool) -> list[dict]:
+        return await self.store.list(pending_only)
+
+    async def decide(self, review_id: int, decision: str, note: str, by: str) -> None:
+        from callcenter.domain.errors import Conflict, NotFound
+
+        problems = {}
+        if decision not in DECISIONS:
+            problems["decision"] = "must be one of " + ", ".join(DECISIONS)
+        note = (note or "").strip()
+        if len(note) > 2000 or not all(ch.isprintable() or ch in "\r\n\t" for ch in note):
+            problems["note"] = "must be printable text of at most 2000 characters"
+        if problems:
+            raise ValidationError(
+                "; ".join(f"{k} {v}" for k, v in problems.items()),
+                code="invalid_review",
+                fields=problems,
+            )
+        if not await self.store.decide(review_id, decision, note, by, self.clock.now()):
+            if not await self.store.exists(review_id):
+                raise NotFound("no such review", code="review_not_found")
+            raise Conflict("this case has already been reviewed", code="already_reviewed")

@@ -81,6 +81,8 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/supervisor/reports"): _SUPERVISORS,
     ("GET", "/supervisor/reports.csv"): _SUPERVISORS,
     ("GET", "/supervisor/history.csv"): _SUPERVISORS,
+    ("GET", "/supervisor/reviews"): _SUPERVISORS,
+    ("POST", "/supervisor/reviews/{review_id}"): _SUPERVISORS,
     ("POST", "/api/v1/calls/{call_id}/certificate"): _CALL_ACTORS,
     ("GET", "/api/v1/users"): roles("admin"),
     ("PUT", "/api/v1/users/{login}/interfaces"): roles("admin"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -105,3 +106,40 @@ async def test_agents_and_anonymous_visitors_cannot_open_reports_or_exports(clie
     for path in ("/supervisor/reports", "/supervisor/reports.csv", "/supervisor/history.csv"):
         r = await client.get(path, allow_redirects=False)
         assert r.status == 403, path
+
+
+async def test_a_supervisor_reviews_a_complaint_once(boss, seeded):
+    html = await (await boss.get("/supervisor/reviews")).text()
+    assert "Жалоба на сотрудника" in html and "Грубость звонящего" in html
+    ids = [int(x) for x in re.findall(r'data-review="(\d+)"', html)]
+    assert len(ids) == 2
+    url = f"/supervisor/reviews/{ids[0]}"
+    r = await boss.post(
+        url, data={"decision": "upheld", "note": "Подтверждаю"}, allow_redirects=False
+    )
+    assert r.status == 303 and r.headers["Location"] == f"/supervisor/reviews?done={ids[0]}"
+    # recorded once: a second decision is refused, the first stands
+    r = await boss.post(url, data={"decision": "dismissed", "note": ""}, allow_redirects=False)
+    assert r.status == 409
+    rows = await seeded.reviews.list(pending_only=False)
+    done = next(x for x in rows if x["id"] == ids[0])
+    assert (done["decision"], done["decision_note"], done["reviewed_by"]) == (
+        "upheld",
+        "Подтверждаю",
+        "начальник",
+    )
+    assert done["reviewed_at"] == NOW
+    pending = await (await boss.get("/supervisor/reviews")).text()
+    assert f'data-review="{ids[0]}"' not in pending
+    everything = await (await boss.get("/supervisor/reviews?all=1")).text()
+    assert "Подтверждено" in everything and "начальник" in everything
+    for bad, code in (
+        ({"decision": "fired", "note": ""}, 422),
+        ({"decision": "upheld", "note": "x" * 2001}, 422),
+    ):
+        r = await boss.post(f"/supervisor/reviews/{ids[1]}", data=bad, allow_redirects=False)
+        assert r.status == code, bad
+    r = await boss.post("/supervisor/reviews/999", data={"decision": "upheld"})
+    assert r.status == 404
+    r = await boss.post("/supervisor/reviews/abc", data={"decision": "upheld"})
+    assert r.status in (404, 422)

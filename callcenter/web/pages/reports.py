@@ -1,4 +1,5 @@
-"""The supervisor's reports page and the CSV exports (a report, the filtered call log).
+"""The supervisor's reports page, the CSV exports (a report, the filtered call log) and the
+review of abuse cases and complaints (R-12).
 
 Exports are streamed: a UTF-8 byte-order mark (so that Excel reads Cyrillic), the column names
 in the visitor's language, then the rows as the database hands them over in batches, so a
@@ -19,6 +20,7 @@ from callcenter.calendar import MOSCOW
 from callcenter.domain.errors import ValidationError
 from callcenter.services.call_filters import parse_call_filters
 from callcenter.services.reports import (
+    DECISIONS,
     FIGURES,
     REVIEW_FIGURES,
     TICKET_FIGURES,
@@ -26,9 +28,11 @@ from callcenter.services.reports import (
     Report,
     parse_period,
 )
+from callcenter.web.auth import principal
 from callcenter.web.i18n import N_
 from callcenter.web.keys import CONTAINER
 from callcenter.web.pages import gettext_for, language, render
+from callcenter.web.pages.forms import read_form
 
 routes = web.RouteTableDef()
 
@@ -332,3 +336,49 @@ async def export_report(request: web.Request) -> web.StreamResponse:
 
 
 GROUP_KEYS = (N_("rep_group_day"), N_("rep_group_week"), N_("rep_group_agent"))
+
+
+# --- abuse and complaints (R-12) --------------------------------------------------------------
+
+DECISION_KEYS = (
+    N_("review_decision_upheld"),
+    N_("review_decision_dismissed"),
+    N_("review_decision_talked_to_agent"),
+    N_("review_decision_caller_warned"),
+)
+KIND_KEYS = (N_("review_kind_abuse"), N_("review_kind_complaint"))
+
+
+@routes.get("/supervisor/reviews")
+async def reviews_page(request: web.Request) -> web.Response:
+    c = request.app[CONTAINER]
+    show_all = request.query.get("all") == "1"
+    rows = await c.reviews.list(pending_only=not show_all)
+    for r in rows:
+        r["created"] = r["created_at"].astimezone(MOSCOW).strftime("%Y-%m-%d %H:%M")
+        at = r["reviewed_at"]
+        r["reviewed"] = at.astimezone(MOSCOW).strftime("%Y-%m-%d %H:%M") if at else ""
+    return render(
+        request,
+        "supervisor/reviews.html",
+        {
+            "rows": rows,
+            "show_all": show_all,
+            "decisions": DECISIONS,
+            "done": request.query.get("done") or "",
+            "nav_active": "reviews",
+        },
+    )
+
+
+@routes.post("/supervisor/reviews/{review_id}")
+async def review_decide(request: web.Request) -> web.Response:
+    raw = request.match_info["review_id"]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 9):
+        raise ValidationError(
+            "review_id must be a number", code="invalid_path", fields={"review_id": "a number"}
+        )
+    form = await read_form(request, "decision", "note", limit=2000)
+    who = await principal(request)
+    await request.app[CONTAINER].reviews.decide(int(raw), form["decision"], form["note"], who.name)
+    raise web.HTTPSeeOther(f"/supervisor/reviews?done={int(raw)}")
