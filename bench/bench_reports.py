@@ -46,9 +46,11 @@ STATUSES_REFUSED = ("UNKNOWN", "EXPIRED", "NOT_COVERED", "LOCKED", "NO_INPUT")
 def _calls(n: int, rnd: random.Random):
     """Rows of calls, windows and call tickets, generated in one pass."""
     calls, windows, tickets = [], [], []
-    for i in range(n):
-        day = rnd.randrange(365)
-        start = YEAR0 + timedelta(days=day, hours=8 + rnd.random() * 11)
+    # in time order, as a live service writes them (a month's calls lie together on disk)
+    starts = sorted(
+        YEAR0 + timedelta(days=rnd.randrange(365), hours=8 + rnd.random() * 11) for _ in range(n)
+    )
+    for i, start in enumerate(starts):
         started = start.astimezone(UTC)
         call_id = f"{1735700000 + i}.{i % 1000}"
         cert = f"{1000000 + rnd.randrange(50_000)}"
@@ -141,6 +143,7 @@ async def seed(url: str, n_calls: int, n_tickets: int) -> None:
                 received,
             )
         )
+    tickets.sort(key=lambda row: row[5])  # by receipt, as they are made
     dsn = url.replace("postgresql+asyncpg", "postgresql")
     conn = await asyncpg.connect(dsn)
     try:
