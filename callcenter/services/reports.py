@@ -71,7 +71,7 @@ class ReportQueries(Protocol):
     async def refusals(self, start, end, by) -> list[tuple]: ...
     async def tickets(self, start, end) -> list[dict]: ...
     async def reviews(self, start, end) -> list[dict]: ...
-    async def talk_seconds(self, start, end) -> list[float]: ...
+    async def talks(self, start, end, by) -> list[tuple[str, float]]: ...
     async def heatmap(self, start, end) -> list[tuple[int, int, int]]: ...
     async def calls_page(self, f, limit, offset, count_limit=None) -> tuple[list[dict], int]: ...
     def stream_calls(self, f) -> AsyncIterator[dict]: ...
@@ -108,6 +108,8 @@ class Report:
     rows: list[ReportRow]
     total: ReportRow
     generated_at: datetime
+    #: every talk time of the period in seconds (the talk-time chart's data)
+    talks: list[float] = dataclasses.field(default_factory=list, repr=False)
 
 
 def parse_period(query, today: date) -> Period:
@@ -204,7 +206,7 @@ class ReportService:
         q, now = self.queries, self.clock.now()
         start, end, by = period.start, period.end, period.by
         groups = await q.call_groups(start, end, by, period.threshold)
-        total_calls = await q.call_groups(start, end, "all", period.threshold)
+        talks = await q.talks(start, end, by)
         refusals = await q.refusals(start, end, by)
         tickets = await q.tickets(start, end)
         reviews = await q.reviews(start, end)
@@ -226,9 +228,14 @@ class ReportService:
                 rows[key] = ReportRow(key, _empty(), {})
             return rows[key]
 
+        per_key: dict[str, list[float]] = {}
+        for key, secs in talks:
+            per_key.setdefault(key, []).append(secs)
         for g in groups:
+            g["p90"] = percentile(per_key.get(g["key"] or "", []), 0.9)
             row(g["key"] or "").figures.update(_call_figures(g))
-        total = ReportRow("", _call_figures(total_calls[0] if total_calls else None), {})
+        every_talk = [secs for _key, secs in talks]
+        total = ReportRow("", _call_figures(_summed(groups, every_talk)), {})
         for key, status, n in refusals:
             r = row(key or "")
             r.refused_by[status] = r.refused_by.get(status, 0) + n
@@ -254,12 +261,13 @@ class ReportService:
             r.figures["median_hours"] = _median(hours.get(r.key))
         total.figures["median_hours"] = _median(everyone)
         ordered = sorted(rows.values(), key=lambda r: r.key)
-        return Report(period, ordered, total, now)
+        return Report(period, ordered, total, now, every_talk)
 
-    async def charts(self, period: Period) -> dict[str, Any]:
-        """The charts' data: talk times in minute buckets, calls by weekday and hour."""
-        start, end = period.start, period.end
-        talks = await self.queries.talk_seconds(start, end)
+    async def charts(self, report: Report) -> dict[str, Any]:
+        """The charts' data: the report's talk times in minute buckets, calls by weekday and
+        hour."""
+        start, end = report.period.start, report.period.end
+        talks = report.talks
         top = max(20, int(max(talks, default=0) // 60) + 1)
         top = min(top, 60)
         buckets = [0] * top
@@ -291,6 +299,33 @@ def _ticket_counts(tk: dict, now: datetime, soon: datetime) -> dict[str, int]:
         out["breached"] = 1
     elif due <= soon:
         out["due_soon"] = 1
+    return out
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks: PostgreSQL's ``percentile_cont``."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _summed(groups: list[dict], talks: list[float]) -> dict[str, Any]:
+    """The total row's raw figures from the groups': counts add up, averages are weighted by
+    their calls, the percentile is taken over every talk."""
+    out: dict[str, Any] = {}
+    for g in groups:
+        for name, value in g.items():
+            if name not in ("key", "asa", "aht", "p90") and value is not None:
+                out[name] = out.get(name, 0) + int(value)
+    for avg, n in (("asa", "asa_n"), ("aht", "aht_n")):
+        weight = sum(int(g[n] or 0) for g in groups)
+        total = sum(float(g[avg]) * int(g[n]) for g in groups if g[avg] is not None and g[n])
+        out[avg] = total / weight if weight else None
+    out["p90"] = percentile(talks, 0.9)
     return out
 
 

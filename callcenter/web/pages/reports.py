@@ -167,7 +167,7 @@ async def reports_page(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     period = parse_period(request.query, c.reports.today())
     report = await c.reports.report(period)
-    charts = await c.reports.charts(period)
+    charts = await c.reports.charts(report)
     gettext, _n = gettext_for(language(request))
     query = {
         "from": period.first.isoformat(),
