@@ -85,6 +85,9 @@ def filter_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
 
 
 def _order(f: CallFilter) -> list:
+    """The page's order, ties broken by the start and the call id. Plain ``ASC``/``DESC``, so
+    that an index (``started_at``, or ``agent, started_at``) gives it without sorting; where
+    NULLs fall is then the database's (PostgreSQL: first when descending; SQLite: last)."""
     col = {
         "started_at": c.started_at,
         "agent": c.agent,
@@ -93,12 +96,10 @@ def _order(f: CallFilter) -> list:
         "window_status": w.status,
         "outcome": c.outcome,
     }[f.sort]
-    key = col.desc().nulls_last() if f.descending else col.asc().nulls_last()
-    tie = c.call_id.desc() if f.descending else c.call_id.asc()
+    way = (lambda x: x.desc()) if f.descending else (lambda x: x.asc())
     if f.sort == "started_at":
-        return [key, tie]
-    started = c.started_at.desc() if f.descending else c.started_at.asc()
-    return [key, started.nulls_last(), tie]
+        return [way(col), way(c.call_id)]
+    return [way(col), way(c.started_at), way(c.call_id)]
 
 
 def _call_log(f: CallFilter, dialect: str):
