@@ -18,6 +18,7 @@ Definitions (also shown on the page):
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import statistics
 from collections.abc import AsyncIterator, Callable
@@ -71,7 +72,7 @@ class ReportQueries(Protocol):
     async def refusals(self, start, end, by) -> list[tuple]: ...
     async def tickets(self, start, end) -> list[dict]: ...
     async def reviews(self, start, end) -> list[dict]: ...
-    async def talks(self, start, end, by) -> list[tuple[str, float]]: ...
+    async def talk_summary(self, start, end, by) -> dict[str, Any]: ...
     async def heatmap(self, start, end) -> list[tuple[int, int, int]]: ...
     async def calls_page(self, f, limit, offset, count_limit=None) -> tuple[list[dict], int]: ...
     def stream_calls(self, f) -> AsyncIterator[dict]: ...
@@ -108,8 +109,8 @@ class Report:
     rows: list[ReportRow]
     total: ReportRow
     generated_at: datetime
-    #: every talk time of the period in seconds (the talk-time chart's data)
-    talks: list[float] = dataclasses.field(default_factory=list, repr=False)
+    #: calls by talk time: 0-1, 1-2, ... minutes (the talk-time chart's data)
+    talk_minutes: list[int] = dataclasses.field(default_factory=list, repr=False)
 
 
 def parse_period(query, today: date) -> Period:
@@ -205,12 +206,15 @@ class ReportService:
     async def report(self, period: Period) -> Report:
         q, now = self.queries, self.clock.now()
         start, end, by = period.start, period.end, period.by
-        groups = await q.call_groups(start, end, by, period.threshold)
-        talks = await q.talks(start, end, by)
-        refusals = await q.refusals(start, end, by)
-        tickets = await q.tickets(start, end)
-        reviews = await q.reviews(start, end)
-        cal = await self._calendar_at(now)
+        # each query has a session of its own: they run at once
+        groups, talks, refusals, tickets, reviews, cal = await asyncio.gather(
+            q.call_groups(start, end, by, period.threshold),
+            q.talk_summary(start, end, by),
+            q.refusals(start, end, by),
+            q.tickets(start, end),
+            q.reviews(start, end),
+            self._calendar_at(now),
+        )
         soon = cal.add_working_hours(now, 1)
 
         def key_of(at: datetime, agent: str) -> str:
@@ -228,14 +232,10 @@ class ReportService:
                 rows[key] = ReportRow(key, _empty(), {})
             return rows[key]
 
-        per_key: dict[str, list[float]] = {}
-        for key, secs in talks:
-            per_key.setdefault(key, []).append(secs)
         for g in groups:
-            g["p90"] = percentile(per_key.get(g["key"] or "", []), 0.9)
+            g["p90"] = talks["p90"].get(g["key"] or "")
             row(g["key"] or "").figures.update(_call_figures(g))
-        every_talk = [secs for _key, secs in talks]
-        total = ReportRow("", _call_figures(_summed(groups, every_talk)), {})
+        total = ReportRow("", _call_figures(_summed(groups, talks["p90_total"])), {})
         for key, status, n in refusals:
             r = row(key or "")
             r.refused_by[status] = r.refused_by.get(status, 0) + n
@@ -261,19 +261,18 @@ class ReportService:
             r.figures["median_hours"] = _median(hours.get(r.key))
         total.figures["median_hours"] = _median(everyone)
         ordered = sorted(rows.values(), key=lambda r: r.key)
-        return Report(period, ordered, total, now, every_talk)
+        return Report(period, ordered, total, now, talks["minutes"])
 
     async def charts(self, report: Report) -> dict[str, Any]:
-        """The charts' data: the report's talk times in minute buckets, calls by weekday and
-        hour."""
-        start, end = report.period.start, report.period.end
-        talks = report.talks
-        top = max(20, int(max(talks, default=0) // 60) + 1)
-        top = min(top, 60)
-        buckets = [0] * top
-        for s in talks:
-            buckets[min(int(s // 60), top - 1)] += 1
-        return {"talk_minutes": buckets, "heatmap": await self.queries.heatmap(start, end)}
+        """The charts' data: the report's talk times in minute buckets (at least 20, the last
+        one holding the longer ones), calls by weekday and hour."""
+        minutes = report.talk_minutes or [0]
+        used = max((i + 1 for i, n in enumerate(minutes) if n), default=0)
+        top = min(max(20, used), len(minutes))
+        buckets = minutes[:top]
+        buckets[-1] += sum(minutes[top:])
+        heat = await self.queries.heatmap(report.period.start, report.period.end)
+        return {"talk_minutes": buckets, "heatmap": heat}
 
     async def calls_page(
         self, f: CallFilter, limit: int, offset: int, count_limit: int | None = None
@@ -302,18 +301,7 @@ def _ticket_counts(tk: dict, now: datetime, soon: datetime) -> dict[str, int]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks: PostgreSQL's ``percentile_cont``."""
-    if not values:
-        return None
-    xs = sorted(values)
-    pos = (len(xs) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-def _summed(groups: list[dict], talks: list[float]) -> dict[str, Any]:
+def _summed(groups: list[dict], p90: float | None) -> dict[str, Any]:
     """The total row's raw figures from the groups': counts add up, averages are weighted by
     their calls, the percentile is taken over every talk."""
     out: dict[str, Any] = {}
@@ -325,7 +313,7 @@ def _summed(groups: list[dict], talks: list[float]) -> dict[str, Any]:
         weight = sum(int(g[n] or 0) for g in groups)
         total = sum(float(g[avg]) * int(g[n]) for g in groups if g[avg] is not None and g[n])
         out[avg] = total / weight if weight else None
-    out["p90"] = percentile(talks, 0.9)
+    out["p90"] = p90
     return out
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from callcenter.services.reports import percentile
+from callcenter.adapters.report_sql import percentile
 from callcenter.web.pages.reports import safe_cell
 
 
