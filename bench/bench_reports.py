@@ -265,7 +265,7 @@ async def measure(url: str, plans: bool) -> None:
         month = Period(date(2025, 6, 1), date(2025, 6, 30), "day", 20)
 
         async def page(period):
-            return await c.reports.charts(await c.reports.report(period))
+            return await c.reports.charts(await c.reports.report(period, heatmap=True))
 
         by_agent = Period(date(2025, 6, 1), date(2025, 6, 30), "agent", 20)
         cases = [

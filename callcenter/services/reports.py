@@ -111,6 +111,8 @@ class Report:
     generated_at: datetime
     #: calls by talk time: 0-1, 1-2, ... minutes (the talk-time chart's data)
     talk_minutes: list[int] = dataclasses.field(default_factory=list, repr=False)
+    #: (ISO weekday, Moscow hour, calls), read with the figures when asked for
+    heatmap: list[tuple[int, int, int]] | None = dataclasses.field(default=None, repr=False)
 
 
 def parse_period(query, today: date) -> Period:
@@ -203,17 +205,20 @@ class ReportService:
     def today(self) -> date:
         return self.clock.now().astimezone(MOSCOW).date()
 
-    async def report(self, period: Period) -> Report:
+    async def report(self, period: Period, heatmap: bool = False) -> Report:
+        """The period's figures; ``heatmap``: also the weekday x hour counts (the page's
+        chart), read at the same time as the figures."""
         q, now = self.queries, self.clock.now()
         start, end, by = period.start, period.end, period.by
         # each query has a session of its own: they run at once
-        groups, talks, refusals, tickets, reviews, cal = await asyncio.gather(
+        groups, talks, refusals, tickets, reviews, cal, heat = await asyncio.gather(
             q.call_groups(start, end, by, period.threshold),
             q.talk_summary(start, end, by),
             q.refusals(start, end, by),
             q.tickets(start, end),
             q.reviews(start, end),
             self._calendar_at(now),
+            q.heatmap(start, end) if heatmap else _nothing(),
         )
         soon = cal.add_working_hours(now, 1)
 
@@ -261,7 +266,7 @@ class ReportService:
             r.figures["median_hours"] = _median(hours.get(r.key))
         total.figures["median_hours"] = _median(everyone)
         ordered = sorted(rows.values(), key=lambda r: r.key)
-        return Report(period, ordered, total, now, talks["minutes"])
+        return Report(period, ordered, total, now, talks["minutes"], heat)
 
     async def charts(self, report: Report) -> dict[str, Any]:
         """The charts' data: the report's talk times in minute buckets (at least 20, the last
@@ -271,7 +276,9 @@ class ReportService:
         top = min(max(20, used), len(minutes))
         buckets = minutes[:top]
         buckets[-1] += sum(minutes[top:])
-        heat = await self.queries.heatmap(report.period.start, report.period.end)
+        heat = report.heatmap
+        if heat is None:
+            heat = await self.queries.heatmap(report.period.start, report.period.end)
         return {"talk_minutes": buckets, "heatmap": heat}
 
     async def calls_page(
@@ -283,6 +290,10 @@ class ReportService:
 
     def stream_calls(self, f: CallFilter) -> AsyncIterator[dict]:
         return self.queries.stream_calls(f)
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _ticket_counts(tk: dict, now: datetime, soon: datetime) -> dict[str, int]:

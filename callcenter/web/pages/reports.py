@@ -166,7 +166,7 @@ def _fmt(value) -> str:
 async def reports_page(request: web.Request) -> web.Response:
     c = request.app[CONTAINER]
     period = parse_period(request.query, c.reports.today())
-    report = await c.reports.report(period)
+    report = await c.reports.report(period, heatmap=True)
     charts = await c.reports.charts(report)
     gettext, _n = gettext_for(language(request))
     query = {
