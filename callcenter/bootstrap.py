@@ -15,6 +15,7 @@ from callcenter.adapters.clock import SystemClock
 from callcenter.adapters.gauges import read_gauges
 from callcenter.adapters.metrics import Metrics
 from callcenter.adapters.recordings import RecordingStore, recordings_folder
+from callcenter.adapters.report_sql import ReportSql, ReviewSql
 from callcenter.adapters.repositories import CertificateReader, UnitOfWork
 from callcenter.calendar import MOSCOW, CalendarOverrides, WorkCalendar, load_overrides
 from callcenter.config import Settings
@@ -30,6 +31,7 @@ from callcenter.services.ivr import IvrService, LockoutRule
 from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
+from callcenter.services.reports import ReportService, Reviews
 from callcenter.services.retention import Retention
 from callcenter.services.scheduler import Scheduler
 from callcenter.services.supervision import SupervisorQueries
@@ -121,6 +123,9 @@ class Container:
     retention: Retention | None = None
     #: the supervisor's screens (issue 11): board, history, a call, a certificate
     supervisor: SupervisorQueries | None = None
+    #: the supervisor's reports and the call log's filtered reads and exports
+    reports: ReportService | None = None
+    reviews: Reviews | None = None
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
@@ -283,6 +288,10 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
     )
     notifier.owner = desk.owner_of_note  # agents' pushes go to the call's owner only
+
+    async def calendar_at(now):
+        return calendars.for_policy(await policy.in_force_at(now))
+
     return Container(
         settings=settings,
         metrics=metrics,
@@ -315,4 +324,6 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
             calendars,
             timing.queries,
         ),
+        reports=ReportService(ReportSql(sessions), calendar_at, clock),
+        reviews=Reviews(ReviewSql(sessions), clock),
     )

@@ -233,6 +233,11 @@ calls = Table(
     Column("wrapup_done_at", UTCDateTime, nullable=True),
     Index("ix_calls_started_at", "started_at"),
     Index("ix_calls_agent", "agent"),
+    # the history's filters, newest first (migration 0009)
+    Index("ix_calls_agent_started_at", "agent", "started_at"),
+    Index("ix_calls_certificate_number_started_at", "certificate_number", "started_at"),
+    Index("ix_calls_outcome_started_at", "outcome", "started_at"),
+    Index("ix_calls_caller_number_started_at", "caller_number", "started_at"),
 )
 
 oral_windows = Table(
@@ -251,6 +256,7 @@ oral_windows = Table(
     Column("policy_id", Integer, nullable=True),
     Column("recorded_at", UTCDateTime, nullable=True),
     Index("ix_oral_windows_status_deadline_at", "status", "deadline_at"),
+    Index("ix_oral_windows_opened_at", "opened_at"),  # a report's period (migration 0009)
 )
 
 window_extensions = Table(
@@ -344,5 +350,10 @@ reviews = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(100), nullable=False),
     Column("resolved_at", UTCDateTime, nullable=True),
+    #: the supervisor's review (R-12): who, when, what was decided and why (migration 0009)
+    Column("reviewed_at", UTCDateTime, nullable=True),
+    Column("reviewed_by", String(100), nullable=True),
+    Column("decision", String(20), nullable=True),
+    Column("decision_note", Text, nullable=True),
     Index("ix_reviews_created_at", "created_at"),
 )

@@ -88,6 +88,12 @@ ACCESS: dict[tuple[str, str], Rule] = {
     ("GET", "/supervisor/history"): _SUPERVISORS,
     ("GET", "/supervisor/calls/{call_id}"): _SUPERVISORS,
     ("GET", "/supervisor/certificates/{number}"): _SUPERVISORS,
+    # the supervisor's reports and CSV exports (issue 11, reports)
+    ("GET", "/supervisor/reports"): _SUPERVISORS,
+    ("GET", "/supervisor/reports.csv"): _SUPERVISORS,
+    ("GET", "/supervisor/history.csv"): _SUPERVISORS,
+    ("GET", "/supervisor/reviews"): _SUPERVISORS,
+    ("POST", "/supervisor/reviews/{review_id}"): _SUPERVISORS,
     ("POST", "/api/v1/calls/{call_id}/certificate"): _CALL_ACTORS,
     ("GET", "/api/v1/users"): roles("admin"),
     ("PUT", "/api/v1/users/{login}/interfaces"): roles("admin"),

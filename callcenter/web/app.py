@@ -15,6 +15,7 @@ from callcenter.web.pages import admin as admin_pages
 from callcenter.web.pages import agent as agent_pages
 from callcenter.web.pages import login as login_pages
 from callcenter.web.pages import page_middleware
+from callcenter.web.pages import reports as report_pages
 from callcenter.web.pages import supervisor as supervisor_pages
 
 
@@ -42,6 +43,7 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(agent_pages.routes)
     app.add_routes(admin_pages.routes)
     app.add_routes(supervisor_pages.routes)
+    app.add_routes(report_pages.routes)  # the supervisor's reports and exports
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app

@@ -41,3 +41,12 @@ def test_digest_helper_is_sane():
     # the integrity string format the script compares: sha512- + base64 of 64 bytes
     digest = base64.b64decode(pinned("HTMX_INTEGRITY").removeprefix("sha512-"))
     assert len(digest) == hashlib.sha512().digest_size
+
+
+def test_echarts_is_the_pinned_version_with_its_licence():
+    echarts = WEB / "static" / "vendor" / "echarts"
+    version = (echarts / "VERSION").read_text(encoding="utf-8")
+    assert f"echarts {pinned('ECHARTS_VERSION')}\n" in version
+    assert f"integrity {pinned('ECHARTS_INTEGRITY')}\n" in version
+    assert "Apache License" in (echarts / "LICENSE").read_text(encoding="utf-8")
+    assert (echarts / "echarts.min.js").stat().st_size > 500_000

@@ -1,0 +1,436 @@
+"""The reports' and the call log's read queries: aggregates counted by the database.
+
+Grouping by a Moscow day or week is done in SQL: PostgreSQL converts with
+``timezone('Europe/Moscow', ...)``; SQLite (timestamps stored as naive UTC text) adds three
+hours, which is Moscow's offset since 2014 (the embedded database is for small sites; a
+report before 26 October 2014 there groups by UTC+3 rather than the old UTC+4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callcenter.adapters import tables as t
+from callcenter.services.call_filters import CallFilter
+
+#: the certificate statuses with which the IVR refuses a call (CC_ROUTE=REFUSED)
+REFUSED_STATUSES = ("UNKNOWN", "EXPIRED", "NOT_COVERED", "LOCKED", "NO_INPUT")
+
+#: the talk-time histogram's minute buckets; the last holds everything longer
+TALK_BUCKETS = 60
+
+c = t.calls.c
+w = t.oral_windows.c
+k = t.tickets.c
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks: PostgreSQL's ``percentile_cont``."""
+    if not values:
+        return None
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _route():
+    """How the call left the IVR, one of call_filters.ROUTES (NULL: still in the IVR)."""
+    return case(
+        (c.abandoned == "ivr", literal("abandoned_ivr")),
+        (c.abandoned == "queue", literal("abandoned_queue")),
+        (c.queued_at.is_not(None), literal("queued")),
+        (c.certificate_status == "CLOSED", literal("closed")),
+        (c.certificate_status.in_(REFUSED_STATUSES), literal("refused")),
+        else_=literal(None),
+    )
+
+
+def route_condition(route: str):
+    queued = c.queued_at.is_not(None)
+    not_abandoned = or_(c.abandoned.is_(None), c.abandoned.not_in(("ivr", "queue")))
+    return {
+        "abandoned_ivr": c.abandoned == "ivr",
+        "abandoned_queue": c.abandoned == "queue",
+        "queued": and_(queued, not_abandoned),
+        "closed": and_(c.queued_at.is_(None), not_abandoned, c.certificate_status == "CLOSED"),
+        "refused": and_(
+            c.queued_at.is_(None), not_abandoned, c.certificate_status.in_(REFUSED_STATUSES)
+        ),
+    }[route]
+
+
+def _contains_any_case(col, value: str, dialect: str):
+    """A case-insensitive "contains": PostgreSQL lowers Cyrillic; SQLite's ``lower()`` knows
+    only ASCII, so there the usual spellings of the typed text are tried instead."""
+    if dialect == "postgresql":
+        return func.lower(col).contains(value.lower(), autoescape=True)
+    forms = {value, value.lower(), value.upper(), value.capitalize(), value.title()}
+    return or_(*(col.contains(v, autoescape=True) for v in sorted(forms)))
+
+
+def filter_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
+    cond = []
+    if f.start is not None:
+        cond.append(c.started_at >= f.start)
+    if f.end is not None:
+        cond.append(c.started_at < f.end)
+    if f.agent:
+        cond.append(c.agent == f.agent)
+    if f.certificate:
+        cond.append(c.certificate_number == f.certificate)
+    if f.organisation:
+        cond.append(_contains_any_case(c.organisation, f.organisation, dialect))
+    if f.caller:
+        cond.append(c.caller_number.contains(f.caller, autoescape=True))
+    if f.window_status:
+        cond.append(w.status == f.window_status)
+    if f.outcome:
+        cond.append(c.outcome == f.outcome)
+    if f.route:
+        cond.append(route_condition(f.route))
+    return cond
+
+
+def _order(f: CallFilter) -> list:
+    """The page's order, ties broken by the start and the call id. Plain ``ASC``/``DESC``, so
+    that an index (``started_at``, or ``agent, started_at``) gives it without sorting; where
+    NULLs fall is then the database's (PostgreSQL: first when descending; SQLite: last)."""
+    col = {
+        "started_at": c.started_at,
+        "agent": c.agent,
+        "caller_number": c.caller_number,
+        "certificate": c.certificate_number,
+        "window_status": w.status,
+        "outcome": c.outcome,
+    }[f.sort]
+    way = (lambda x: x.desc()) if f.descending else (lambda x: x.asc())
+    if f.sort == "started_at":
+        return [way(col), way(c.call_id)]
+    return [way(col), way(c.started_at), way(c.call_id)]
+
+
+def _call_log(f: CallFilter, dialect: str):
+    return (
+        select(
+            c.call_id,
+            c.started_at,
+            c.caller_number,
+            c.certificate_number,
+            c.certificate_status,
+            c.organisation,
+            c.caller_name,
+            c.agent,
+            c.agent_name,
+            c.queued_at,
+            c.connected_at,
+            c.ended_at,
+            c.outcome,
+            c.outcome_reason,
+            c.category,
+            _route().label("route"),
+            w.status.label("window_status"),
+            w.deadline_at,
+        )
+        .select_from(t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id))
+        .where(*filter_conditions(f, dialect))
+    )
+
+
+def _day(dialect: str, col):
+    if dialect == "postgresql":
+        return func.to_char(func.timezone("Europe/Moscow", col), "YYYY-MM-DD")
+    return func.date(col, "+3 hours")
+
+
+def _week(dialect: str, col):
+    """The Monday (YYYY-MM-DD) of the Moscow week."""
+    if dialect == "postgresql":
+        return func.to_char(
+            func.date_trunc("week", func.timezone("Europe/Moscow", col)), "YYYY-MM-DD"
+        )
+    return func.date(col, "+3 hours", "weekday 0", "-6 days")
+
+
+def _seconds(dialect: str, a, b):
+    """``a - b`` in seconds."""
+    if dialect == "postgresql":
+        return func.extract("epoch", a - b)
+    return (func.julianday(a) - func.julianday(b)) * 86400.0
+
+
+def _agent_of(call_id):
+    """The agent of a ticket's or a review's call: one lookup by the key per row (a join would
+    read every call of every period to find a month's few thousand)."""
+    return select(c.agent).where(c.call_id == call_id).scalar_subquery()
+
+
+#: a window opens when the agent answers: after its call started, and within a day of it
+#: (this lets the database read only the period's windows, by ``ix_oral_windows_opened_at``)
+_LONGEST_CALL = timedelta(days=1)
+
+
+def _window_near(start: datetime, end: datetime):
+    return and_(w.opened_at >= start, w.opened_at < end + _LONGEST_CALL)
+
+
+def _flag(cond):
+    return func.sum(case((cond, 1), else_=0))
+
+
+class ReportSql:
+    """Read-only queries; each opens its own session (a report never writes)."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    def _dialect(self, session: AsyncSession) -> str:
+        return session.bind.dialect.name
+
+    def _key(self, dialect: str, by: str, col):
+        if by == "day":
+            return _day(dialect, col)
+        if by == "week":
+            return _week(dialect, col)
+        if by == "agent":
+            return func.coalesce(c.agent, "")
+        return literal("all")
+
+    async def calls_page(
+        self, f: CallFilter, limit: int, offset: int, count_limit: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the filtered call log and how many calls match: exactly, or when
+        ``count_limit`` is given, at most that many (a page needs "more than 10,000", not the
+        cost of counting a million)."""
+        async with self._sessions() as s:
+            d = self._dialect(s)
+            q = _call_log(f, d)
+            # the window joins only when filtered on: a call has at most one, so the count
+            # is the same without it
+            source = (
+                t.calls.outerjoin(t.oral_windows, w.call_id == c.call_id)
+                if f.window_status
+                else t.calls
+            )
+            matching = select(c.call_id).select_from(source).where(*filter_conditions(f, d))
+            if count_limit is not None:
+                matching = matching.limit(count_limit)
+            total = (
+                await s.execute(select(func.count()).select_from(matching.subquery()))
+            ).scalar_one()
+            rows = await s.execute(q.order_by(*_order(f)).limit(limit).offset(offset))
+            return [dict(r) for r in rows.mappings().all()], total
+
+    async def stream_calls(self, f: CallFilter, batch: int = 2000) -> AsyncIterator[dict]:
+        """Every filtered call in the page's order, fetched ``batch`` rows at a time (a
+        server-side cursor on PostgreSQL): memory stays constant however many there are."""
+        async with self._sessions() as s:
+            result = await s.stream(
+                _call_log(f, self._dialect(s))
+                .order_by(*_order(f))
+                .execution_options(yield_per=batch)
+            )
+            async for part in result.mappings().partitions(batch):
+                for row in part:
+                    yield dict(row)
+
+    async def call_groups(
+        self, start: datetime, end: datetime, by: str, threshold_seconds: int
+    ) -> list[dict[str, Any]]:
+        """Per group: the calls' counts, window outcomes and queue timings."""
+        async with self._sessions() as s:
+            d = self._dialect(s)
+            key = self._key(d, by, c.started_at).label("key")
+            wait = _seconds(d, c.connected_at, c.queued_at)
+            talk = _seconds(d, c.ended_at, c.connected_at)
+            extended = (
+                select(t.window_extensions.c.call_id)
+                .group_by(t.window_extensions.c.call_id)
+                .subquery()
+            )
+            answered_q = and_(c.connected_at.is_not(None), c.queued_at.is_not(None))
+            talked = and_(c.connected_at.is_not(None), c.ended_at.is_not(None))
+            cols = [
+                key,
+                func.count().label("offered"),
+                func.count(c.connected_at).label("answered"),
+                _flag(route_condition("abandoned_ivr")).label("abandoned_ivr"),
+                _flag(route_condition("abandoned_queue")).label("abandoned_queue"),
+                _flag(route_condition("refused")).label("refused"),
+                _flag(route_condition("closed")).label("closed"),
+                func.count(c.queued_at).label("queued"),
+                func.count(w.call_id).label("windows"),
+                _flag(w.status == "met").label("met"),
+                _flag(extended.c.call_id.is_not(None)).label("extended"),
+                _flag(w.status == "overrun").label("overrun"),
+                _flag(w.status == "escalated").label("escalated"),
+                _flag(and_(w.status == "met", extended.c.call_id.is_(None))).label("within"),
+                _flag(and_(answered_q, wait <= threshold_seconds)).label("in_threshold"),
+                func.avg(case((answered_q, wait))).label("asa"),
+                _flag(answered_q).label("asa_n"),
+                func.avg(case((talked, talk))).label("aht"),
+                _flag(talked).label("aht_n"),
+            ]
+            q = (
+                select(*cols)
+                .select_from(
+                    t.calls.outerjoin(
+                        t.oral_windows, and_(w.call_id == c.call_id, _window_near(start, end))
+                    ).outerjoin(extended, extended.c.call_id == c.call_id)
+                )
+                .where(c.started_at >= start, c.started_at < end)
+                .group_by(key)
+                .order_by(key)
+            )
+
+            return [dict(r) for r in (await s.execute(q)).mappings().all()]
+
+    async def refusals(self, start: datetime, end: datetime, by: str) -> list[tuple]:
+        """(group, certificate status, count) of refused calls."""
+        async with self._sessions() as s:
+            key = self._key(self._dialect(s), by, c.started_at).label("key")
+            q = (
+                select(key, c.certificate_status, func.count())
+                .where(c.started_at >= start, c.started_at < end, route_condition("refused"))
+                .group_by(key, c.certificate_status)
+                .order_by(key, c.certificate_status)
+            )
+            return [tuple(r) for r in (await s.execute(q)).all()]
+
+    async def talk_summary(self, start: datetime, end: datetime, by: str) -> dict[str, Any]:
+        """The period's talk times: the 90th percentile of each group and of the whole period,
+        and how many calls talked 0-1, 1-2, ... 59+ minutes. PostgreSQL computes them (a
+        grouping set and a histogram: a few rows cross the wire, not every call); SQLite's
+        talk times are counted here."""
+        async with self._sessions() as s:
+            d = self._dialect(s)
+            key = self._key(d, by, c.started_at).label("key")
+            talk = _seconds(d, c.ended_at, c.connected_at)
+            period = (
+                c.started_at >= start,
+                c.started_at < end,
+                c.connected_at.is_not(None),
+                c.ended_at.is_not(None),
+            )
+            minutes = [0] * TALK_BUCKETS
+            if d != "postgresql":
+                per_key: dict[str, list[float]] = {}
+                every: list[float] = []
+                for k_, x in (await s.execute(select(key, talk).where(*period))).all():
+                    per_key.setdefault(k_ or "", []).append(float(x))
+                    every.append(float(x))
+                    minutes[min(int(x // 60), TALK_BUCKETS - 1)] += 1
+                return {
+                    "p90": {k_: percentile(v, 0.9) for k_, v in per_key.items()},
+                    "p90_total": percentile(every, 0.9),
+                    "minutes": minutes,
+                }
+            p90 = func.percentile_cont(0.9).within_group(talk)
+            q = select(key, p90).where(*period).group_by(func.grouping_sets(key, tuple_()))
+            grouped = (await s.execute(q)).all()
+            total = [float(x) for k_, x in grouped if k_ is None and x is not None]
+            bucket = func.least(func.floor(talk / 60), TALK_BUCKETS - 1).label("bucket")
+            for b, n in (
+                await s.execute(select(bucket, func.count()).where(*period).group_by(bucket))
+            ).all():
+                minutes[int(b)] += int(n)
+            return {
+                "p90": {k_ or "": float(x) for k_, x in grouped if k_ is not None},
+                "p90_total": total[0] if total else None,
+                "minutes": minutes,
+            }
+
+    async def heatmap(self, start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+        """(ISO weekday 1-7, Moscow hour 0-23, calls)."""
+        async with self._sessions() as s:
+            if self._dialect(s) == "postgresql":
+                local = func.timezone("Europe/Moscow", c.started_at)
+                dow = func.extract("isodow", local)
+                hour = func.extract("hour", local)
+            else:
+                dow = func.strftime("%w", c.started_at, "+3 hours")
+                hour = func.strftime("%H", c.started_at, "+3 hours")
+            q = (
+                select(dow, hour, func.count())
+                .where(c.started_at >= start, c.started_at < end)
+                .group_by(dow, hour)
+            )
+            out = []
+            for d_, h_, n in (await s.execute(q)).all():
+                day = int(d_)
+                out.append((7 if day == 0 else day, int(h_), int(n)))
+            return out
+
+    async def tickets(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The period's tickets (by receipt) with the agent of their call, for counting
+        working hours in Python (the calendar is not SQL)."""
+        async with self._sessions() as s:
+            q = (
+                select(
+                    k.id,
+                    k.source,
+                    k.received_at,
+                    k.due_at,
+                    k.answered_at,
+                    k.status,
+                    func.coalesce(_agent_of(k.call_id), "").label("agent"),
+                )
+                .where(k.received_at >= start, k.received_at < end)
+                .order_by(k.received_at, k.id)
+            )
+            return [dict(r) for r in (await s.execute(q)).mappings().all()]
+
+    async def reviews(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        r = t.reviews.c
+        async with self._sessions() as s:
+            q = (
+                select(t.reviews, func.coalesce(_agent_of(r.call_id), "").label("agent"))
+                .where(r.created_at >= start, r.created_at < end)
+                .order_by(r.created_at, r.id)
+            )
+            return [dict(x) for x in (await s.execute(q)).mappings().all()]
+
+
+class ReviewSql:
+    """The abuse and complaint cases (R-12) as the supervisor reviews them."""
+
+    def __init__(self, sessions: async_sessionmaker) -> None:
+        self._sessions = sessions
+
+    async def list(self, pending_only: bool, limit: int = 200) -> list[dict[str, Any]]:
+        r = t.reviews.c
+        q = select(
+            t.reviews,
+            _agent_of(r.call_id).label("agent"),
+            select(c.caller_number).where(c.call_id == r.call_id).scalar_subquery().label("caller"),
+        )
+        if pending_only:
+            q = q.where(r.reviewed_at.is_(None))
+        q = q.order_by(r.created_at.desc(), r.id.desc()).limit(limit)
+        async with self._sessions() as s:
+            return [dict(x) for x in (await s.execute(q)).mappings().all()]
+
+    async def decide(self, review_id: int, decision: str, note: str, by: str, now) -> bool:
+        """Record the decision once: False when the case is unknown or already reviewed."""
+        from sqlalchemy import update
+
+        r = t.reviews.c
+        async with self._sessions() as s:
+            result = await s.execute(
+                update(t.reviews)
+                .where(r.id == review_id, r.reviewed_at.is_(None))
+                .values(reviewed_at=now, reviewed_by=by, decision=decision, decision_note=note)
+            )
+            await s.commit()
+            return result.rowcount == 1
+
+    async def exists(self, review_id: int) -> bool:
+        r = t.reviews.c
+        async with self._sessions() as s:
+            return (await s.execute(select(r.id).where(r.id == review_id))).first() is not None
