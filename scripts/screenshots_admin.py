@@ -104,7 +104,7 @@ def main() -> int:
                         page.goto(stack.url + "/admin/certificates")
                         page.set_input_files("input[name=file]", str(bad))
                         page.click("form[action='/admin/certificates'] button[type=submit]")
-                        page.wait_for_load_state("networkidle")
+                        page.wait_for_selector("#import-progress[data-finished=true]")
                         page.screenshot(path=out / f"admin-import-{lang}{suffix}.png")
                         ctx.close()
                 browser.close()

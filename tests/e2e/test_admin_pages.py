@@ -207,8 +207,12 @@ def test_the_admin_imports_certificates_with_row_errors_then_progress(stack, pag
     page.goto(stack.url + "/admin/certificates")
     page.set_input_files("input[name=file]", str(bad))
     page.click("form[action='/admin/certificates'] button[type=submit]")
+    expect(page.locator("#import-progress")).to_have_attribute(
+        "data-phase", "refused", timeout=60_000
+    )
     expect(page.locator("#import-errors")).to_contain_text("«плохой.csv» не импортирован")
     expect(page.locator("#import-errors td.mono").first).to_have_text("2")
+    page.goto(stack.url + "/admin/certificates")
 
     good = tmp_path / "новые.csv"
     rows = "".join(f"{9000000 + i},person,Держатель {i},,,,,2026-01-01,,\n" for i in range(6000))
@@ -223,6 +227,8 @@ def test_the_admin_imports_certificates_with_row_errors_then_progress(stack, pag
         "Импортировано 6000: новых 6000, обновлено 0."
     )
     assert page.locator("progress").get_attribute("value") == "100"
+    page.goto(stack.url + "/admin/certificates")
+    expect(page.locator("main li").first).to_contain_text("новые.csv · Готово · 100%")
 
 
 def test_the_admin_publishes_a_policy_too_soon_then_on_the_earliest_date(stack, page_of):

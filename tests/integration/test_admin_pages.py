@@ -392,6 +392,18 @@ def upload(text: str, name: str = "certs.csv") -> aiohttp.FormData:
     return form
 
 
+async def finished_job(client, headers) -> str:
+    """The last import's progress fragment once its job is over."""
+    from callcenter.web.pages.admin import JOBS
+
+    jobs = client.server.app[JOBS]
+    job = jobs[max(jobs)]
+    await asyncio.wait_for(job.task, 60)
+    r = await client.get(f"/admin/certificates/jobs/{job.id}/progress", headers=headers)
+    assert r.status == 200
+    return await r.text()
+
+
 async def test_a_bad_csv_lists_every_bad_row_and_imports_nothing(client, container, clock):
     admin = await signed_in(container, clock, "админ", "admin")
     text = (
@@ -400,12 +412,15 @@ async def test_a_bad_csv_lists_every_bad_row_and_imports_nothing(client, contain
         + "700002,person,Сидоров,,,2026-13-01,\n"
         + "700003,person,Орлова,,,2026-01-01,teleport\n"
     )
-    r = await client.post("/admin/certificates", data=upload(text), headers=admin)
-    assert r.status == 422
-    page = await r.text()
-    assert "не импортирован: ошибок — 2" in page
-    assert re.search(r'<td class="mono">3</td><td>valid_from .*2026-13-01', page)
-    assert re.search(r'<td class="mono">4</td><td>unknown service teleport', page)
+    r = await client.post(
+        "/admin/certificates", data=upload(text), headers=admin, allow_redirects=False
+    )
+    assert r.status == 303
+    frag = await finished_job(client, admin)
+    assert 'data-phase="refused"' in frag and "hx-get" not in frag
+    assert "не импортирован: ошибок — 2" in frag
+    assert re.search(r'<td class="mono">3</td><td>valid_from .*2026-13-01', frag)
+    assert re.search(r'<td class="mono">4</td><td>unknown service teleport', frag)
     assert (await container.registry.lookup("700001", clock.now())).status.value == "UNKNOWN"
     no_file = aiohttp.FormData()
     no_file.add_field("note", "без файла", content_type="text/plain")
@@ -413,7 +428,9 @@ async def test_a_bad_csv_lists_every_bad_row_and_imports_nothing(client, contain
     assert r.status == 422 and "Выберите файл CSV." in await r.text()
 
 
-async def test_a_good_csv_is_imported_in_the_background_with_progress(client, container, clock):
+async def test_a_good_csv_is_checked_then_imported_in_the_background_with_progress(
+    client, container, clock
+):
     admin = await signed_in(container, clock, "админ", "admin")
     rows = "".join(f"{800000 + i},person,Держатель {i},,,2026-01-01,\n" for i in range(1200))
     r = await client.post(
@@ -424,23 +441,29 @@ async def test_a_good_csv_is_imported_in_the_background_with_progress(client, co
     )
     assert r.status == 303
     location = r.headers["Location"]
-    job = re.match(r"/admin/certificates/jobs/(\d+)", location).group(1)
-    app_jobs = next(iter(client.server.app[_jobs_key()].values()))
-    await asyncio.wait_for(app_jobs.task, 60)
+    frag = await finished_job(client, admin)
+    assert 'data-finished="true"' in frag and 'data-phase="done"' in frag
+    assert "hx-get" not in frag
+    assert "Импортировано 1200: новых 1200, обновлено 0." in frag
     page = await (await client.get(location, headers=admin)).text()
     assert "Импорт «сертификаты.csv»" in page
-    frag = await (
-        await client.get(f"/admin/certificates/jobs/{job}/progress", headers=admin)
-    ).text()
-    assert 'data-finished="true"' in frag and "hx-get" not in frag
-    assert "Импортировано 1200: новых 1200, обновлено 0." in frag
     found = await container.registry.lookup("801199", clock.now())
     assert found.status.value == "VALID" and found.certificate.holder_name == "Держатель 1199"
     r = await client.get("/admin/certificates/jobs/99999/progress", headers=admin)
     assert r.status == 404
+    listing = await (await client.get("/admin/certificates", headers=admin)).text()
+    assert "сертификаты.csv</a> · Готово · 100%" in listing
 
 
-def _jobs_key():
-    from callcenter.web.pages.admin import JOBS
+def test_the_import_job_counts_checking_as_the_first_half():
+    from callcenter.web.pages.admin import ImportJob
 
-    return JOBS
+    job = ImportJob(1, "x.csv", lines=1000)
+    assert (job.phase, job.percent) == ("checking", 0)
+    job.checked = 500
+    assert (job.phase, job.percent) == ("checking", 25)
+    job.checked, job.total, job.done = 1000, 1000, 500
+    assert (job.phase, job.percent) == ("importing", 75)
+    job.created, job.updated = 900, 100
+    assert (job.phase, job.percent, job.finished) == ("done", 100, True)
+    assert ImportJob(2, "y.csv", 10, errors=[(3, "bad")]).phase == "refused"

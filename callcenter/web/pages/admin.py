@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -262,22 +263,52 @@ async def revoke_token(request: web.Request) -> web.Response:
 
 @dataclass
 class ImportJob:
+    """One uploaded file: read and checked (``checked`` rows of about ``lines``), then, if
+    every row is good, imported in one transaction (``done`` of ``total``)."""
+
     id: int
     filename: str
-    total: int
+    lines: int
+    checked: int = 0
+    total: int = 0
     done: int = 0
+    errors: list = field(default_factory=list)
     created: int | None = None
     updated: int | None = None
     failed: str = ""
     task: asyncio.Task | None = field(default=None, repr=False)
 
     @property
+    def phase(self) -> str:
+        if self.failed:
+            return "failed"
+        if self.errors:
+            return "refused"
+        if self.created is not None:
+            return "done"
+        return "importing" if self.total else "checking"
+
+    @property
     def finished(self) -> bool:
-        return self.created is not None or bool(self.failed)
+        return self.phase in ("failed", "refused", "done")
 
     @property
     def percent(self) -> int:
-        return 100 if self.created is not None else int(100 * self.done / max(self.total, 1))
+        """Checking is the first half, importing the second."""
+        if self.phase == "done":
+            return 100
+        if self.total:
+            return 50 + int(50 * self.done / self.total)
+        return min(50, int(50 * self.checked / max(self.lines, 1)))
+
+
+PHASE_KEYS = (
+    N_("admin_import_phase_checking"),
+    N_("admin_import_phase_importing"),
+    N_("admin_import_phase_done"),
+    N_("admin_import_phase_refused"),
+    N_("admin_import_phase_failed"),
+)
 
 
 def install(app: web.Application) -> None:
@@ -292,15 +323,15 @@ def _jobs(app: web.Application) -> dict[int, ImportJob]:
 @routes.get("/admin/certificates")
 async def certificates_page(request: web.Request) -> web.Response:
     jobs = sorted(_jobs(request.app).values(), key=lambda j: -j.id)[:10]
-    return render(request, "admin/certificates.html", {"errors": [], "jobs": jobs, "file": ""})
+    return render(request, "admin/certificates.html", {"error": "", "jobs": jobs})
 
 
-async def _save_upload(request: web.Request, into: Path) -> str:
-    """The ``file`` field of a multipart form streamed to ``into``; its name."""
+async def _save_upload(request: web.Request, into: Path) -> tuple[str, int]:
+    """The ``file`` field of a multipart form streamed to ``into``: its name and lines."""
     if request.content_type != "multipart/form-data":
         raise ValidationError("send the file as a form upload", code="not_a_form")
     reader = await request.multipart()
-    size = 0
+    size = lines = 0
     while (part := await reader.next()) is not None:
         if getattr(part, "name", None) != "file":
             continue
@@ -313,52 +344,62 @@ async def _save_upload(request: web.Request, into: Path) -> str:
                         code="file_too_large",
                         fields={"file": "too large"},
                     )
+                lines += chunk.count(b"\n")
                 out.write(chunk)
+        if size == 0:
+            break
         # browsers escape ``"``, CR and LF in the name as %22, %0D, %0A (aiohttp escapes more)
-        return unquote(part.filename or "") or "upload.csv"
+        return unquote(part.filename or "") or "upload.csv", lines
     raise ValidationError("choose a CSV file", code="no_file", fields={"file": "missing"})
 
 
 @routes.post("/admin/certificates")
 async def upload_certificates(request: web.Request) -> web.Response:
+    """The file is kept in a folder of its own until its job is over; the browser goes to the
+    job's page at once and watches it being checked, then imported."""
     c = request.app[CONTAINER]
     _ = gettext_for(language(request))[0]
-    with tempfile.TemporaryDirectory(prefix="cc-import-") as tmp:
-        path = Path(tmp) / "upload.csv"
-        try:
-            filename = await _save_upload(request, path)
-        except ValidationError as exc:
-            word = {
-                "no_file": N_("admin_import_no_file"),
-                "file_too_large": N_("admin_import_too_large"),
-            }
-            errors = [(0, _(word.get(exc.code, "apierr_validation")))]
-            return render(
-                request, "admin/certificates.html", {"errors": errors, "jobs": [], "file": ""}, 422
-            )
-        parsed = await asyncio.get_running_loop().run_in_executor(None, c.read_certificates, path)
-    if parsed.errors or not parsed.certificates:
-        errors = parsed.errors or [(0, _("admin_import_empty"))]
-        return render(
-            request,
-            "admin/certificates.html",
-            {"errors": errors, "rows": parsed.rows, "jobs": [], "file": filename},
-            422,
-        )
-    job = ImportJob(next(_job_ids), filename, len(parsed.certificates))
+    tmp = Path(tempfile.mkdtemp(prefix="cc-import-"))
+    path = tmp / "upload.csv"
+    try:
+        filename, lines = await _save_upload(request, path)
+    except ValidationError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        word = {
+            "no_file": N_("admin_import_no_file"),
+            "file_too_large": N_("admin_import_too_large"),
+        }
+        error = _(word.get(exc.code, "apierr_validation"))
+        return render(request, "admin/certificates.html", {"error": error, "jobs": []}, 422)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    job = ImportJob(next(_job_ids), filename, max(lines - 1, 1))
     _jobs(request.app)[job.id] = job
 
-    def progress(done: int, total: int) -> None:
+    def checked(rows: int) -> None:
+        job.checked = rows
+
+    def imported(done: int, total: int) -> None:
         job.done = done
 
     async def run() -> None:
         try:
+            loop = asyncio.get_running_loop()
+            parsed = await loop.run_in_executor(None, c.read_certificates, path, checked)
+            job.checked = parsed.rows
+            if parsed.errors or not parsed.certificates:
+                job.errors = parsed.errors or [(0, _("admin_import_empty"))]
+                return
+            job.total = len(parsed.certificates)
             job.created, job.updated = await c.registry.import_certificates(
-                parsed.certificates, c.clock.now(), progress=progress
+                parsed.certificates, c.clock.now(), progress=imported
             )
         except Exception as exc:  # the page says it failed; the log has why
             log.exception("certificate import %s failed", job.id)
             job.failed = type(exc).__name__
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     job.task = asyncio.get_running_loop().create_task(run())
     return _see_other(f"/admin/certificates/jobs/{job.id}")
@@ -366,8 +407,9 @@ async def upload_certificates(request: web.Request) -> web.Response:
 
 def _job(request: web.Request) -> ImportJob:
     raw = request.match_info["job_id"]
-    job = _jobs(request.app).get(int(raw)) if raw.isascii() and raw.isdigit() else None
-    if job is None or len(raw) > 9:
+    ok = raw.isascii() and raw.isdigit() and len(raw) <= 9
+    job = _jobs(request.app).get(int(raw)) if ok else None
+    if job is None:
         raise NotFound("no such import", code="import_not_found")
     return job
 
@@ -379,7 +421,7 @@ async def job_page(request: web.Request) -> web.Response:
 
 @routes.get("/admin/certificates/jobs/{job_id}/progress")
 async def job_progress(request: web.Request) -> web.Response:
-    """The progress fragment the job page polls (htmx) until the import is over."""
+    """The progress fragment the job page polls (htmx) until the job is over."""
     return render(request, "admin/import_progress.html", {"job": _job(request)})
 
 
