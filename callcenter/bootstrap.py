@@ -130,6 +130,19 @@ class Container:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
 
+    def read_certificates(self, path, progress=None):
+        """A certificate CSV read and checked row by row as the CLI reads it (the admin's
+        upload page): ``ParsedFile`` with the certificates or every bad row's line and reason;
+        ``progress(rows)`` is told the rows read so far now and then."""
+        from callcenter.adapters.certificate_csv import read_certificates
+
+        return read_certificates(
+            path,
+            number_format(self.settings),
+            self.settings.certificates.validity_months,
+            progress=progress,
+        )
+
     async def ping_database(self) -> None:
         """Raise unless the database answers a trivial query (the liveness probe's question)."""
         await db.ping(self.engine)
