@@ -123,6 +123,8 @@ class Container:
         await db.ping(self.engine)
 
     async def close(self) -> None:
+        if self.bridge is not None:  # a mapping changed by the command line: told to all
+            await self.bridge.flush_pending()
         if self.outbox is not None:
             await self.outbox.close()
         await self.reader.dispose()
