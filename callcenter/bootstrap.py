@@ -170,6 +170,8 @@ class Container:
         return parts
 
     async def close(self) -> None:
+        if self.bridge is not None:  # a mapping changed by the command line: told to all
+            await self.bridge.flush_pending()
         await self.notifier.close()
         if self.outbox is not None:
             await self.outbox.close()

@@ -30,6 +30,8 @@ CHANNEL = "callcenter_push"
 APPLICATION = "callcenter-notes"
 #: PostgreSQL's limit is 8000 bytes; a note longer than this goes with its ids only
 MAX_PAYLOAD = 7000
+#: notes a process that does not relay (the command line) still sends, once, as it closes
+ONE_SHOT = frozenset({"interfaces_changed"})
 #: the fields kept when a note is too long (its identity; the rest is read by id)
 IDS = ("type", "call_id", "ticket_id", "login", "agent", "kind", "percent", "source")
 
@@ -87,6 +89,7 @@ class PgBridge:
         self.min_backoff, self.max_backoff = min_backoff, max_backoff
         self._out: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self._running = False
+        self._pending: list[str] = []
         #: the listener is connected now
         self.connected = asyncio.Event()
         #: how many times the connection was made (1 + reconnections), notes in and out
@@ -98,11 +101,32 @@ class PgBridge:
     def send(self, message: dict) -> None:
         """The notifier's relay: queue a note for the other instances (never blocks)."""
         if not self._running:
+            # a command-line tool (no relay running): a mapping it changed is told to the
+            # serving instances when it closes (flush_pending), so their caches drop it
+            if message.get("type") in ONE_SHOT:
+                self._pending.append(encode(message, self.notifier.instance))
             return
         if self._out.full():
             self.dropped += 1
             return
         self._out.put_nowait(encode(message, self.notifier.instance))
+
+    async def flush_pending(self) -> None:
+        """Send what a process without a running relay kept for the instances (one
+        connection, made only if there is something to send); a failure is only logged."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            conn = await asyncpg.connect(self.dsn, timeout=5)
+            try:
+                await conn.executemany(
+                    "SELECT pg_notify($1, $2)", [(CHANNEL, p) for p in batch], timeout=5
+                )
+            finally:
+                await conn.close()
+        except Exception as exc:  # the instances see the change within their cache time
+            log.warning("could not tell the serving instances of the change: %s", exc)
 
     def _on_notify(self, _conn, _pid, _channel, payload: str) -> None:
         try:

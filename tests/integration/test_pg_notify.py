@@ -155,3 +155,24 @@ async def test_sqlite_has_no_relay(tmp_path, clock):
         assert isinstance(c.notifier, Notifier)
     finally:
         await c.close()
+
+
+async def test_a_mapping_changed_by_the_command_line_is_told_to_the_instances(pair, clock):
+    a, b = pair
+    await a.auth.add_user("сидоров", "agent", PASSWORD, clock.now())
+    await a.desk.set_interfaces("сидоров", ["PJSIP/103"], clock.now())
+    await asyncio.sleep(0.5)
+    await b.desk._directory_owner("PJSIP/103")  # B's directory cached (30 s)
+    assert b.desk._directory is not None
+    cli = bootstrap.build(a.settings, clock=clock)  # as `callcenter users interfaces` does
+    try:
+        assert cli.bridge is not None and not cli.bridge.connected.is_set()
+        await cli.desk.set_interfaces("сидоров", ["PJSIP/104"], clock.now())
+    finally:
+        await cli.close()  # the relay is not running: the change goes out as it closes
+    for _ in range(100):
+        if b.desk._directory is None:
+            break
+        await asyncio.sleep(0.05)
+    assert b.desk._directory is None
+    assert await b.desk._directory_owner("PJSIP/104") == "сидоров"
