@@ -880,8 +880,10 @@ def manager_problems(conf: Conf) -> list[str]:
         if needed not in read and "all" not in read:
             problems.append(f"[callcenter] read= lacks {needed}")
     write = {c.strip() for c in (conf.value("callcenter", "write") or "").split(",")}
-    if write - {"system"}:
+    if write - {"system", "agent"}:
         problems.append(f"[callcenter] write= should be minimal, not {sorted(write)}")
+    if "agent" not in write:  # QueuePause is registered with EVENT_FLAG_AGENT (app_queue.c)
+        problems.append("[callcenter] write= lacks agent (the agent page's QueuePause)")
     return problems
 
 
