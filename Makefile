@@ -57,8 +57,15 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
+# every benchmark in bench/, one after the other, and their figures as one table in
+# bench/README.md (between its markers). QUICK=1: small sizes, a smoke run of 2-3 minutes whose
+# table goes to var/bench-quick.md. BENCH_PG: a PostgreSQL database of the benchmarks' own
+# (its public schema is wiped), e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/bench;
+# without it only SQLite is measured. One benchmark alone: $(PY) bench/bench_events.py --help
+QUICK    ?=
+BENCH_PG ?=
 bench: $(STAMP)
-	$(PY) bench/bench_calendar.py
+	$(PY) bench/run_all.py $(if $(QUICK),--quick) $(if $(BENCH_PG),--pg $(BENCH_PG))
 
 clean:
 	rm -rf $(VENV) $(LOWEST) var .pytest_cache .ruff_cache .import_linter_cache

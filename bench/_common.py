@@ -152,3 +152,73 @@ def summary(label: str, seconds: float, lat: list[float]) -> str:
         f"{label:<38} {len(lat) / seconds:8.0f} req/s   p50 {statistics.median(lat) * 1000:6.2f} ms"
         f"   p99 {pct(lat, 99) * 1000:6.2f} ms"
     )
+
+
+# --- machine-readable figures, for bench/run_all.py ----------------------------------------
+
+
+def met(value: float, goal: str | None, baseline: float | None = None) -> bool | None:
+    """Whether ``value`` meets ``goal``: "<= 3", ">= 300", or on the ratio to the baseline
+    of the same run, "ratio <= 2" / "ratio >= 1.5". None when there is no goal (or no
+    baseline for a ratio goal)."""
+    if not goal:
+        return None
+    words = goal.split()
+    subject = value
+    if words[0] == "ratio":
+        if not baseline:
+            return None
+        subject, words = value / baseline, words[1:]
+    op, limit = words[0], float(words[1])
+    return {"<=": subject <= limit, ">=": subject >= limit, "<": subject < limit,
+            ">": subject > limit}[op]  # fmt: skip
+
+
+class Figures:
+    """What one benchmark measured: each figure with its unit, the baseline measured in the
+    same run (if any), the goal and whether it was met. ``--json FILE`` writes them."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict] = []
+
+    def add(
+        self,
+        figure: str,
+        value: float,
+        unit: str,
+        *,
+        baseline: float | None = None,
+        baseline_label: str = "",
+        goal: str | None = None,
+    ) -> None:
+        self.rows.append(
+            {
+                "figure": figure,
+                "value": value,
+                "unit": unit,
+                "baseline": baseline,
+                "baseline_label": baseline_label,
+                "ratio": (value / baseline) if baseline else None,
+                "goal": goal,
+                "met": met(value, goal, baseline),
+            }
+        )
+
+    def write(self, path: str | None, bench: str, **context) -> None:
+        if not path:
+            return
+        import json
+
+        Path(path).write_text(
+            json.dumps({"bench": bench, "context": context, "figures": self.rows}, indent=1),
+            encoding="utf-8",
+        )
+
+
+FIGURES = Figures()
+
+
+def json_option(ap) -> None:
+    ap.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (for bench/run_all.py)"
+    )

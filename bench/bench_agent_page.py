@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, Served, env_for, free_port
+from _common import FIGURES, ROOT, Served, env_for, free_port, json_option
 from bench_screen_pop import _wait_up
 
 sys.path.insert(0, str(ROOT))
@@ -134,7 +134,7 @@ async def login_cookie(base: str) -> list[dict]:
     return [{"name": "cc_session", "value": cookie, "url": base}]
 
 
-def report(label: str, rows: list[tuple]) -> None:
+def report(label: str, rows: list[tuple]) -> tuple[float, float]:
     size = statistics.median(r[0] for r in rows)
     tti = sorted(r[1] for r in rows)
     print(
@@ -142,18 +142,22 @@ def report(label: str, rows: list[tuple]) -> None:
         f"  max {tti[-1]:6.0f} ms   domInteractive {statistics.median(r[2] for r in rows):5.0f}"
         f" ms   load {statistics.median(r[3] for r in rows):5.0f} ms   n={len(rows)}"
     )
+    return size / 1024, statistics.median(tti)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    json_option(ap)
     a = ap.parse_args()
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", _BARE, str(port)])
     try:
         _wait_up(f"http://127.0.0.1:{port}")
-        report("bare page + socket", asyncio.run(measure(f"http://127.0.0.1:{port}/", [], a.runs)))
+        base = report(
+            "bare page + socket", asyncio.run(measure(f"http://127.0.0.1:{port}/", [], a.runs))
+        )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -171,10 +175,16 @@ def main() -> None:
         try:
             cookies = asyncio.run(login_cookie(served.url))
             rows = asyncio.run(measure(served.url + "/agent", cookies, a.runs))
-            report("agent page (/agent), idle desk", rows)
+            page = report("agent page (/agent), idle desk", rows)
         finally:
             served.stop()
     print("goal: under 300 kB and under 500 ms to interactive")
+    bare = "bare page + socket, same run and browser"
+    FIGURES.add("agent page first load, bytes", page[0], "kB", baseline=base[0],
+                baseline_label=bare, goal="< 300")  # fmt: skip
+    FIGURES.add("agent page time to interactive, median", page[1], "ms", baseline=base[1],
+                baseline_label=bare, goal="< 500")  # fmt: skip
+    FIGURES.write(a.json, "bench_agent_page", runs=a.runs)
 
 
 if __name__ == "__main__":

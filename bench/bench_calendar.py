@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from _common import FIGURES, json_option
+
 from callcenter.calendar import MOSCOW, WorkCalendar
 
 HOURS = (12, 100, 500, 2000)
@@ -44,6 +46,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    json_option(parser)
     args = parser.parse_args()
 
     cal = WorkCalendar()
@@ -81,6 +84,14 @@ def main() -> None:
     print(f"{'-' * width}  -------")
     for name, us in rows:
         print(f"{name:<{width}}  {us:7.2f}")
+    first = rows[0][1]
+    for name, us in rows:
+        flat = name.startswith("add_working_hours") and name != rows[0][0]
+        FIGURES.add(f"calendar {name}", us, "µs",
+                    baseline=first if flat else None,
+                    baseline_label=rows[0][0] if flat else "",
+                    goal="ratio <= 2" if flat else None)  # fmt: skip
+    FIGURES.write(args.json, "bench_calendar", calls=args.calls)
 
 
 if __name__ == "__main__":

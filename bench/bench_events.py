@@ -18,7 +18,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import ROOT, LeanClient, Served, cli, env_for, free_port, load, summary
+from _common import (
+    FIGURES,
+    ROOT,
+    LeanClient,
+    Served,
+    cli,
+    env_for,
+    free_port,
+    json_option,
+    load,
+    pct,
+    summary,
+)
 
 
 def bodies(n: int, tag: str) -> list[dict]:
@@ -115,6 +127,14 @@ def run(
             proc.wait(10)
     print(summary(f"{label} bare aiohttp insert", bsecs, blat))
     print(f"{label}: callcenter at {(n / secs) / (n / bsecs) * 100:.0f} % of the bare figure\n")
+    bare_label = "bare aiohttp insert, same run"
+    FIGURES.add(f"events, {label}, {conc} clients", n / secs, "/s", baseline=n / bsecs,
+                baseline_label=bare_label, goal=">= 2000")  # fmt: skip
+    FIGURES.add(f"events against the bare insert, {label}", n / secs, "/s", baseline=n / bsecs,
+                baseline_label=bare_label, goal="ratio >= 1.5")  # fmt: skip
+    FIGURES.add(f"event p99, {label}", pct(lat, 99) * 1000, "ms", baseline=pct(blat, 99) * 1000,
+                baseline_label=bare_label)  # fmt: skip
+    FIGURES.add(f"service CPU per event, {label}", cpu / n * 1e6, "µs")
 
 
 def main() -> None:
@@ -128,6 +148,7 @@ def main() -> None:
         default=1,
         help="serve processes on the one PostgreSQL (and as many bare ones), load spread over them",
     )
+    json_option(ap)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-ev-"))
     run(f"sqlite+aiosqlite:///{work}/ev.sqlite3", work, args.events, args.concurrency, "SQLite")
@@ -144,6 +165,7 @@ def main() -> None:
             reset=lambda: asyncio.run(reset_postgres(args.pg)),
             instances=args.pg_instances,
         )
+    FIGURES.write(args.json, "bench_events", events=args.events, concurrency=args.concurrency)
 
 
 if __name__ == "__main__":

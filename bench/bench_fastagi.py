@@ -26,7 +26,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from _common import ROOT, Served, cli
+from _common import FIGURES, ROOT, Served, cli, json_option, pct
 
 sys.path.insert(0, str(ROOT))
 
@@ -74,6 +74,29 @@ async def dialogues(port: int, n: int, conc: int, rate: float | None = None) -> 
     return time.perf_counter() - t0
 
 
+async def bare_round_trips(db_url: str, n: int, rate: float) -> list[float]:
+    """The floor of a PostgreSQL dialogue: ``SELECT 1`` over a bare asyncpg connection, one
+    at a time at ``rate`` a second, timed in this process (ms)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(db_url).set(drivername="postgresql")
+    conn = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        for _ in range(50):
+            await conn.fetchval("SELECT 1")
+        out = []
+        start = time.perf_counter()
+        for i in range(n):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            t0 = time.perf_counter()
+            await conn.fetchval("SELECT 1")
+            out.append((time.perf_counter() - t0) * 1000)
+        return out
+    finally:
+        await conn.close()
+
+
 def prepare(db_url: str, work: Path) -> None:
     """A migrated database holding the one valid certificate the dialogues enter."""
     cli(db_url, "db", "upgrade")
@@ -106,6 +129,7 @@ def bench_fastagi(db_url: str, work: Path, n: int, conc: int, rate: float, label
         f" service-side wall time p50 {q.get('0.5', 0):.2f} ms, p99 {q.get('0.99', 0):.2f} ms"
         " (queueing: the service is the bottleneck by design of the run)"
     )
+    secs_flat, cpu_flat = secs, cpu
     served = Served(db_url, work, **OPEN)
     try:
         asyncio.run(dialogues(served.agi_port, 50, conc))  # a short warm-up (its samples count)
@@ -115,6 +139,23 @@ def bench_fastagi(db_url: str, work: Path, n: int, conc: int, rate: float, label
         q = quantiles(served.url, metric)
     finally:
         served.stop()
+    FIGURES.add(f"FastAGI flat out, {label}", n / secs_flat, "dialogues/s", goal=">= 300")
+    FIGURES.add(f"FastAGI service CPU per dialogue, {label}", cpu_flat / n * 1000, "ms",
+                goal="<= 3")  # fmt: skip
+    bare: dict[str, float] = {}
+    if label == "PostgreSQL":  # the floor, measured in the same run against the same server
+        trips = asyncio.run(bare_round_trips(db_url, min(n, 3000), rate))
+        bare = {"0.5": statistics.median(trips), "0.99": pct(trips, 99)}
+        print(
+            f"{label:<11} bare asyncpg round trip (SELECT 1) at {rate:.0f}/s: "
+            f"p50 {bare['0.5']:.2f} ms, p99 {bare['0.99']:.2f} ms"
+        )
+    floor = "one bare asyncpg round trip, same run" if bare else ""
+    FIGURES.add(f"FastAGI at {rate:.0f}/s, {label}: wall p50", q.get("0.5", 0), "ms",
+                baseline=bare.get("0.5"), baseline_label=floor, goal="<= 3")  # fmt: skip
+    FIGURES.add(f"FastAGI at {rate:.0f}/s, {label}: wall p99", q.get("0.99", 0), "ms",
+                baseline=bare.get("0.99"), baseline_label=floor, goal="<= 30")  # fmt: skip
+    FIGURES.add(f"FastAGI at {rate:.0f}/s, {label}: CPU per dialogue", cpu / n * 1000, "ms")
     print(
         f"{label:<11} FastAGI, calls arriving at {rate:.0f}/s, up to {conc} at once: "
         f"{n / secs:5.0f} dialogues/s; service CPU per dialogue {cpu / n * 1000:.2f} ms"
@@ -205,6 +246,9 @@ def bench_process_agi(db_url: str, work: Path, runs: int, baseline: Path | None 
         label = labels[name]
         s = statistics.median(times[name])
         print(f"  {s:6.1f} ms  ratio {s / b:.2f}x  {label}")
+    FIGURES.add("process AGI dialogue, installed copy", statistics.median(times["installed"]),
+                "ms", baseline=b, baseline_label="bare `python -c pass`, same run",
+                goal="ratio <= 2")  # fmt: skip
 
 
 def main() -> None:
@@ -223,6 +267,7 @@ def main() -> None:
         help="a tree of another revision (callcenter/, agi_scripts/) whose process AGI is "
         "measured alongside, in the same run (e.g. from `git archive REV | tar -x -C DIR`)",
     )
+    json_option(ap)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="cc-bench-agi-"))
     OPEN.update(
@@ -234,6 +279,7 @@ def main() -> None:
     if args.only_process:
         prepare(sqlite, work)
         bench_process_agi(sqlite, work, args.agi_runs, args.baseline)
+        FIGURES.write(args.json, "bench_fastagi", agi_runs=args.agi_runs)
         return
     bench_fastagi(sqlite, work, args.dialogues, args.concurrency, args.rate, "SQLite")
     if args.pg:
@@ -242,6 +288,9 @@ def main() -> None:
         asyncio.run(reset_postgres(args.pg))
         bench_fastagi(args.pg, work, args.dialogues, args.concurrency, args.rate, "PostgreSQL")
     bench_process_agi(sqlite, work, args.agi_runs, args.baseline)
+    FIGURES.write(
+        args.json, "bench_fastagi", dialogues=args.dialogues, rate=args.rate, pg=bool(args.pg)
+    )
 
 
 if __name__ == "__main__":

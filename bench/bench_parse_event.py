@@ -10,6 +10,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from _common import FIGURES
+
 from callcenter.domain.events import parse_event
 
 NOW = datetime(2026, 3, 17, 8, 0, tzinfo=UTC)
@@ -27,7 +29,7 @@ BODIES = [
 ]  # fmt: skip
 
 
-def main(n: int = 40_000) -> None:
+def main(n: int = 40_000, json_path: str | None = None) -> None:
     best = 0.0
     for _ in range(5):
         t0 = time.perf_counter()
@@ -35,7 +37,14 @@ def main(n: int = 40_000) -> None:
             parse_event(BODIES[i % 5], NOW)
         best = max(best, n / (time.perf_counter() - t0))
     print(f"parse_event: {best:,.0f} events/s (best of 5 x {n})")
+    FIGURES.add("parse_event, the five kinds", best, "/s")
+    FIGURES.write(json_path, "bench_parse_event", rounds=n)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40_000)
+    argv = sys.argv[1:]
+    path = None
+    if "--json" in argv:  # bench/run_all.py's option, as the other scripts take it
+        i = argv.index("--json")
+        path, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
+    main(int(argv[0]) if argv else 40_000, path)

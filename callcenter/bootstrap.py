@@ -32,7 +32,9 @@ from callcenter.services.notifier import Notifier
 from callcenter.services.policy import PolicyService
 from callcenter.services.registry import CertificateRegistry
 from callcenter.services.reports import ReportService, Reviews
+from callcenter.services.retention import Retention
 from callcenter.services.scheduler import Scheduler
+from callcenter.services.supervision import SupervisorQueries
 from callcenter.services.tickets import TicketService
 from callcenter.services.timing import CallTiming
 from callcenter.services.voicemail import VoicemailService
@@ -110,10 +112,17 @@ class Container:
     helpdesk: object | None = None
     answers: AnswerPoller | None = None
     helpdesk_inbox: HelpdeskInbox | None = None
+    #: on PostgreSQL: the notes' relay between instances (run by ``serve``)
+    bridge: object | None = None
     #: whether an exception means "the database cannot be reached now" (a 503, not a 500);
     #: installed here so that web/ need not import the adapters that know the drivers
     is_outage: Callable[[BaseException], bool] = db.is_unavailable
     metrics: Metrics = field(default_factory=Metrics)
+    #: set by ``serve`` when it runs FastAGI: whether the server is listening now
+    fastagi_listening: Callable[[], bool] | None = None
+    retention: Retention | None = None
+    #: the supervisor's screens (issue 11): board, history, a call, a certificate
+    supervisor: SupervisorQueries | None = None
     #: the supervisor's reports and the call log's filtered reads and exports
     reports: ReportService | None = None
     reviews: Reviews | None = None
@@ -121,16 +130,57 @@ class Container:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.sessions)
 
+    def read_certificates(self, path, progress=None):
+        """A certificate CSV read and checked row by row as the CLI reads it (the admin's
+        upload page): ``ParsedFile`` with the certificates or every bad row's line and reason;
+        ``progress(rows)`` is told the rows read so far now and then."""
+        from callcenter.adapters.certificate_csv import read_certificates
+
+        return read_certificates(
+            path,
+            number_format(self.settings),
+            self.settings.certificates.validity_months,
+            progress=progress,
+        )
+
     async def ping_database(self) -> None:
         """Raise unless the database answers a trivial query (the liveness probe's question)."""
         await db.ping(self.engine)
 
+    async def readiness(self) -> dict[str, str]:
+        """What ``/healthz/ready`` reports: "ok" or what is wrong, per part (the database
+        answers, its migrations are at this code's head, FastAGI listens when enabled)."""
+        parts: dict[str, str] = {}
+        try:
+            await db.ping(self.engine)
+            parts["database"] = "ok"
+        except Exception as exc:  # the probe answers whatever the database does
+            parts["database"] = f"unavailable: {type(exc).__name__}"
+        if parts["database"] == "ok":
+            try:
+                current, head = await db.current_revision(self.engine), _head_revision()
+                parts["migrations"] = "ok" if current == head else f"at {current}, code at {head}"
+            except Exception as exc:
+                parts["migrations"] = f"unknown: {type(exc).__name__}"
+        else:
+            parts["migrations"] = "unknown: database unavailable"
+        if self.settings.fastagi.enabled:
+            listening = self.fastagi_listening is not None and self.fastagi_listening()
+            parts["fastagi"] = "ok" if listening else "not listening"
+        return parts
+
     async def close(self) -> None:
+        await self.notifier.close()
         if self.outbox is not None:
             await self.outbox.close()
         await self.reader.dispose()
         await self.engine.dispose()
         self.auth.close()
+
+
+@functools.cache
+def _head_revision() -> str:
+    return db.head_revision()
 
 
 def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) -> Container:
@@ -149,6 +199,12 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
     clock = clock or SystemClock()
     notifier = Notifier()
+    bridge = None
+    if engine.dialect.name == "postgresql":  # several instances may share it: relay the notes
+        from callcenter.adapters.pg_notify import PgBridge
+
+        bridge = PgBridge(settings.database.url, notifier)
+        notifier.relay = bridge.send
     hd = settings.helpdesk
     helpdesk = build_helpdesk(settings)
     factory = TicketFactory(policy, calendars, forwarding_enabled=helpdesk is not None)
@@ -190,12 +246,13 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         "Timers given up after failing fires that waiting would not cure (see the log).",
         kind=kind,
     )
+    recordings = RecordingStore(recordings_folder(settings))
     voicemail = VoicemailService(
         uow_factory,
         factory,
         registry,
         notifier,
-        RecordingStore(recordings_folder(settings)),
+        recordings,
         max_bytes=44 + 16000 * (settings.voicemail.max_seconds + 2),
     )
     timing.on_timer = tickets.on_timer = voicemail.on_timer = scheduler.add
@@ -236,6 +293,14 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         return await read_gauges(sessions, now, soon, helpdesk.kind if helpdesk else None)
 
     metrics.refresh_with(gauges)
+    desk = AgentDesk(
+        uow_factory,
+        timing.queries,
+        registry,
+        notifier,
+        read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+    )
+    notifier.owner = desk.owner_of_note  # agents' pushes go to the call's owner only
 
     async def calendar_at(now):
         return calendars.for_policy(await policy.in_force_at(now))
@@ -254,20 +319,24 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         calls=timing,
         tickets=tickets,
         notifier=notifier,
+        bridge=bridge,
         scheduler=scheduler,
         outbox=outbox,
         ivr=ivr,
-        desk=AgentDesk(
-            uow_factory,
-            timing.queries,
-            registry,
-            notifier,
-            read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
-        ),
+        desk=desk,
         helpdesk=helpdesk,
         answers=answers,
         helpdesk_inbox=inbox,
         voicemail=voicemail,
+        retention=Retention(
+            uow_factory, settings.retention.personal_data_months, recordings.remove
+        ),
+        supervisor=SupervisorQueries(
+            functools.partial(UnitOfWork, sessions, read_only=True),
+            policy,
+            calendars,
+            timing.queries,
+        ),
         reports=ReportService(ReportSql(sessions), calendar_at, clock),
         reviews=Reviews(ReviewSql(sessions), clock),
     )

@@ -71,6 +71,56 @@ async def cmd_db_upgrade(args) -> int:
     return 0
 
 
+async def cmd_db_backup(args) -> int:
+    from callcenter.adapters import backup
+
+    try:
+        print(await asyncio.to_thread(backup.backup, _settings(args).database.url, args.file))
+    except backup.BackupError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+async def cmd_db_restore(args) -> int:
+    from callcenter.adapters import backup, db
+
+    settings = _settings(args)
+    try:
+        print(await asyncio.to_thread(backup.restore, settings.database.url, args.file))
+    except backup.BackupError as exc:
+        raise UsageError(str(exc)) from None
+    if settings.database.auto_migrate:  # a backup of an older release: bring it to this code
+        c = await _container(args, migrate=False)
+        try:
+            await db.upgrade(c.engine)
+            print(f"database at revision {await db.current_revision(c.engine)}")
+        finally:
+            await c.close()
+    return 0
+
+
+async def cmd_retention_run(args) -> int:
+    c = await _container(args)
+    try:
+        months = args.months if args.months is not None else c.retention.months
+        if months <= 0:
+            raise UsageError(
+                "retention is off: set [retention] personal_data_months "
+                "(CALLCENTER_RETENTION_PERSONAL_DATA_MONTHS) or give --months"
+            )
+        report = await c.retention.run(c.clock.now(), dry_run=args.dry_run, months=months)
+    finally:
+        await c.close()
+    verb = "would anonymise" if args.dry_run else "anonymised"
+    print(
+        f"{verb} personal data older than {_iso(report.cutoff)}: {report.calls} call(s), "
+        f"{report.events} event(s), {report.ivr_failures} IVR failure(s), "
+        f"{report.tickets} ticket(s), {report.recordings} recording(s), "
+        f"{report.outbox} outbox message(s)"
+    )
+    return 0
+
+
 async def cmd_certificates_import(args) -> int:
     from callcenter.adapters.certificate_csv import read_certificates
     from callcenter.bootstrap import number_format
@@ -454,6 +504,34 @@ def build_parser() -> argparse.ArgumentParser:
     up = dbp.add_parser("upgrade", parents=[common], help="apply migrations")
     up.add_argument("revision", nargs="?", default="head")
     up.set_defaults(func=cmd_db_upgrade)
+    bk = dbp.add_parser(
+        "backup",
+        parents=[common],
+        help="copy the database to FILE (SQLite: online backup; PostgreSQL: pg_dump)",
+    )
+    bk.add_argument("file", metavar="FILE")
+    bk.set_defaults(func=cmd_db_backup)
+    rs = dbp.add_parser(
+        "restore",
+        parents=[common],
+        help="replace the database with the backup in FILE (stop serve first), then migrate",
+    )
+    rs.add_argument("file", metavar="FILE")
+    rs.set_defaults(func=cmd_db_restore)
+
+    ret = sub.add_parser("retention", help="personal-data retention").add_subparsers(
+        dest="sub", required=True
+    )
+    rr = ret.add_parser(
+        "run",
+        parents=[common],
+        help="anonymise calls older than [retention] personal_data_months (timing kept)",
+    )
+    rr.add_argument("--dry-run", action="store_true", help="count only, change nothing")
+    rr.add_argument(
+        "--months", type=int, default=None, help="override personal_data_months (at least 1)"
+    )
+    rr.set_defaults(func=cmd_retention_run)
 
     cert = sub.add_parser("certificates", help="the certificate registry").add_subparsers(
         dest="sub", required=True

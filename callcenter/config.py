@@ -209,6 +209,17 @@ class HelpdeskSettings:
 @dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
+    #: "text" (one human line) or "json" (one JSON object a line, with the call id of a line
+    #: about a call: for a log collector)
+    format: str = "text"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    #: calls (and their tickets) older than this many months lose their personal data
+    #: (caller numbers, names, organisations, descriptions, recordings) but keep their
+    #: timing; 0 keeps everything. Run daily by ``serve`` and by ``callcenter retention run``.
+    personal_data_months: int = 0
 
 
 @dataclass(frozen=True)
@@ -228,6 +239,7 @@ class Settings:
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     helpdesk: HelpdeskSettings = field(default_factory=HelpdeskSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     source: str = "defaults"
 
     def replace(self, **sections: Any) -> Settings:
@@ -246,6 +258,7 @@ _CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("policy", "window_start"): ("agent_answer", "queue_entry"),
     ("ivr", "language"): ("ru", "en"),
     ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+    ("logging", "format"): ("text", "json"),
     ("helpdesk", "kind"): ("none", "redmine", "webhook"),
 }
 
@@ -333,6 +346,11 @@ def _validate(s: Settings) -> None:
         ),
         ("certificates.validity_months", s.certificates.validity_months >= 1, "must be at least 1"),
         ("policy.oral_window_seconds", s.policy.oral_window_seconds > 0, "must be positive"),
+        (
+            "retention.personal_data_months",
+            0 <= s.retention.personal_data_months <= 1200,
+            "must be between 0 (keep everything) and 1200 months",
+        ),
         (
             "policy.warning_seconds",
             0 <= s.policy.warning_seconds < s.policy.oral_window_seconds,

@@ -16,9 +16,17 @@ from callcenter.domain.certificates import (
 )
 from callcenter.domain.errors import Conflict
 
+#: the queue members that answer simulated calls (telephony/simulator.py)
+AGENT_INTERFACES = ("PJSIP/101", "PJSIP/102", "PJSIP/103")
+
+#: (login, role, display name, the queue interfaces Asterisk knows the agent by): the demo's
+#: simulated calls are answered by the simulator's members, one demo operator each, so every
+#: demo call pops up on an operator's screen
 DEMO_USERS = (
-    ("operator", "agent", "Оператор Иванова"),
-    ("supervisor", "supervisor", "Руководитель Петров"),
+    ("operator", "agent", "Оператор Иванова", AGENT_INTERFACES[0:1]),
+    ("operator2", "agent", "Оператор Смирнов", AGENT_INTERFACES[1:2]),
+    ("operator3", "agent", "Оператор Кузнецова", AGENT_INTERFACES[2:3]),
+    ("supervisor", "supervisor", "Руководитель Петров", ()),
 )
 
 
@@ -98,13 +106,16 @@ async def seed(container) -> list[str]:
         status = c.status_on(now.astimezone(MOSCOW).date()).value
         lines.append(f"  {c.number}  {status:<13} {c.holder_name or c.organisation}")
     lines.append("UI users (login / password):")
-    for login, role, name in DEMO_USERS:
+    for login, role, name, interfaces in DEMO_USERS:
         password = f"{login}-demo"
         try:
             await container.auth.add_user(login, role, password, now, display_name=name)
         except Conflict:
             pass
-        lines.append(f"  {login} / {password}  ({role}, {name})")
+        if interfaces:
+            await container.desk.set_interfaces(login, list(interfaces), now)
+        on = f", answers {', '.join(interfaces)}" if interfaces else ""
+        lines.append(f"  {login} / {password}  ({role}, {name}{on})")
     token = await container.auth.create_token(f"demo-pbx-{secrets.token_hex(2)}", "pbx", now)
     lines.append(f"PBX API token: {token}")
     return lines

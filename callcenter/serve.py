@@ -18,6 +18,9 @@ from callcenter.web.app import init_app
 
 log = logging.getLogger(__name__)
 FASTAGI_ADDRESS = web.AppKey("fastagi_address", tuple)
+#: how long a stopping instance lets its FastAGI dialogues finish (stop() waits 40 s more:
+#: the events still queued are written after it)
+DRAIN_SECONDS = 25.0  # within the systemd unit's TimeoutStopSec=45
 
 
 async def prepare(settings: Settings, *, demo: bool = False, clock=None):
@@ -92,14 +95,19 @@ async def fastagi_context(app):
 
     container = app[CONTAINER]
     s = container.settings.fastagi
-    thread = FastAgiThread(fastagi_container_factory(container), s.host, s.port)
+    # SIGTERM drains: no new dialogue here (Asterisk tries the next instance), those in
+    # progress finish (a dialogue with voicemail takes the longest), then the thread stops
+    thread = FastAgiThread(
+        fastagi_container_factory(container), s.host, s.port, drain_seconds=DRAIN_SECONDS
+    )
     host, port = await asyncio.to_thread(thread.start)
     app[FASTAGI_ADDRESS] = (host, port)
+    container.fastagi_listening = thread.listening
     print(f"FastAGI on agi://{host}:{port}/collect_certificate", flush=True)
     try:
         yield
     finally:
-        await asyncio.to_thread(thread.stop)
+        await asyncio.to_thread(thread.stop, DRAIN_SECONDS + 40)
 
 
 async def _demo_calls(container) -> None:
@@ -159,6 +167,8 @@ timers_context = _owned_task("timers", lambda c: c.scheduler.run())
 outbox_context = _owned_task("outbox", lambda c: c.outbox.run())
 answers_context = _owned_task("helpdesk-answers", lambda c: c.answers.run())
 demo_calls_context = _owned_task("demo-calls", _demo_calls)
+bridge_context = _owned_task("notes-bridge", lambda c: c.bridge.run())
+retention_context = _owned_task("retention", lambda c: c.retention.run_daily(c.clock))
 
 
 async def ami_context(app):
@@ -215,10 +225,14 @@ async def events_context(app):
 def background_contexts(container, *, demo: bool = False) -> list:
     """Cleanup contexts for the timers, the outbox, FastAGI and other owned tasks."""
     contexts = [events_context, timers_context]
+    if container.bridge is not None:  # PostgreSQL: notes to and from the other instances
+        contexts.append(bridge_context)
     if container.outbox is not None:
         contexts.append(outbox_context)
     if container.answers is not None:
         contexts.append(answers_context)
+    if container.settings.retention.personal_data_months > 0:
+        contexts.append(retention_context)
     if container.settings.ami.enabled:
         contexts.append(ami_context)
     if container.settings.fastagi.enabled:
@@ -229,13 +243,20 @@ def background_contexts(container, *, demo: bool = False) -> list:
 
 
 async def serve(settings: Settings, *, demo: bool = False) -> None:
-    logging.basicConfig(
-        level=settings.logging.level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
+    from callcenter import logs
+
+    logs.configure(settings.logging.level, settings.logging.format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     _check_ports(settings)  # before seeding: a second `serve --demo` must not touch the data
+    lock = single_instance_lock(settings.database.url)  # held until the process ends
+    try:
+        await _serve(settings, demo=demo)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+async def _serve(settings: Settings, *, demo: bool) -> None:
     container = await prepare(settings, demo=demo)
     app = init_app(container, extra_contexts=background_contexts(container, demo=demo))
     runner = web.AppRunner(app, access_log=None)
@@ -263,6 +284,36 @@ async def serve(settings: Settings, *, demo: bool = False) -> None:
     finally:
         await runner.cleanup()
         await container.close()
+
+
+def single_instance_lock(database_url: str):
+    """SQLite serves one instance: an exclusive lock on ``<file>.serve-lock`` beside the
+    database, held as long as the process (the kernel drops it if the process dies, even by
+    ``kill -9``). A second ``serve`` on the same file stops at once with one line; the
+    command-line tools (backups, imports) are not refused. None for PostgreSQL, where
+    several instances share the database (the notes relayed by ``adapters/pg_notify.py``)."""
+    import fcntl
+    from pathlib import Path
+
+    from sqlalchemy.engine import make_url
+
+    u = make_url(database_url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    if u.database.startswith("file:"):
+        return None
+    path = Path(u.database).expanduser().resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{path}.serve-lock", "a+")  # held for the process's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise OSError(
+            f"[database] {path} is already served by another callcenter serve: SQLite serves "
+            "one instance (several instances need PostgreSQL)"
+        ) from None
+    return handle
 
 
 def _check_ports(settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,6 +34,7 @@ COLUMNS = (
     "services",
 )
 REQUIRED = ("number", "valid_from")
+PROGRESS_ROWS = 1000
 _CONTACT = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<phone>[^<>]+)>\s*$")
 
 
@@ -139,8 +141,14 @@ def parse_row(row: dict[str, str], fmt: NumberFormat, validity_months: int) -> C
     )
 
 
-def read_certificates(path: str | Path, fmt: NumberFormat, validity_months: int = 12) -> ParsedFile:
-    """Parse the whole file; ``errors`` lists (line, reason) for every bad row."""
+def read_certificates(
+    path: str | Path,
+    fmt: NumberFormat,
+    validity_months: int = 12,
+    progress: Callable[[int], None] | None = None,
+) -> ParsedFile:
+    """Parse the whole file; ``errors`` lists (line, reason) for every bad row.
+    ``progress`` is told the rows read so far every :data:`PROGRESS_ROWS` rows."""
     out = ParsedFile()
     try:
         fh = open(path, encoding="utf-8-sig", newline="")
@@ -172,6 +180,8 @@ def read_certificates(path: str | Path, fmt: NumberFormat, validity_months: int 
             line = reader.line_num + 1
             for row in reader:
                 out.rows += 1
+                if progress and out.rows % PROGRESS_ROWS == 0:
+                    progress(out.rows)
                 if None in row:
                     out.errors.append((line, f"{len(row[None])} more field(s) than the header has"))
                 else:

@@ -105,6 +105,16 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
     cur.close()
+    # SQLite's own lower() knows ASCII only: the call log's search by organisation is Cyrillic
+    dbapi_conn.create_function(UNICODE_LOWER, 1, _unicode_lower, deterministic=True)
+
+
+#: a Unicode-aware lower() on SQLite (PostgreSQL's own lower() is one)
+UNICODE_LOWER = "cc_lower"
+
+
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
 
 
 def _sqlite_reset(dbapi_conn, record, _state) -> None:

@@ -50,3 +50,11 @@ class RecordingStore:
             return None
         path = self.folder / name
         return path if path.is_file() else None
+
+    def remove(self, name: str) -> bool:
+        """Delete a stored recording (personal-data retention); True if a file was there."""
+        path = self.path(name)
+        if path is None:
+            return False
+        path.unlink(missing_ok=True)
+        return True

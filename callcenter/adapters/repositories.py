@@ -595,6 +595,7 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         from callcenter.adapters.agent_store import AgentRepository
+        from callcenter.adapters.board_sql import SupervisorReads
         from callcenter.adapters.call_store import (
             CallRepository,
             HelpdeskSyncRepository,
@@ -603,6 +604,7 @@ class UnitOfWork:
             TicketRepository,
             WindowRepository,
         )
+        from callcenter.adapters.retention_store import RetentionRepository
 
         bind = self._sessions.kw.get("bind")
         if bind is not None and bind.dialect.name == "sqlite" and not self._read_only:
@@ -621,6 +623,8 @@ class UnitOfWork:
         self.events = EventRepository(self.session)
         self.lockouts = LockoutRepository(self.session)
         self.agents = AgentRepository(self.session)
+        self.retention = RetentionRepository(self.session)
+        self.supervisor = SupervisorReads(self.session)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -128,6 +128,14 @@ class AgentDesk:
         self._memo = _Memo()
         #: how many pops were built (the ingest path builds none: sockets build them lazily)
         self.pops_built = 0
+        watch = getattr(notifier, "watch", None)
+        if watch is not None:  # a mapping changed here or on another instance
+            watch("interfaces_changed", lambda _note: self.forget_owners())
+
+    def forget_owners(self) -> None:
+        """Drop the cached owners and directory: the next question reads them again."""
+        self._owners.clear()
+        self._directory = None
 
     # --- who an agent is to Asterisk ---------------------------------------------------------
 
@@ -163,8 +171,9 @@ class AgentDesk:
             _refuse_taken(await uow.agents.owners(wanted), login)
             await uow.agents.replace_interfaces(user.id, wanted, now)
             await uow.commit()
-        self._owners.clear()
-        self._directory = None
+        self.forget_owners()
+        # the other instances forget theirs too (relayed on PostgreSQL)
+        self.notifier.publish({"type": "interfaces_changed", "login": login})
         return wanted
 
     # --- ownership ---------------------------------------------------------------------------
@@ -212,23 +221,15 @@ class AgentDesk:
         if owner is not None and owner != login:
             raise Forbidden("this call belongs to another agent", code="not_your_call")
 
-    async def may_see(self, login: str, role: str, note: dict[str, Any]) -> bool:
-        """Whether a pushed note is for this socket: an agent gets their own calls, calls
-        that belong to nobody, their own state; supervisors and admins everything."""
-        if role != "agent":
-            return True
-        if note.get("type") == "supervisor_alert":
-            return False
-        if "login" in note:
-            return note["login"] == login
-        call_id = note.get("call_id")
-        if not call_id:
-            return True
+    async def owner_of_note(self, note: dict[str, Any]) -> str | None:
+        """The login owning the call a pushed note is about (None: nobody's), for the
+        notifier's routing: an agent gets their own calls and calls that belong to nobody."""
+        call_id = note["call_id"]
         hit = self._owners.get(call_id)
         if (hit is None or hit[1] <= time.monotonic()) and note.get("agent"):
             # the note names the interface (window_opened, window_warning): no call read
             self._remember(call_id, await self._directory_owner(note["agent"]))
-        return (await self.owner(call_id)) in (None, login)
+        return await self.owner(call_id)
 
     # --- the desk and the pop ----------------------------------------------------------------
 
@@ -440,6 +441,12 @@ def _refuse_taken(owners: dict[str, str], login: str) -> None:
             code="interface_taken",
             interface=iface,
         )
+
+
+def agent_state(current: dict | None, paused) -> AgentState:
+    """An agent's state from their current call's row and their pause row: the desk's rule,
+    which the supervisor's board applies to every agent at once."""
+    return _state(current, paused)
 
 
 def _state(row: dict | None, paused) -> AgentState:

@@ -21,6 +21,8 @@ from callcenter.services.group_commit import GroupCommit
 from callcenter.services.oral_window import OralWindows
 
 log = logging.getLogger(__name__)
+#: events that change who waits in the queue: pushed to supervisors as ``queue_changed``
+QUEUE_EVENTS = frozenset({"queued", "call_ended"})
 
 
 @functools.cache
@@ -82,6 +84,9 @@ class CallLog:
         event = parse_event(body, now, self.instants)
         new = await self._journal.submit((event, now))
         log.info("call %s: %s %s", event.call_id, event.event, "stored" if new else "repeated")
+        if new and event.event in QUEUE_EVENTS:
+            # the supervisor's board: a caller joined or left the queue (no window yet)
+            self.aftermath.notifier.publish({"type": "queue_changed", "call_id": event.call_id})
         return event, new
 
     async def _record_batch(self, items: Sequence[tuple[CallEvent, datetime]]) -> list[bool]:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from callcenter.domain.events import CallEvent, InstantRange
+from callcenter.domain.log_context import bind_call
 from callcenter.domain.timers import TimerKind
 from callcenter.services.agent_actions import AgentActions
 from callcenter.services.call_log import CallLog
@@ -67,7 +68,17 @@ class CallTiming:
     # --- the call log ------------------------------------------------------------------------
 
     async def record(self, body: Any, now: datetime) -> tuple[CallEvent, bool]:
+        if isinstance(body, dict):
+            bind_call(body.get("call_id"))  # every log line of this work names the call
         return await self.log.record(body, now)
+
+    async def fire_warning(self, call_id: str, now: datetime) -> bool:
+        bind_call(call_id)
+        return await self.windows.fire_warning(call_id, now)
+
+    async def fire_deadline(self, call_id: str, now: datetime) -> bool:
+        bind_call(call_id)
+        return await self.windows.fire_deadline(call_id, now)
 
     async def drain(self) -> None:
         await self.log.drain()
@@ -76,12 +87,6 @@ class CallTiming:
         return await self.log.events(call_id)
 
     # --- timers ------------------------------------------------------------------------------
-
-    async def fire_warning(self, call_id: str, now: datetime) -> bool:
-        return await self.windows.fire_warning(call_id, now)
-
-    async def fire_deadline(self, call_id: str, now: datetime) -> bool:
-        return await self.windows.fire_deadline(call_id, now)
 
     async def pending_timers(self) -> list[tuple[datetime, TimerKind, Any]]:
         """Everything a scheduler must arm on start: running windows, unwarned tickets."""

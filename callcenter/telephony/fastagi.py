@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator
 
 from callcenter.domain.errors import DomainError
+from callcenter.domain.log_context import bind_call
 from callcenter.telephony import agi
 from callcenter.telephony import ivr as flows
 from callcenter.telephony.spool import Spool
@@ -46,6 +47,7 @@ class InProcessResolver:
 
     async def __call__(self, action):
         c = self.c
+        bind_call(getattr(action, "call_id", None))  # this dialogue's lines name its call
         if isinstance(action, flows.Report):
             return await self._report(action.event)
         try:
@@ -384,8 +386,12 @@ def service_spool(settings) -> Spool:
 
 
 @contextlib.asynccontextmanager
-async def fastagi_server(container, host: str, port: int) -> AsyncIterator[asyncio.Server]:
-    """Serve FastAGI until the context ends; open sessions are cancelled and awaited."""
+async def fastagi_server(
+    container, host: str, port: int, *, drain_seconds: float = 0.0
+) -> AsyncIterator[asyncio.Server]:
+    """Serve FastAGI until the context ends: it stops accepting at once, lets the dialogues
+    in progress finish for up to ``drain_seconds`` (a restart's drain: Asterisk goes on to
+    the next instance for new calls), then cancels and awaits what is left."""
     spool = service_spool(container.settings)
     resolve = InProcessResolver(container, spool)
     options = flows.IvrOptions.from_settings(container.settings, "fastagi")
@@ -429,6 +435,11 @@ async def fastagi_server(container, host: str, port: int) -> AsyncIterator[async
         yield server
     finally:
         server.close()
+        if drain_seconds > 0 and sessions:
+            log.info("FastAGI draining: %d dialogue(s) in progress", len(sessions))
+            await asyncio.wait(list(sessions), timeout=drain_seconds)
+            if sessions:
+                log.warning("FastAGI: %d dialogue(s) still running after the drain", len(sessions))
         flusher.cancel()
         for task in list(sessions):
             task.cancel()
@@ -447,8 +458,11 @@ class FastAgiThread:
     systemd watchdog is pinged from this loop (:mod:`callcenter.telephony.sdnotify`).
     """
 
-    def __init__(self, make_container, host: str, port: int, *, environ=None) -> None:
+    def __init__(
+        self, make_container, host: str, port: int, *, environ=None, drain_seconds: float = 0.0
+    ) -> None:
         self.make_container, self.host, self.port = make_container, host, port
+        self.drain_seconds = drain_seconds
         self.environ = environ
         self.address: tuple[str, int] | None = None
         self._ready = threading.Event()
@@ -466,6 +480,15 @@ class FastAgiThread:
             raise self._error
         assert self.address is not None
         return self.address
+
+    def listening(self) -> bool:
+        """Serving now: started, its thread alive and not told to stop (readiness probe)."""
+        return (
+            self.address is not None
+            and self._thread.is_alive()
+            and self._stop is not None
+            and not self._stop.is_set()
+        )
 
     def stop(self, timeout: float = 40.0) -> None:
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
@@ -490,7 +513,9 @@ class FastAgiThread:
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
         container = await self.make_container()
         try:
-            async with fastagi_server(container, self.host, self.port) as server:
+            async with fastagi_server(
+                container, self.host, self.port, drain_seconds=self.drain_seconds
+            ) as server:
                 self.address = server.sockets[0].getsockname()[:2]
                 self._ready.set()
                 sdnotify.notify("READY=1", self.environ)

@@ -28,6 +28,10 @@ class HttpError(Exception):
         return 400 <= self.status < 500 and self.status not in (401, 403, 408, 429)
 
 
+#: statuses meaning "this instance cannot answer now" (a balancer's, or one draining)
+_NEXT = (502, 503, 504)
+
+
 class _Stale(Exception):
     """A kept-alive socket the server had closed: nothing was answered, try a fresh one."""
 
@@ -37,15 +41,26 @@ class ServiceClient:
 
     A raw HTTP/1.1 keep-alive client on a socket: ``http.client`` imports the ``email``
     package, which alone costs a process AGI ~30 ms at every call's start.
+
+    ``base_url`` may name several instances, comma-separated: a call that cannot reach one
+    (refused, timed out, 502/503/504, not HTTP) is tried on the next within the same time
+    limit, each try given an equal share of what is left; the one that answered is kept for
+    the rest of the process. A 4xx is an answer, not a reason to try elsewhere.
     """
 
     def __init__(self, base_url: str, token: str, lookup_timeout: float = 3.0) -> None:
         self.url = base_url
-        scheme, hostname, port, path = _split_url(base_url)
-        self._tls = scheme == "https"
-        self._host = hostname or "127.0.0.1"
-        self._port = port or (443 if self._tls else 80)
-        self._prefix = path.rstrip("/")
+        self._targets = []
+        for one in base_url.split(","):
+            one = one.strip()
+            if one:
+                scheme, hostname, port, path = _split_url(one)
+                tls = scheme == "https"
+                target = (tls, hostname or "127.0.0.1", port or (443 if tls else 80))
+                self._targets.append((*target, path.rstrip("/")))
+        if not self._targets:
+            self._targets.append((False, "127.0.0.1", 80, ""))
+        self._use(0)
         self._auth = f"Bearer {token}"
         self.lookup_timeout = lookup_timeout
         self._sock = None
@@ -53,23 +68,41 @@ class ServiceClient:
         self.down = False
         self.errors: list[str] = []
         self.last_error: Exception | None = None
+        #: how many times a call went on to the next instance
+        self.failovers = 0
+
+    def _use(self, index: int) -> None:
+        self._at = index
+        self._tls, self._host, self._port, self._prefix = self._targets[index]
 
     def call(self, method: str, path: str, body: object = None, timeout: float = REPORT_TIMEOUT):
         """The decoded JSON answer, or None when the service failed (and is now 'down')."""
         if self.down:
             return None
-        try:
+        deadline = time.monotonic() + timeout
+        n = len(self._targets)
+        for tried in range(n):
+            left = deadline - time.monotonic()
+            if tried and left <= 0.05:
+                break
+            share = left / (n - tried)  # the last try has all that is left
             try:
-                return self._request(method, path, body, timeout)
-            except _Stale:
-                self.close()  # aiohttp drops idle keep-alive sockets after 75 s
-                return self._request(method, path, body, timeout)
-        except (OSError, HttpError, _Stale, ValueError, KeyError, IndexError) as exc:
-            self.last_error = exc
-            self.down = True
-            self.errors.append(f"{method} {path}: {exc}")
-            self.close()
-            return None
+                try:
+                    return self._request(method, path, body, share)
+                except _Stale:
+                    self.close()  # aiohttp drops idle keep-alive sockets after 75 s
+                    return self._request(method, path, body, share)
+            except (OSError, HttpError, _Stale, ValueError, KeyError, IndexError) as exc:
+                self.last_error = exc
+                self.errors.append(f"{method} {path} ({self._host}:{self._port}): {exc}")
+                self.close()
+                if isinstance(exc, HttpError) and exc.status and exc.status not in _NEXT:
+                    break  # an answer (4xx, 500): another instance would say the same
+                if n > 1 and tried + 1 < n:
+                    self.failovers += 1
+                    self._use((self._at + 1) % n)
+        self.down = True
+        return None
 
     def _connect(self, timeout: float):
         if not self._tls:

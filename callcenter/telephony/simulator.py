@@ -148,6 +148,8 @@ def plan_call(
     scenario: str, rng: random.Random, numbers: list[str], contacts: dict[str, str]
 ) -> SimCall:
     """A call of the given kind with random but plausible inputs and timings."""
+    from callcenter.demo import AGENT_INTERFACES  # the demo's operators answer on these
+
     n = next(_ids)
     uniqueid = f"{int(time.time())}.{n}"
     caller = f"7900{rng.randrange(10**7):07d}"
@@ -175,7 +177,7 @@ def plan_call(
         inputs,
         talk_seconds=talk,
         wait_seconds=rng.uniform(3, 40),
-        agent=f"PJSIP/{rng.choice((101, 102, 103))}",
+        agent=rng.choice(AGENT_INTERFACES),
         uniqueid=uniqueid,
     )
 

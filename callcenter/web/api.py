@@ -29,6 +29,20 @@ async def healthz(request: web.Request) -> web.Response:
         )
 
 
+@routes.get("/healthz/live")
+async def healthz_live(request: web.Request) -> web.Response:
+    """The process answers; nothing else is asked (a restart would not cure a database)."""
+    return json_response({"status": "ok"})
+
+
+@routes.get("/healthz/ready")
+async def healthz_ready(request: web.Request) -> web.Response:
+    """Fit for traffic: the database answers, its schema is current, FastAGI listens."""
+    parts = await request.app[CONTAINER].readiness()
+    ready = all(v == "ok" for v in parts.values())
+    return json_response({"status": "ok" if ready else "not_ready", **parts}, 200 if ready else 503)
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     metrics = request.app[CONTAINER].metrics

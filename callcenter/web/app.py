@@ -15,7 +15,10 @@ from callcenter.web.pages import admin as admin_pages
 from callcenter.web.pages import agent as agent_pages
 from callcenter.web.pages import login as login_pages
 from callcenter.web.pages import page_middleware
+from callcenter.web.pages import portal as portal_pages
 from callcenter.web.pages import reports as report_pages
+from callcenter.web.pages import supervisor as supervisor_pages
+from callcenter.web.pages import tickets as ticket_pages
 
 
 def init_app(container, *, extra_contexts=()) -> web.Application:
@@ -41,7 +44,12 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.add_routes(login_pages.routes)
     app.add_routes(agent_pages.routes)
     app.add_routes(admin_pages.routes)
+    app.add_routes(supervisor_pages.routes)
     app.add_routes(report_pages.routes)  # the supervisor's reports and exports
+    app.add_routes(portal_pages.routes)  # issue 11, admin helper: portal, tickets
+    app.add_routes(ticket_pages.routes)
+    admin_pages.install(app)
+    portal_pages.install(app)
     for ctx in extra_contexts:
         app.cleanup_ctx.append(ctx)
     return app

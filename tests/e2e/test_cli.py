@@ -183,6 +183,13 @@ def test_serve_demo_and_a_created_token(sqlite_cli, service_factory):
     svc = service_factory(sqlite_cli.env)
     log = svc.log()
     assert "operator / operator-demo" in log
+    # every member the demo's simulated calls connect to is a demo operator's: their pops show
+    from callcenter.demo import AGENT_INTERFACES
+
+    listed = sqlite_cli.run("users", "list", check=True).stdout
+    for interface in AGENT_INTERFACES:
+        (row,) = [ln for ln in listed.splitlines() if interface in ln]
+        assert row.split()[0].startswith("operator")
     numbers = [ln.split()[0] for ln in log.splitlines() if ln.startswith("  1000")]
     assert len(numbers) == 5
     req = urllib.request.Request(

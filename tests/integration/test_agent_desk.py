@@ -348,7 +348,7 @@ async def test_stream_targets_owners_and_catches_up(client, container, clock, pe
     msg = await _next(a, "window_opened")
     assert msg["type"] == "call_connected" and msg["call"]["call_id"] == "A.1"
     assert msg["call"]["certificate"]["holder_name"] == "Пётр Сидоров"
-    sup = await _next(boss, "window_opened")
+    sup = await _next(boss, "window_opened", "queue_changed")
     assert (sup["type"], sup["call"]["call_id"]) == ("call_connected", "A.1")
     # one pop built for the note, shared by both sockets that may see it
     assert container.desk.pops_built == built + 1
@@ -357,7 +357,7 @@ async def test_stream_targets_owners_and_catches_up(client, container, clock, pe
     await connect(container, clock, "B.1", "PJSIP/102")
     msg = await _next(b, "window_opened")
     assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "B.1")
-    assert (await _next(boss, "window_opened"))["call"]["call_id"] == "B.1"
+    assert (await _next(boss, "window_opened", "queue_changed"))["call"]["call_id"] == "B.1"
 
     # an update by the owner reaches the owner and the supervisor, with the pop
     r = await client.patch("/api/v1/calls/A.1", json={"subject": "ЭЦП"}, headers=people["иванова"])

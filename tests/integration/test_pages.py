@@ -229,7 +229,7 @@ async def test_each_role_lands_on_its_home_and_a_signed_in_login_page_moves_on(
 ):
     for name, role, home in (
         ("аг", "agent", "/agent"),
-        ("рук", "supervisor", "/agent"),
+        ("рук", "supervisor", "/supervisor/board"),
         ("адм", "admin", "/admin/users"),
     ):
         await container.auth.add_user(name, role, PASSWORD, clock.now())

@@ -24,7 +24,7 @@ from callcenter.web.errors import ERROR_CODE, status_for
 
 STATIC_PREFIX = "/static"
 _NOT_PAGES = ("/api/", STATIC_PREFIX + "/")
-_NOT_PAGE_PATHS = frozenset({"/healthz", "/metrics"})
+_NOT_PAGE_PATHS = frozenset({"/healthz", "/healthz/live", "/healthz/ready", "/metrics"})
 LANG: web.RequestKey[str] = web.RequestKey("lang", str)
 
 
@@ -68,9 +68,9 @@ def local_path(candidate: str | None, default: str = "/") -> str:
 
 
 def home_of(role: str) -> str:
-    """Where a signed-in user lands: agents and supervisors on the agent's desk (until the
-    supervisor's screens exist), admins on the users page."""
-    return "/admin/users" if role == "admin" else "/agent"
+    """Where a signed-in user lands: agents on their desk, supervisors on the live board,
+    admins on the users page."""
+    return {"admin": "/admin/users", "supervisor": "/supervisor/board"}.get(role, "/agent")
 
 
 def _context(request: web.Request) -> dict:

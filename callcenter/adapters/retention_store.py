@@ -1,0 +1,132 @@
+"""The statements of the personal-data retention job (``services/retention.py``).
+
+Each method changes only personal fields of rows older than the cutoff that still hold some,
+so a second run finds nothing to do (idempotent) and the rows' timing columns (started,
+queued, connected, ended, the window, the ticket's received/due/answered instants) are
+never written.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callcenter.adapters import tables as t
+
+#: fields of the call's events that name or reach the caller
+_EVENT_PERSONAL = ("caller_number",)
+
+
+class RetentionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def calls(self, cutoff: datetime, *, apply: bool) -> int:
+        c = t.calls
+        old = or_(c.c.started_at < cutoff, and_(c.c.started_at.is_(None), c.c.updated_at < cutoff))
+        personal = or_(
+            c.c.caller_number.is_not(None),
+            c.c.caller_name != "",
+            c.c.organisation != "",
+            c.c.description != "",
+            c.c.subject != "",
+            c.c.outcome_note != "",
+        )
+        where = and_(old, personal)
+        if not apply:
+            return await self._count(c, where)
+        result = await self.session.execute(
+            update(c)
+            .where(where)
+            .values(
+                caller_number=None,
+                caller_name="",
+                organisation="",
+                description="",
+                subject="",
+                outcome_note="",
+            )
+        )
+        return result.rowcount
+
+    async def events(self, cutoff: datetime, *, apply: bool) -> int:
+        """The caller number kept in each old ``call_started`` event (the call's record is
+        recomputed from its events: left there, it would come back). The stored dedup key
+        is kept, so the same event sent again is still recognised and ignored."""
+        e = t.call_events
+        rows = await self.session.execute(
+            select(e.c.id, e.c.data).where(
+                e.c.event == "call_started", e.c.at < cutoff, e.c.data.like('%"caller_number"%')
+            )
+        )
+        changed = 0
+        for row_id, raw in rows.all():
+            data = json.loads(raw)
+            if not any(k in data for k in _EVENT_PERSONAL):
+                continue
+            changed += 1
+            if apply:
+                for k in _EVENT_PERSONAL:
+                    data.pop(k, None)
+                await self.session.execute(
+                    update(e)
+                    .where(e.c.id == row_id)
+                    .values(data=json.dumps(data, ensure_ascii=False))
+                )
+        return changed
+
+    async def ivr_failures(self, cutoff: datetime, *, apply: bool) -> int:
+        f = t.ivr_failures
+        where = and_(f.c.at < cutoff, f.c.caller.is_not(None))
+        if not apply:
+            return await self._count(f, where)
+        return (await self.session.execute(update(f).where(where).values(caller=None))).rowcount
+
+    async def tickets(self, cutoff: datetime, *, apply: bool) -> tuple[int, list[str]]:
+        """Tickets received before the cutoff (a call's or the portal's): the requester's
+        name, organisation, the description, the answer's text and the recording. Returns
+        how many, and the recordings' file names (to delete once committed)."""
+        k = t.tickets
+        personal = or_(
+            k.c.full_name != "",
+            k.c.organisation != "",
+            k.c.description != "",
+            and_(k.c.answer.is_not(None), k.c.answer != ""),
+            k.c.recording.is_not(None),
+        )
+        where = and_(k.c.received_at < cutoff, personal)
+        rows = (await self.session.execute(select(k.c.id, k.c.recording).where(where))).all()
+        recordings = [r.recording for r in rows if r.recording]
+        if apply and rows:
+            await self.session.execute(
+                update(k)
+                .where(where)
+                .values(full_name="", organisation="", description="", recording=None)
+            )
+            await self.session.execute(
+                update(k)
+                .where(k.c.received_at < cutoff, k.c.answer.is_not(None), k.c.answer != "")
+                .values(answer="")
+            )
+        return len(rows), recordings
+
+    async def outbox(self, cutoff: datetime, *, apply: bool) -> int:
+        """Delivered or cancelled messages (a ticket's copy for the helpdesk) made before the
+        cutoff; messages still to deliver are left alone."""
+        o = t.outbox
+        where = and_(
+            o.c.created_at < cutoff,
+            or_(o.c.delivered_at.is_not(None), o.c.cancelled_at.is_not(None)),
+            o.c.payload != "{}",
+        )
+        if not apply:
+            return await self._count(o, where)
+        return (await self.session.execute(update(o).where(where).values(payload="{}"))).rowcount
+
+    async def _count(self, table, where) -> int:
+        return (
+            await self.session.execute(select(func.count()).select_from(table).where(where))
+        ).scalar_one()

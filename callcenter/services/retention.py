@@ -1,0 +1,108 @@
+"""Personal data kept no longer than needed (Russian law on personal data, 152-FZ).
+
+Calls older than ``[retention] personal_data_months`` lose the caller's number, name,
+organisation and the free texts about them; their tickets lose the requester's name,
+organisation, description, the answer's text and the voicemail recording. Every instant
+(started, queued, connected, ended, the oral window, received, due, answered) and every
+status stays, so the call log's timing and every report figure are the same after the run.
+Idempotent: only rows that still hold personal data are written, so a second run changes
+nothing. ``serve`` runs it daily; ``callcenter retention run [--dry-run]`` on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+log = logging.getLogger(__name__)
+
+DAY_SECONDS = 86400.0
+
+
+def months_before(now: datetime, months: int) -> datetime:
+    """The same instant ``months`` calendar months earlier (the 31st becomes the month's
+    last day)."""
+    total = now.year * 12 + (now.month - 1) - months
+    year, month = divmod(total, 12)
+    day = min(now.day, calendar.monthrange(year, month + 1)[1])
+    return now.replace(year=year, month=month + 1, day=day)
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    cutoff: datetime
+    dry_run: bool
+    calls: int
+    events: int
+    ivr_failures: int
+    tickets: int
+    recordings: int
+    outbox: int
+
+    @property
+    def changed(self) -> int:
+        return self.calls + self.events + self.ivr_failures + self.tickets + self.outbox
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["cutoff"] = self.cutoff.isoformat()
+        return out
+
+
+class Retention:
+    def __init__(self, uow_factory, months: int, forget_recording: Callable[[str], bool]) -> None:
+        self._uow = uow_factory
+        self.months = months
+        #: deletes a recording by its stored name; True if a file was there
+        self._forget_recording = forget_recording
+
+    async def run(
+        self, now: datetime, *, dry_run: bool = False, months: int | None = None
+    ) -> RetentionReport:
+        months = self.months if months is None else months
+        if months <= 0:
+            raise ValueError("retention is off (personal_data_months = 0)")
+        cutoff = months_before(now, months)
+        apply = not dry_run
+        async with self._uow() as uow:
+            r = uow.retention
+            calls = await r.calls(cutoff, apply=apply)
+            events = await r.events(cutoff, apply=apply)
+            failures = await r.ivr_failures(cutoff, apply=apply)
+            tickets, recordings = await r.tickets(cutoff, apply=apply)
+            outbox = await r.outbox(cutoff, apply=apply)
+            if apply:
+                await uow.commit()
+        if apply:  # only once the rows no longer name them: a crash here leaves stray files
+            for name in recordings:  # never a name the database still holds
+                await asyncio.to_thread(self._forget_recording, name)
+        report = RetentionReport(
+            cutoff, dry_run, calls, events, failures, tickets, len(recordings), outbox
+        )
+        log.info(
+            "retention%s: before %s: %d call(s), %d event(s), %d IVR failure(s), %d ticket(s),"
+            " %d recording(s), %d outbox message(s)",
+            " (dry run)" if dry_run else "",
+            cutoff.isoformat(timespec="seconds"),
+            calls,
+            events,
+            failures,
+            tickets,
+            len(recordings),
+            outbox,
+        )
+        return report
+
+    async def run_daily(self, clock, interval: float = DAY_SECONDS) -> None:
+        """Once at start, then every ``interval`` seconds; a failed run is logged and the
+        next one tries again (nothing is lost by waiting a day)."""
+        while True:
+            try:
+                await self.run(clock.now())
+            except Exception:
+                log.exception("retention run failed; the next one is in %.0f s", interval)
+            await asyncio.sleep(interval)
