@@ -79,7 +79,6 @@ async def test_every_cell_of_the_access_table(client, container, clock):
                 expected = 401
             else:
                 expected = "allowed" if allows(rule, role) else 403
-            if expected == 401 and is_page(path) and method == "GET":  # sent to log in
             # a page sends the visitor to log in; a form posted without a session is a 401 page
             if expected == 401 and is_page(path) and method == "GET":
                 ok = r.status == 302 and r.headers["Location"].startswith("/login?next=")
