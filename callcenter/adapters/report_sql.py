@@ -322,9 +322,10 @@ class ReportSql:
             if d != "postgresql":
                 per_key: dict[str, list[float]] = {}
                 every: list[float] = []
-                for k_, x in (await s.execute(select(key, talk).where(*period))).all():
-                    per_key.setdefault(k_ or "", []).append(float(x))
-                    every.append(float(x))
+                for k_, raw in (await s.execute(select(key, talk).where(*period))).all():
+                    x = round(float(raw), 3)  # julianday's float: 300 s comes back 299.99999
+                    per_key.setdefault(k_ or "", []).append(x)
+                    every.append(x)
                     minutes[min(int(x // 60), TALK_BUCKETS - 1)] += 1
                 return {
                     "p90": {k_: percentile(v, 0.9) for k_, v in per_key.items()},

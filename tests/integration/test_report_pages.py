@@ -48,6 +48,10 @@ async def test_the_page_shows_the_hand_counted_figures_with_links(boss):
         in html
     )
     assert "/static/vendor/echarts/echarts.min.js" in html
+    # no period given: this month so far (the clock's: January 2026, c10 on the 9th)
+    html = await (await boss.get("/supervisor/reports")).text()
+    assert 'value="2026-01-01"' in html and 'value="2026-01-13"' in html
+    assert 'data-key="2026-01-09"' in html
     r = await boss.post("/lang", data={"lang": "en", "next": "/"}, allow_redirects=False)
     html = await (await boss.get(f"/supervisor/reports?{PERIOD}&by=agent")).text()
     assert "Reports" in html and "No agent" in html and 'data-key="PJSIP/101"' in html

@@ -347,3 +347,23 @@ async def test_a_page_of_the_call_log_and_its_count(seeded):
     rows, total = await seeded.reports.calls_page(f, 50, 0)
     assert total == 2 and [r["call_id"] for r in rows] == ["c1", "c2"]
     assert {r["route"] for r in rows} == {"queued"}
+
+
+async def test_the_talk_time_chart_counts_whole_minutes(seeded):
+    rep = await seeded.reports.report(period("week"))
+    charts = await seeded.reports.charts(rep)
+    minutes = charts["talk_minutes"]
+    # c1 talked 300 s (the 5-6 minute bucket), c2, c3 and c9 720 s (12-13)
+    assert len(minutes) == 20 and minutes[5] == 1 and minutes[12] == 3 and sum(minutes) == 4
+    # (ISO weekday, Moscow hour, calls): Wed 5 Nov 09:30, 09:40, 10:00; Fri 31 Oct 10:00,
+    # 11:00 and Fri 9 Jan 11:00; the working Saturday 12, 13, 14; Sunday 10:00
+    assert sorted(charts["heatmap"]) == [
+        (3, 9, 2),
+        (3, 10, 1),
+        (5, 10, 1),
+        (5, 11, 2),
+        (6, 12, 1),
+        (6, 13, 1),
+        (6, 14, 1),
+        (7, 10, 1),
+    ]

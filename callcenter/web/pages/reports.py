@@ -84,10 +84,10 @@ FIGURE_KEYS = (
     N_("rep_complaints"),
 )
 assert {k.removeprefix("rep_") for k in FIGURE_KEYS} == set(FIGURES)
-#: the call-log filter behind a figure (the history page shows those calls)
+#: the call-log filter behind a figure (the history page shows those calls); a figure with no
+#: filter of its own (answered, queued: abandoned in the queue included) is not a link
 FIGURE_FILTERS = {
     "offered": {},
-    "queued": {},
     "abandoned_ivr": {"route": "abandoned_ivr"},
     "abandoned_queue": {"route": "abandoned_queue"},
     "refused": {"route": "refused"},
