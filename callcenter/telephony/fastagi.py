@@ -93,14 +93,25 @@ class InProcessResolver:
                         action.path, exc)  # fmt: skip
             return None
         c = self.c
+        now = c.clock.now()
         try:
             ticket = await c.voicemail.leave(
                 call_id=action.call_id, caller=action.caller, number=action.number,
-                audio=audio, now=c.clock.now(),
+                audio=audio, now=now,
             )  # fmt: skip
         except DomainError as exc:
             log.warning("voicemail of call %s refused: %s", action.call_id, exc.message)
             return None
+        except Exception as exc:
+            if self.spool is None or not c.is_outage(exc):
+                raise
+            # the database away: the message waits in the spool (its file where Asterisk
+            # wrote it) and becomes a ticket, dated when it was left, once it is back
+            log.warning("voicemail of call %s kept for later: %s", action.call_id, exc)
+            message = {"call_id": action.call_id, "caller": action.caller,
+                       "number": action.number, "path": action.path}  # fmt: skip
+            await asyncio.to_thread(self.spool.keep, {"at": now.isoformat(), "voicemail": message})
+            return flows.KEPT
         with contextlib.suppress(OSError):
             await asyncio.to_thread(os.unlink, action.path)
         return ticket.id
@@ -141,7 +152,14 @@ async def flush_spool(container, spool: Spool, limit: int = 200) -> int:
     sent = 0
     for path, event in spool.entries(limit):
         try:
-            await container.calls.record(event, container.clock.now())
+            if "voicemail" in event:
+                await _hand_over(container, event)
+            else:
+                await container.calls.record(event, container.clock.now())
+        except OSError as exc:  # a kept message whose recording is gone: a person must look
+            log.warning("kept voicemail unreadable, set aside: %s", exc)
+            spool.settle(path, sent=False)
+            continue
         except DomainError as exc:
             log.warning("spooled event refused for good, kept aside: %s", exc.message)
             spool.settle(path, sent=False)
@@ -154,6 +172,21 @@ async def flush_spool(container, spool: Spool, limit: int = 200) -> int:
     if sent:
         log.info("spool: %d late event(s) recorded", sent)
     return sent
+
+
+async def _hand_over(container, entry: dict) -> None:
+    """A message kept while the database was away becomes its ticket, dated when it was
+    left (the call's own clock), and its recording moves to the ticket."""
+    from callcenter.domain.instants import parse_instant
+
+    message = entry["voicemail"]
+    audio = await asyncio.to_thread(_read, message["path"])
+    await container.voicemail.leave(
+        call_id=message["call_id"], caller=message.get("caller"), number=message["number"],
+        audio=audio, now=parse_instant(entry["at"]),
+    )  # fmt: skip
+    with contextlib.suppress(OSError):
+        await asyncio.to_thread(os.unlink, message["path"])
 
 
 async def _flush_now_and_then(container, spool: Spool) -> None:

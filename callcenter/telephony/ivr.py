@@ -112,6 +112,16 @@ class _ServiceDown:
 
 SERVICE_DOWN = _ServiceDown()
 
+
+class _Kept:
+    def __repr__(self) -> str:
+        return "KEPT"
+
+
+#: What a driver answers a Voicemail with when the service could not take the message now but
+#: the driver kept it (its spool) to hand over later: no ticket number yet, nothing lost.
+KEPT = _Kept()
+
 #: What a driver answers when the channel is gone (pipe closed, socket closed, no reply).
 DEAD = agi.parse_reply("511 Command Not Permitted on a dead channel or intercept routine")
 
@@ -444,6 +454,10 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
             out.hung_up = True
             out.log.append("caller hung up after leaving a message")
             yield from report("call_ended", hangup_by="caller")
+            return
+        if ticket is KEPT:  # spooled: it becomes a ticket when the service is back
+            out.log.append("message kept for the service")
+            yield from play("vm-kept")
             return
         if not isinstance(ticket, int):
             yield from play("vm-unavailable")

@@ -68,42 +68,58 @@ def resolve(action, client: ServiceClient, spool: Spool | LazySpool | None = Non
         )
         return flows.SERVICE_DOWN if got is None else got["status"]
     if isinstance(action, flows.Voicemail):
-        return _leave_voicemail(action, client)
+        return _leave_voicemail(action, client, spool)
     raise TypeError(f"unknown action {action!r}")
 
 
 VOICEMAIL_TIMEOUT = 10.0  # up to ~1 MiB to send: longer than a lookup
 
 
-def _leave_voicemail(action, client: ServiceClient):
+def _leave_voicemail(action, client: ServiceClient, spool=None):
     """Send the recording Asterisk wrote on this host to the service; the file is removed
-    once a ticket holds it (kept where it is if the service cannot take it)."""
-    import base64
-
+    once a ticket holds it. If the service cannot take it now, the message is spooled (the
+    file stays where Asterisk wrote it) and handed over with the spool's events later:
+    :data:`flows.KEPT`."""
+    message = voicemail_message(action.call_id, action.caller, action.number, action.path)
+    left = utc_now_iso()  # sent with the message only if it has to wait in the spool
     try:
-        with open(action.path, "rb") as fh:
-            audio = fh.read()
-    except OSError as exc:
+        got = send_voicemail(client, message)
+    except OSError as exc:  # the recording cannot be read: nothing to keep
         client.errors.append(f"voicemail {action.path}: {exc}")
         return None
-    got = client.call(
-        "POST",
-        "/api/v1/ivr/voicemail",
-        {
-            "call_id": action.call_id,
-            "caller": action.caller,
-            "number": action.number,
-            "recording": base64.b64encode(audio).decode("ascii"),
-        },
-        timeout=VOICEMAIL_TIMEOUT,
-    )
     if got is None:
+        err = client.last_error
+        if isinstance(err, HttpError) and err.permanent:
+            client.down = False
+            return None  # refused for good (an invalid certificate, a broken file)
+        if spool is not None:  # dated when it was left: its ticket's clock starts then
+            spool.keep({"voicemail": {**message, "at": left}})
+            return flows.KEPT
         return flows.SERVICE_DOWN
-    try:
-        os.unlink(action.path)
-    except OSError:
-        pass
     return int(got["ticket_id"])
+
+
+def voicemail_message(call_id: str, caller: str | None, number: str, path: str) -> dict:
+    return {"call_id": call_id, "caller": caller, "number": number, "path": path}
+
+
+def send_voicemail(client: ServiceClient, message: dict):
+    """POST a kept or fresh message with its recording; the file is removed once a ticket
+    holds it. None if it was not taken (``client.last_error`` says why); OSError if the
+    recording cannot be read."""
+    import base64
+
+    with open(message["path"], "rb") as fh:
+        audio = fh.read()
+    body = {k: message[k] for k in ("call_id", "caller", "number", "at") if message.get(k)}
+    body["recording"] = base64.b64encode(audio).decode("ascii")
+    got = client.call("POST", "/api/v1/ivr/voicemail", body, timeout=VOICEMAIL_TIMEOUT)
+    if got is not None:
+        try:
+            os.unlink(message["path"])
+        except OSError:
+            pass
+    return got
 
 
 def _local_working_time():

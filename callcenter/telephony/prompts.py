@@ -109,6 +109,11 @@ PROMPTS: dict[str, dict[str, str]] = {
         "ru": "Сообщение можно оставить только по действующему сертификату. До свидания.",
         "en": "A message can be left only with a valid certificate. Goodbye.",
     },
+    "vm-kept": {
+        "ru": "Ваше сообщение сохранено и будет зарегистрировано как письменное обращение. "
+        "До свидания.",
+        "en": "Your message has been kept and will be registered as a written request. Goodbye.",
+    },
     "vm-unavailable": {
         "ru": "Сейчас мы не можем принять сообщение. Пожалуйста, воспользуйтесь порталом "
         "поддержки. До свидания.",

@@ -116,7 +116,18 @@ class Spool:
             raise ValueError(f"spool of {self.owner} flushed to {client.url}")
         sent = 0
         for path, event in self.entries(limit):
-            if client.call("POST", "/api/v1/events", event) is None:
+            if "voicemail" in event:  # a message the service could not take when it was left
+                from callcenter.telephony.process_agi import send_voicemail
+
+                try:
+                    got = send_voicemail(client, {"at": event["at"], **event["voicemail"]})
+                except OSError as exc:  # its recording is gone: a person must look
+                    print(f"callcenter: kept message unreadable: {exc}", file=sys.stderr)
+                    self.settle(path, sent=False)
+                    continue
+            else:
+                got = client.call("POST", "/api/v1/events", event)
+            if got is None:
                 err = client.last_error
                 if not getattr(err, "permanent", False):
                     break

@@ -155,9 +155,13 @@ async def ivr_voicemail(request: web.Request) -> web.Response:
             code="invalid_recording",
             fields={"recording": "must be base64"},
         ) from None
+    now = c.clock.now()
+    left = _instant(body.at) or now
+    problem = c.calls.log.instants.problem(left, now)
+    if problem is not None:
+        raise ValidationError(f"'at' {problem}", code="invalid_instant", fields={"at": problem})
     ticket = await c.voicemail.leave(
-        call_id=body.call_id, caller=body.caller, number=body.number, audio=audio,
-        now=c.clock.now(),
+        call_id=body.call_id, caller=body.caller, number=body.number, audio=audio, now=left,
     )  # fmt: skip
     return json_response({"ticket_id": ticket.id, "due_at": iso(ticket.due_at)}, 201)
 

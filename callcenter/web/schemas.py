@@ -181,6 +181,9 @@ class IvrVoicemail:
     number: str | None = rule(Text(64, required=True))
     caller: str | None = rule(Text(40))
     recording: str | None = rule(Text(1_000_000, required=True))
+    #: when the message was left (a driver that kept it while the service was away sends it
+    #: later): its ticket's 12 working hours start then; absent: now
+    at: str | None = rule(Text(64))
 
 
 @dataclass(frozen=True)

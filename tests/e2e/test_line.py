@@ -643,7 +643,71 @@ async def test_voicemail_route_refuses_bad_input_with_stable_codes(
     assert (status, body["error"]) == (422, "invalid_recording")
     status, body = await post(number=EXPIRED)
     assert (status, body["error"]) == (422, "invalid_certificate")
+    status, body = await post(at="yesterday at noon")
+    assert (status, body["error"]) == (422, "invalid_instant")
     status, body = await post()
     assert status == 201
     again, body2 = await post()  # the same call's message twice is one ticket
     assert again == 201 and body2["ticket_id"] == body["ticket_id"]
+
+
+# --- a message the service cannot take when it is left: kept, then its ticket ----------------
+
+
+async def test_a_message_the_database_cannot_take_now_is_kept_and_becomes_its_ticket_later(
+    request, dial, closed_dial, container, client, pbx_token, clock, tmp_path
+):
+    """The database goes away while the caller records (only the hand-over fails): the
+    caller hears that the message is kept, the driver spools it with the recording left
+    where Asterisk wrote it, and once the database is back the spool makes it a ticket dated
+    when it was left, over both transports."""
+    from callcenter.telephony.fastagi import flush_spool, service_spool
+    from callcenter.telephony.service_client import ServiceClient
+    from callcenter.telephony.spool import Spool
+
+    leave = container.voicemail.leave
+    away = {"on": True}
+
+    async def database_away_for_the_hand_over(**kw):
+        if away["on"]:
+            raise ConnectionRefusedError("the database is away")
+        return await leave(**kw)
+
+    container.voicemail.leave = database_away_for_the_hand_over
+    caller = Caller(
+        caller_id="79990000015", actions=[Dtmf("1"), Dtmf(VALID + "#"), Speak(5000, "hash")]
+    )
+    res = await closed_dial(caller)
+    assert 'STREAM FILE callcenter/vm-kept ""' in res.commands
+    assert not any(c.startswith("SAY DIGITS") for c in res.commands)
+    assert await _tickets(container, clock) == []
+    vm = tmp_path / "asterisk-vm"
+    [kept] = list(vm.iterdir())  # the recording waits where Asterisk wrote it
+
+    away["on"] = False
+    clock.advance(3600)  # an hour later: the ticket still counts from when it was left
+    by_process = request.node.callspec.params["dial"] == "process"
+    if by_process:
+        # the script stamps the message with the host's clock (the switch's): read it back
+        url = str(client.make_url("/")).rstrip("/")
+        spool = Spool(str(tmp_path / "spool"), owner=url)
+        [(_, entry)] = list(spool.entries())
+        left = datetime.fromisoformat(entry["voicemail"]["at"])
+    else:
+        spool, left = service_spool(container.settings), SATURDAY_NOON
+
+    async def flush() -> int:
+        if not by_process:
+            return await flush_spool(container, spool)
+        http = ServiceClient(url, pbx_token)
+        try:
+            return await asyncio.to_thread(spool.flush, http)
+        finally:
+            http.close()
+
+    assert await flush() == 1
+    [ticket] = await _tickets(container, clock)
+    assert ticket.received_at == left  # when it was left, not when it was handed over
+    assert ticket.recording and not kept.exists()
+    assert await flush() == 0  # nothing left to send, nothing sent twice
+    assert len(await _tickets(container, clock)) == 1
