@@ -33,15 +33,8 @@ from bench_screen_pop import _wait_up
 
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+from tests.browser import launch
+
 PASSWORD = "bench-password-1"
 
 _BARE = r"""
@@ -115,7 +108,7 @@ async def measure(url: str, cookies: list[dict], runs: int) -> list[tuple]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await launch(pw)
         try:
             await _load(browser, url, cookies)  # warm the server's caches, not the browser's
             return [await _load(browser, url, cookies) for _ in range(runs)]

@@ -21,16 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from tests.browser import launch  # noqa: E402
 from tests.e2e.desk_stack import COMPANY, PASSWORD, DeskStack  # noqa: E402
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 SIZES = {"": (1366, 768), "-1080": (1920, 1080)}
 
 
@@ -64,7 +57,7 @@ def main() -> int:
             stack.end(old)
             stack.new_call(certificate=COMPANY, caller="+79002223344")
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+                browser = launch(p, args.chromium)
                 for suffix, (w, h) in sizes.items():
                     for lang in ("ru", "en"):
                         ctx = browser.new_context(viewport={"width": w, "height": h})

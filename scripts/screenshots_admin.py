@@ -20,9 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from tests.browser import launch  # noqa: E402
 from tests.e2e.desk_stack import COMPANY, CSV_HEADER, PASSWORD, DeskStack  # noqa: E402
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 SIZES = {"": (1366, 768), "-1080": (1920, 1080)}
 
 
@@ -68,7 +68,7 @@ def main() -> int:
         )
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+                browser = launch(p, args.chromium)
                 first = browser.new_page()
                 portal_ticket(first, stack.url)
                 portal_ticket(first, stack.url, "admin")

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from tests.browser import launch  # noqa: E402
 from tests.e2e.desk_stack import COMPANY, PASSWORD, VALID, DeskStack  # noqa: E402
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 SIZES = {"": (1366, 768), "-1080": (1920, 1080)}
 
 
@@ -70,7 +70,7 @@ def main() -> int:
                 "certificate": f"/supervisor/certificates/{COMPANY}",
             }
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
+                browser = launch(p, args.chromium)
                 for lang in ("ru", "en"):
                     for suffix, (w, h) in SIZES.items():
                         ctx = browser.new_context(viewport={"width": w, "height": h})

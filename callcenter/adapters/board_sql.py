@@ -85,7 +85,8 @@ def call_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
     return cond
 
 
-def _order(f: CallFilter):
+def history_order(f: CallFilter):
+    """The history page's order, which its CSV export shares (``report_sql``)."""
     c, w = t.calls.c, t.oral_windows.c
     column = {
         "started_at": c.started_at,
@@ -139,7 +140,7 @@ class SupervisorReads:
             await self.session.execute(select(func.count()).select_from(matching))
         ).scalar_one()
         rows = (
-            (await self.session.execute(q.order_by(*_order(f)).limit(limit).offset(offset)))
+            (await self.session.execute(q.order_by(*history_order(f)).limit(limit).offset(offset)))
             .mappings()
             .all()
         )

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, or_, select, tuple_
+from sqlalchemy import and_, case, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.adapters import tables as t
+from callcenter.adapters.board_sql import call_conditions, history_order, route_condition
 from callcenter.services.call_filters import CallFilter
 
 #: the certificate statuses with which the IVR refuses a call (CC_ROUTE=REFUSED)
@@ -52,68 +53,11 @@ def _route():
     )
 
 
-def route_condition(route: str):
-    queued = c.queued_at.is_not(None)
-    not_abandoned = or_(c.abandoned.is_(None), c.abandoned.not_in(("ivr", "queue")))
-    return {
-        "abandoned_ivr": c.abandoned == "ivr",
-        "abandoned_queue": c.abandoned == "queue",
-        "queued": and_(queued, not_abandoned),
-        "closed": and_(c.queued_at.is_(None), not_abandoned, c.certificate_status == "CLOSED"),
-        "refused": and_(
-            c.queued_at.is_(None), not_abandoned, c.certificate_status.in_(REFUSED_STATUSES)
-        ),
-    }[route]
-
-
-def _contains_any_case(col, value: str, dialect: str):
-    """A case-insensitive "contains": PostgreSQL lowers Cyrillic; SQLite's ``lower()`` knows
-    only ASCII, so there the usual spellings of the typed text are tried instead."""
-    if dialect == "postgresql":
-        return func.lower(col).contains(value.lower(), autoescape=True)
-    forms = {value, value.lower(), value.upper(), value.capitalize(), value.title()}
-    return or_(*(col.contains(v, autoescape=True) for v in sorted(forms)))
-
-
-def filter_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
-    cond = []
-    if f.start is not None:
-        cond.append(c.started_at >= f.start)
-    if f.end is not None:
-        cond.append(c.started_at < f.end)
-    if f.agent:
-        cond.append(c.agent == f.agent)
-    if f.certificate:
-        cond.append(c.certificate_number == f.certificate)
-    if f.organisation:
-        cond.append(_contains_any_case(c.organisation, f.organisation, dialect))
-    if f.caller:
-        cond.append(c.caller_number.contains(f.caller, autoescape=True))
-    if f.window_status:
-        cond.append(w.status == f.window_status)
-    if f.outcome:
-        cond.append(c.outcome == f.outcome)
-    if f.route:
-        cond.append(route_condition(f.route))
-    return cond
-
-
-def _order(f: CallFilter) -> list:
-    """The page's order, ties broken by the start and the call id. Plain ``ASC``/``DESC``, so
-    that an index (``started_at``, or ``agent, started_at``) gives it without sorting; where
-    NULLs fall is then the database's (PostgreSQL: first when descending; SQLite: last)."""
-    col = {
-        "started_at": c.started_at,
-        "agent": c.agent,
-        "caller_number": c.caller_number,
-        "certificate": c.certificate_number,
-        "window_status": w.status,
-        "outcome": c.outcome,
-    }[f.sort]
-    way = (lambda x: x.desc()) if f.descending else (lambda x: x.asc())
-    if f.sort == "started_at":
-        return [way(col), way(c.call_id)]
-    return [way(col), way(c.started_at), way(c.call_id)]
+# the history page's filter and order, shared by its CSV export: one meaning of each filter
+# (an agent by interface or login, an organisation on the call or its certificate, in any
+# case, Cyrillic too), so the page and the file agree row for row
+filter_conditions = call_conditions
+_order = history_order
 
 
 def _call_log(f: CallFilter, dialect: str):

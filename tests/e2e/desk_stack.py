@@ -127,3 +127,33 @@ class DeskStack:
 
     def end(self, call_id: str) -> dict:
         return self.event({"event": "call_ended", "call_id": call_id, "hangup_by": "caller"})
+
+
+def database_for(param: str) -> str:
+    """A browser test's database: "" (SQLite, the stack's own file) for ``sqlite``; for
+    ``postgres`` the test database, emptied first (the test is skipped without one)."""
+    if param != "postgres":
+        return ""
+    import asyncio
+    import concurrent.futures
+
+    import pytest
+
+    from tests.conftest import PG_SKIP, PG_URL, reset_postgres
+
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    # in a thread of its own: Playwright's sync API holds this thread's event loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
+    return PG_URL
+
+
+def short_window(window: int, warning: int) -> dict[str, str]:
+    """A policy whose oral window a browser test can watch run out, and quick timers."""
+    return {
+        "CALLCENTER_POLICY_ORAL_WINDOW_SECONDS": str(window),
+        "CALLCENTER_POLICY_WARNING_SECONDS": str(warning),
+        "CALLCENTER_TIMERS_GRACE_SECONDS": "0.5",
+        "CALLCENTER_TIMERS_RESYNC_SECONDS": "1",
+    }

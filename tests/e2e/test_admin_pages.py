@@ -6,27 +6,16 @@ Waits are bounded polls of what the page shows; nothing here measures time.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import re
 
 import pytest
 
-from tests.conftest import PG_SKIP, PG_URL, reset_postgres
-from tests.e2e.desk_stack import COMPANY, CSV_HEADER, PASSWORD, DeskStack
+from tests.browser import CHROMIUM, launch
+from tests.e2e.desk_stack import COMPANY, CSV_HEADER, PASSWORD, DeskStack, database_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no browser at {CHROMIUM}"),
@@ -40,7 +29,7 @@ def expect(locator):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
@@ -49,14 +38,7 @@ def browser():
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def stack(request, tmp_path_factory):
-    url = ""
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip(PG_SKIP)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
-        url = PG_URL
-    s = DeskStack(tmp_path_factory.mktemp("admin"), database_url=url)
+    s = DeskStack(tmp_path_factory.mktemp("admin"), database_url=database_for(request.param))
     s.add_user("boss", "supervisor", "Руководитель Ирина")
     yield s
     s.stop()

@@ -10,7 +10,6 @@ pop's (within 1 s of ``agent_connected``).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import os
 import re
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_SKIP, PG_URL, reset_postgres
+from tests.browser import CHROMIUM, launch
 from tests.e2e.desk_stack import (
     CALLER,
     COMPANY,
@@ -28,18 +27,11 @@ from tests.e2e.desk_stack import (
     PASSWORD,
     VALID,
     DeskStack,
+    database_for,
+    short_window,
 )
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WINDOW, WARNING = 24, 12  # seconds: amber after 12 s, red after 24 s
 PAGES = ("/", "/agent", "/agent/list", "/admin/users")
 
@@ -52,7 +44,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
@@ -61,21 +53,10 @@ def browser():
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def stack(request, tmp_path_factory):
-    url = ""
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip(PG_SKIP)
-        # in a thread of its own: Playwright's sync API holds this thread's event loop
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
-        url = PG_URL
     s = DeskStack(
         tmp_path_factory.mktemp("desk"),
-        database_url=url,
-        CALLCENTER_POLICY_ORAL_WINDOW_SECONDS=str(WINDOW),
-        CALLCENTER_POLICY_WARNING_SECONDS=str(WARNING),
-        CALLCENTER_TIMERS_GRACE_SECONDS="0.5",
-        CALLCENTER_TIMERS_RESYNC_SECONDS="1",
+        database_url=database_for(request.param),
+        **short_window(WINDOW, WARNING),
     )
     yield s
     s.stop()

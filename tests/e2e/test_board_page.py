@@ -8,25 +8,14 @@ so "amber, then red" takes seconds; waits are bounded polls of what the page sho
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 
 import pytest
 
-from tests.conftest import PG_SKIP, PG_URL, reset_postgres
-from tests.e2e.desk_stack import COMPANY, PASSWORD, DeskStack
+from tests.browser import CHROMIUM, launch
+from tests.e2e.desk_stack import COMPANY, PASSWORD, DeskStack, database_for, short_window
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WINDOW, WARNING = 24, 12  # seconds: amber after 12 s, red after 24 s
 
 pytestmark = [
@@ -42,7 +31,7 @@ def expect(locator):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
@@ -51,20 +40,10 @@ def browser():
     scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def stack(request, tmp_path_factory):
-    url = ""
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip(PG_SKIP)
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
-        url = PG_URL
     s = DeskStack(
         tmp_path_factory.mktemp("board"),
-        database_url=url,
-        CALLCENTER_POLICY_ORAL_WINDOW_SECONDS=str(WINDOW),
-        CALLCENTER_POLICY_WARNING_SECONDS=str(WARNING),
-        CALLCENTER_TIMERS_GRACE_SECONDS="0.5",
-        CALLCENTER_TIMERS_RESYNC_SECONDS="1",
+        database_url=database_for(request.param),
+        **short_window(WINDOW, WARNING),
     )
     s.add_user("boss", "supervisor", "Руководитель Ольга")
     yield s

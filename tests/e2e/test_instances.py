@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from tests.browser import CHROMIUM, launch
 from tests.conftest import PG_SKIP, PG_URL, free_port, reset_postgres
 from tests.e2e.conftest import CLI, Service, base_env
 
@@ -41,7 +42,6 @@ def test_a_second_instance_on_one_sqlite_file_is_refused(tmp_path, service_facto
     assert again.proc.poll() is None
 
 
-CHROMIUM = "/usr/bin/chromium"
 WINDOW, WARNING = 24, 12
 
 
@@ -51,7 +51,7 @@ def test_a_browser_on_b_gets_the_pop_and_countdown_of_a_call_posted_to_a(tmp_pat
     if not PG_URL:
         pytest.skip(PG_SKIP)
     from tests.e2e.desk_stack import DeskStack
-    from tests.e2e.test_agent_page import ARGS, Desk, expect, finish, playwright_api
+    from tests.e2e.test_agent_page import Desk, expect, finish, playwright_api
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, reset_postgres(PG_URL)).result()
@@ -69,7 +69,7 @@ def test_a_browser_on_b_gets_the_pop_and_countdown_of_a_call_posted_to_a(tmp_pat
         b = copy.copy(a)  # the same set-up, seen through instance B
         b.url = b_service.url
         with playwright_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = launch(p)
             try:
                 d = Desk(browser, b, "agent1")
                 expect(d.page.locator("#idle")).to_be_visible()

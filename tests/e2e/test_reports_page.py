@@ -19,15 +19,13 @@ from callcenter import bootstrap
 from callcenter.adapters import db
 from callcenter.adapters.clock import FixedClock
 from callcenter.config import Settings
-from tests.conftest import PG_SKIP, PG_URL, reset_postgres
-from tests.e2e.desk_stack import PASSWORD, DeskStack
+from tests.browser import CHROMIUM, launch
+from tests.e2e.desk_stack import PASSWORD, DeskStack, database_for
 from tests.integration.test_reports import NOW, seed
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 REPORT = "/supervisor/reports?from=2025-10-27&to=2026-01-13&by=week"
 
 pytestmark = [
@@ -56,12 +54,7 @@ async def _seed(url: str) -> None:
 )
 def stack(request, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("reports")
-    url = f"sqlite+aiosqlite:///{workdir}/callcenter.sqlite3"
-    if request.param == "postgres":
-        if not PG_URL:
-            pytest.skip(PG_SKIP)
-        in_thread(reset_postgres(PG_URL))
-        url = PG_URL
+    url = database_for(request.param) or f"sqlite+aiosqlite:///{workdir}/callcenter.sqlite3"
     s = DeskStack(workdir, database_url=url)
     s.add_user("boss", "supervisor", "Начальник смены")
     s.kind = request.param
@@ -73,7 +66,7 @@ def stack(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        b = launch(p)
         yield b
         b.close()
 
