@@ -8,6 +8,7 @@ never written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 
@@ -54,8 +55,14 @@ class RetentionRepository:
 
     async def events(self, cutoff: datetime, *, apply: bool) -> int:
         """The caller number kept in each old ``call_started`` event (the call's record is
-        recomputed from its events: left there, it would come back). The stored dedup key
-        is kept, so the same event sent again is still recognised and ignored."""
+        recomputed from its events: left there, it would come back).
+
+        Its dedup key goes too: it is a hash over the event's fields, the number included,
+        and phone numbers are few enough to try them all, so the old key would give the
+        number back. The new key is made from the row alone. The same event sent again is
+        not recognised by it any more, but it cannot be sent again: an event this old is
+        outside the instants the service takes (``[events] max_past_seconds``, a week by
+        default, against retention counted in months)."""
         e = t.call_events
         rows = await self.session.execute(
             select(e.c.id, e.c.data).where(
@@ -74,7 +81,10 @@ class RetentionRepository:
                 await self.session.execute(
                     update(e)
                     .where(e.c.id == row_id)
-                    .values(data=json.dumps(data, ensure_ascii=False))
+                    .values(
+                        data=json.dumps(data, ensure_ascii=False),
+                        dedup_key=hashlib.sha256(f"anonymised {row_id}".encode()).hexdigest(),
+                    )
                 )
         return changed
 
