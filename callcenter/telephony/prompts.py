@@ -125,6 +125,16 @@ PROMPTS: dict[str, dict[str, str]] = {
     },
 }
 
+#: prompts said in another language than the folder they are played from: the offer of the
+#: other language is said in that language (the Russian menu offers English in English)
+SPOKEN_IN: dict[str, dict[str, str]] = {"other-language": {"ru": "en", "en": "ru"}}
+
+
+def spoken_in(name: str, lang: str) -> str:
+    """The language prompt ``name`` of the ``lang`` folder is said in (its voice's)."""
+    return SPOKEN_IN.get(name, {}).get(lang, lang)
+
+
 LANGUAGES = ("ru", "en")
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from callcenter.telephony.prompts import LANGUAGES, PREFIX, PROMPTS
+from callcenter.telephony.prompts import LANGUAGES, PREFIX, PROMPTS, spoken_in
 
 DEFAULT_OUT = Path("var/sounds")
 TOOLS = ("espeak-ng", "sox")
@@ -72,7 +72,9 @@ def render(
     for lang in languages:
         folder = Path(out_dir) / lang / PREFIX.rstrip("/")
         folder.mkdir(parents=True, exist_ok=True)
-        work += [(PROMPTS[name][lang], voices[lang], folder / name) for name in names]
+        work += [
+            (PROMPTS[name][lang], voices[spoken_in(name, lang)], folder / name) for name in names
+        ]
     # Each prompt is two short subprocesses; run a few at once.
     with ThreadPoolExecutor(max_workers=jobs or min(8, os.cpu_count() or 1)) as pool:
         done = list(pool.map(lambda job: _render_one(*job), work))

@@ -124,3 +124,18 @@ def test_the_voice_prompts_doc_lists_every_prompt_with_its_texts():
     )
     for name, texts in PROMPTS.items():
         assert f"| `{name}` | {texts['ru']} | {texts['en']} |" in doc, name
+
+
+@needs_tools
+def test_the_offer_of_the_other_language_is_said_in_that_language(rendered, tmp_path):
+    """The Russian menu's "For English, press star" is voiced by the English voice."""
+    from callcenter.telephony.render_prompts import VOICES, _render_one
+
+    out, _ = rendered
+    text = PROMPTS["other-language"]["ru"]
+    by_english, _ = _render_one(text, VOICES["en"], tmp_path / "en-voice")
+    by_russian, _ = _render_one(text, VOICES["ru"], tmp_path / "ru-voice")
+    kept = (out / "ru" / "callcenter" / "other-language.wav").stat().st_size
+    # sox dithers, so the samples differ run to run; the length is the voice's
+    assert kept == by_english.stat().st_size
+    assert kept != by_russian.stat().st_size
