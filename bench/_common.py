@@ -58,14 +58,18 @@ class Served:
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(self.url + "/healthz", timeout=1)
                 return
             except OSError:
+                if self.proc.poll() is not None:
+                    break  # it ended: no use waiting
                 time.sleep(0.1)
-        raise RuntimeError("service did not start")
+        self.log.flush()
+        tail = (workdir / f"serve-{self.port}.log").read_text(errors="replace")[-600:]
+        raise RuntimeError(f"service did not start; its log ends: {tail!r}")
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) the service process has used so far (Linux /proc)."""

@@ -227,7 +227,13 @@ def main() -> int:
     write_section(out, section)
     print(section)
     print(f"written to {out}")
-    return 1 if any("error" in r for r in results) else 0
+    failed = [r["bench"] for r in results if "error" in r]
+    if failed and args.quick:
+        # a smoke run reports a benchmark that did not run (in the table, with its reason)
+        # without failing the build: on a shared CI machine a service may start too slowly
+        print(f"WARNING: did not run: {', '.join(failed)}", file=sys.stderr)
+        return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
