@@ -10,31 +10,8 @@ import pytest
 
 from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
 
-PASSWORD = "пароль-длинный"
 CERT = "1234567"  # not a real check digit rule: numbers are free-form by default
 CALLER = "+79161234567"
-
-
-def cookie(session) -> dict[str, str]:
-    return {"Cookie": f"cc_session={session}"}
-
-
-@pytest.fixture
-async def people(container, clock):
-    """Agent A (PJSIP/101), agent B (PJSIP/102), a supervisor and an admin, by session."""
-    out = {}
-    for login, role, name in (
-        ("иванова", "agent", "Иванова Мария"),
-        ("петров", "agent", "Петров Пётр"),
-        ("boss", "supervisor", ""),
-        ("root", "admin", ""),
-    ):
-        await container.auth.add_user(login, role, PASSWORD, clock.now(), display_name=name)
-        s = await container.auth.open_session(login, PASSWORD, clock.now())
-        out[login] = cookie(s.cookie)
-    await container.desk.set_interfaces("иванова", ["PJSIP/101"], clock.now())
-    await container.desk.set_interfaces("петров", ["PJSIP/102"], clock.now())
-    return out
 
 
 async def event(container, clock, **body):

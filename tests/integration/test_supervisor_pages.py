@@ -16,32 +16,11 @@ import pytest
 from callcenter.domain.certificates import Certificate, Contact, HolderType, Service
 from callcenter.domain.errors import ValidationError
 from callcenter.services.call_filters import CallFilter, parse_call_filters
+from tests.integration.desk_people import PASSWORD, cookie
 
-PASSWORD = "пароль-длинный"
 CERT = "1234567"
 OTHER = "7654321"
 CALLER = "+79161234567"
-
-
-def cookie(session) -> dict[str, str]:
-    return {"Cookie": f"cc_session={session}"}
-
-
-@pytest.fixture
-async def people(container, clock):
-    out = {}
-    for login, role, name in (
-        ("иванова", "agent", "Иванова Мария"),
-        ("петров", "agent", "Петров Пётр"),
-        ("boss", "supervisor", "Начальник"),
-        ("root", "admin", ""),
-    ):
-        await container.auth.add_user(login, role, PASSWORD, clock.now(), display_name=name)
-        s = await container.auth.open_session(login, PASSWORD, clock.now())
-        out[login] = cookie(s.cookie)
-    await container.desk.set_interfaces("иванова", ["PJSIP/101"], clock.now())
-    await container.desk.set_interfaces("петров", ["PJSIP/102"], clock.now())
-    return out
 
 
 @pytest.fixture
