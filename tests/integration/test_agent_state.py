@@ -11,7 +11,8 @@ from callcenter.adapters import db
 from callcenter.serve import ami_context
 from callcenter.web.app import init_app
 from tests.ami_server import FakeAmiServer
-from tests.integration.test_agent_desk import PASSWORD, _next, _open, cookie
+from tests.integration.desk_people import PASSWORD, cookie
+from tests.integration.test_agent_desk import _next, _open
 
 
 async def test_without_ami_pausing_is_refused_with_a_reason(client, container, clock):

@@ -20,7 +20,8 @@ from callcenter.config import Settings
 from callcenter.services.notifier import Notifier
 from callcenter.web.app import init_app
 from tests.conftest import PG_SKIP, PG_URL, reset_postgres
-from tests.integration.test_agent_desk import PASSWORD, _next, _open, connect, cookie
+from tests.integration.desk_people import PASSWORD, cookie
+from tests.integration.test_agent_desk import _next, _open, connect
 
 pytestmark = pytest.mark.postgres
 
