@@ -10,7 +10,6 @@ Each page at 1366x768 in Russian and English; ``--both`` adds 1920x1080 copies (
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -18,20 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _shots import context, login, options  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser import launch  # noqa: E402
-from tests.e2e.desk_stack import COMPANY, CSV_HEADER, PASSWORD, DeskStack  # noqa: E402
-
-SIZES = {"": (1366, 768), "-1080": (1920, 1080)}
-
-
-def login(page, url: str, who: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=login]", who)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("form[action='/login'] button[type=submit]")
-    page.wait_for_load_state("networkidle")
+from tests.e2e.desk_stack import COMPANY, CSV_HEADER, DeskStack  # noqa: E402
 
 
 def portal_ticket(page, url: str, category: str = "install") -> None:
@@ -49,14 +39,7 @@ def portal_ticket(page, url: str, category: str = "install") -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
-    ap.add_argument("--both", action="store_true", help="also 1920x1080 copies")
-    args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    sizes = SIZES if args.both else {"": SIZES[""]}
+    args, out, sizes = options(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         stack = DeskStack(Path(tmp))
         bad = Path(tmp) / "сертификаты.csv"
@@ -75,8 +58,7 @@ def main() -> int:
                 first.close()
                 for suffix, (w, h) in sizes.items():
                     for lang in ("ru", "en"):
-                        ctx = browser.new_context(viewport={"width": w, "height": h})
-                        ctx.add_cookies([{"name": "cc_lang", "value": lang, "url": stack.url}])
+                        ctx = context(browser, stack.url, lang, (w, h))
                         page = ctx.new_page()
                         page.goto(stack.url + "/portal")
                         page.screenshot(path=out / f"portal-{lang}{suffix}.png")

@@ -11,7 +11,6 @@ so that the board shows an overrun, a warning, a call in its window and a caller
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -20,21 +19,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _shots import context, login, options  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser import launch  # noqa: E402
-from tests.e2e.desk_stack import COMPANY, PASSWORD, VALID, DeskStack  # noqa: E402
-
-SIZES = {"": (1366, 768), "-1080": (1920, 1080)}
+from tests.e2e.desk_stack import COMPANY, VALID, DeskStack  # noqa: E402
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    ap.add_argument("--chromium", default="/usr/bin/chromium")
-    args = ap.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out, sizes = options(__doc__, both=False)
     with tempfile.TemporaryDirectory() as tmp:
         stack = DeskStack(
             Path(tmp),
@@ -72,15 +65,10 @@ def main() -> int:
             with sync_playwright() as p:
                 browser = launch(p, args.chromium)
                 for lang in ("ru", "en"):
-                    for suffix, (w, h) in SIZES.items():
-                        ctx = browser.new_context(viewport={"width": w, "height": h})
-                        ctx.add_cookies([{"name": "cc_lang", "value": lang, "url": stack.url}])
+                    for suffix, (w, h) in sizes.items():
+                        ctx = context(browser, stack.url, lang, (w, h))
                         page = ctx.new_page()
-                        page.goto(stack.url + "/login")
-                        page.fill("input[name=login]", "boss")
-                        page.fill("input[name=password]", PASSWORD)
-                        page.click("form[action='/login'] button[type=submit]")
-                        page.wait_for_load_state("networkidle")
+                        login(page, stack.url, "boss")
                         for name, path in shots.items():
                             page.goto(stack.url + path)
                             page.wait_for_load_state("networkidle")

@@ -14,6 +14,7 @@ import pytest
 
 from callcenter.calendar import MOSCOW
 from callcenter.domain.certificates import Certificate, Contact, HolderType, luhn_complete
+from tests.browser import launch
 from tests.conftest import PG_SKIP, PG_URL, ROOT, free_port, reset_postgres
 
 CLI = [sys.executable, "-m", "callcenter.cli"]
@@ -205,3 +206,14 @@ async def registry_data(container, clock):
         ],
         clock.now(),
     )
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Debian chromium per browser-test module, driven by Playwright's sync API (skipped
+    where Playwright is not installed; each module still checks that chromium is there)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.browser import CHROMIUM, launch
+from tests.browser import CHROMIUM
 from tests.e2e.desk_stack import COMPANY, CSV_HEADER, PASSWORD, DeskStack, database_for
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -24,14 +24,6 @@ pytestmark = [
 
 def expect(locator):
     return playwright_api.expect(locator)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(

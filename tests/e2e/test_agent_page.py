@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM, launch
+from tests.browser import CHROMIUM
 from tests.e2e.desk_stack import (
     CALLER,
     COMPANY,
@@ -39,14 +39,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no browser at {CHROMIUM}"),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(

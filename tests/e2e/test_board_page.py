@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from tests.browser import CHROMIUM, launch
+from tests.browser import CHROMIUM
 from tests.e2e.desk_stack import COMPANY, PASSWORD, DeskStack, database_for, short_window
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -26,14 +26,6 @@ pytestmark = [
 
 def expect(locator):
     return playwright_api.expect(locator)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 @pytest.fixture(

@@ -19,7 +19,7 @@ from callcenter import bootstrap
 from callcenter.adapters import db
 from callcenter.adapters.clock import FixedClock
 from callcenter.config import Settings
-from tests.browser import CHROMIUM, launch
+from tests.browser import CHROMIUM
 from tests.e2e.desk_stack import PASSWORD, DeskStack, database_for
 from tests.integration.test_reports import NOW, seed
 
@@ -61,14 +61,6 @@ def stack(request, tmp_path_factory):
     in_thread(_seed(url))
     yield s
     s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        b = launch(p)
-        yield b
-        b.close()
 
 
 def signed_in(browser, stack, who: str, lang: str, size=(1366, 768)):
