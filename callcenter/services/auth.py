@@ -46,6 +46,48 @@ _MAX_COOKIE = 100
 LOGIN_BACKOFF = BackoffRule(free=5, base_seconds=1.0, cap_seconds=900.0, forget_seconds=3600.0)
 #: an address is allowed more (an office behind one NAT mistypes too), then the same delays
 ADDRESS_BACKOFF = BackoffRule(free=20, base_seconds=1.0, cap_seconds=900.0, forget_seconds=3600.0)
+#: logins from one address checked at once; the others wait their turn (a shift starting
+#: behind one NAT), so the address's count holds at most this many unsettled attempts
+ADDRESS_AT_ONCE = 4
+#: logins from one address waiting for a turn before further ones are refused (429)
+ADDRESS_QUEUE = 200
+
+
+class _Turns:
+    """At most ``at_once`` attempts per key in flight; up to ``queue`` more wait in order.
+
+    The throttle counts an attempt as a failure until its check settles, so without turns a
+    burst of parallel logins from one address (an office at shift start) would run into the
+    address's allowance on its own good attempts; with them, guessing in parallel gains no
+    more than ``at_once`` unsettled tries, and good logins simply queue.
+    """
+
+    def __init__(self, at_once: int, queue: int) -> None:
+        self._at_once, self._limit = at_once, at_once + queue
+        self._keys: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, key: str):
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._keys[key] = (asyncio.Semaphore(self._at_once), [0])
+        semaphore, holders = entry
+        if holders[0] >= self._limit:
+            raise TooManyAttempts(
+                "too many logins at once from this address; try again in 1 s", retry_after=1
+            )
+        holders[0] += 1
+        try:
+            async with semaphore:
+                yield
+        finally:
+            holders[0] -= 1
+            if holders[0] == 0:
+                del self._keys[key]
+
+    def waiting(self, key: str) -> int:
+        entry = self._keys.get(key)
+        return entry[1][0] if entry else 0
 
 
 @dataclass(frozen=True)
@@ -144,6 +186,7 @@ class AuthService:
         # in this process only: N instances behind a balancer give an attacker N times the rate
         self._by_login = Throttle(login_backoff)
         self._by_address = Throttle(address_backoff)
+        self._address_turns = _Turns(ADDRESS_AT_ONCE, ADDRESS_QUEUE)
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._cache_seconds = cache_seconds
         # by the service's clock, so tests move it like the sessions' own expiry
@@ -303,9 +346,13 @@ class AuthService:
         too often is refused with ``retry_after`` before its password is even hashed, so
         guessing costs the guesser time, not the server CPU. A success clears the login's
         count; the address keeps its other failures (one good account must not launder a
-        guesser's address)."""
+        guesser's address). Logins from one address take turns (:class:`_Turns`)."""
         login_key = "login:" + login.strip().casefold()[:200]
         address_key = "address:" + (address or "unknown")[:100]
+        async with self._address_turns.turn(address_key):
+            return await self._verify_in_turn(login, password, now, login_key, address_key)
+
+    async def _verify_in_turn(self, login, password, now, login_key, address_key):
         for throttle, key in ((self._by_login, login_key), (self._by_address, address_key)):
             try:
                 throttle.admit((key,), now, "login")

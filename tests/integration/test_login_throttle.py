@@ -84,3 +84,37 @@ async def test_throttled_logins_leave_other_logins_alone_at_the_service(containe
         await container.auth.open_session("ОПЕРАТОР", PASSWORD, clock.now(), "10.0.0.2")
     session = await container.auth.open_session("другой", PASSWORD, clock.now(), "10.0.0.1")
     assert session.principal.name == "другой"
+
+
+async def test_forty_good_logins_at_once_from_one_address_all_get_in(client, container, clock):
+    """A shift starting behind one NAT: the logins take turns instead of running into the
+    address's allowance on their own unsettled attempts."""
+    import asyncio
+
+    for i in range(40):
+        await container.auth.add_user(f"оператор-{i}", "agent", PASSWORD, clock.now())
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/session", json={"login": f"оператор-{i}", "password": PASSWORD})
+            for i in range(40)
+        )
+    )
+    statuses = [r.status for r in responses]
+    assert statuses == [200] * 40, statuses
+    bodies = [await r.json() for r in responses]
+    assert sorted(b["login"] for b in bodies) == sorted(f"оператор-{i}" for i in range(40))
+
+
+async def test_a_parallel_guess_from_one_address_gains_nothing(client, container, clock):
+    """Forty wrong passwords at once for forty logins: exactly the address's 20 free failures
+    are checked, the rest are refused before any hash, as if they had come one by one."""
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/api/v1/session", json={"login": f"user-{i}", "password": "wrong"})
+            for i in range(40)
+        )
+    )
+    statuses = sorted(r.status for r in responses)
+    assert statuses == [401] * 20 + [429] * 20, statuses
