@@ -16,7 +16,7 @@ import calendar
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,17 @@ class RetentionReport:
 
 
 class Retention:
-    def __init__(self, uow_factory, months: int, forget_recording: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        uow_factory,
+        months: int,
+        forget_recording: Callable[[str], bool],
+        slice_days: float = 7.0,
+    ) -> None:
         self._uow = uow_factory
         self.months = months
+        #: how much of the history one transaction anonymises (see :meth:`_slices`)
+        self.slice_days = slice_days
         #: deletes a recording by its stored name; True if a file was there
         self._forget_recording = forget_recording
 
@@ -67,21 +75,15 @@ class Retention:
         if months <= 0:
             raise ValueError("retention is off (personal_data_months = 0)")
         cutoff = months_before(now, months)
-        apply = not dry_run
-        async with self._uow() as uow:
-            r = uow.retention
-            calls = await r.calls(cutoff, apply=apply)
-            events = await r.events(cutoff, apply=apply)
-            failures = await r.ivr_failures(cutoff, apply=apply)
-            tickets, recordings = await r.tickets(cutoff, apply=apply)
-            outbox = await r.outbox(cutoff, apply=apply)
-            if apply:
-                await uow.commit()
-        if apply:  # only once the rows no longer name them: a crash here leaves stray files
-            for name in recordings:  # never a name the database still holds
-                await asyncio.to_thread(self._forget_recording, name)
+        if dry_run:
+            counts = await self._pass(cutoff, apply=False)
+        else:
+            counts = [0, 0, 0, 0, 0, 0]
+            async for done in self._slices(cutoff):
+                counts = [a + b for a, b in zip(counts, done, strict=True)]
+        calls, events, failures, tickets, recordings, outbox = counts
         report = RetentionReport(
-            cutoff, dry_run, calls, events, failures, tickets, len(recordings), outbox
+            cutoff, dry_run, calls, events, failures, tickets, recordings, outbox
         )
         log.info(
             "retention%s: before %s: %d call(s), %d event(s), %d IVR failure(s), %d ticket(s),"
@@ -92,10 +94,47 @@ class Retention:
             events,
             failures,
             tickets,
-            len(recordings),
+            recordings,
             outbox,
         )
         return report
+
+    async def _slices(self, cutoff: datetime):
+        """Applies the job from the oldest personal row up to the cutoff, ``slice_days`` of
+        rows per transaction: a first run over years of calls never holds the database (on
+        SQLite: its only writer) for long, and the line's own writes get in between slices.
+        Each slice is idempotent, so a crash midway leaves a consistent state for the next run.
+        """
+        step = timedelta(days=self.slice_days)
+        done_to: datetime | None = None
+        while done_to is None or done_to < cutoff:
+            async with self._uow() as uow:
+                oldest = await uow.retention.oldest(cutoff)
+            if oldest is None:
+                return
+            # always forward, even past a row the statements cannot clear
+            start = oldest if done_to is None else max(oldest, done_to)
+            done_to = min(start + step, cutoff)
+            yield await self._pass(done_to, apply=True)
+            await asyncio.sleep(0)
+
+    async def _pass(self, before: datetime, *, apply: bool) -> list[int]:
+        """One transaction over the rows older than ``before``; recordings are deleted only
+        once it is committed (a crash in between leaves stray files, never a name the
+        database still holds)."""
+        async with self._uow() as uow:
+            r = uow.retention
+            calls = await r.calls(before, apply=apply)
+            events = await r.events(before, apply=apply)
+            failures = await r.ivr_failures(before, apply=apply)
+            tickets, recordings = await r.tickets(before, apply=apply)
+            outbox = await r.outbox(before, apply=apply)
+            if apply:
+                await uow.commit()
+        if apply:
+            for name in recordings:
+                await asyncio.to_thread(self._forget_recording, name)
+        return [calls, events, failures, tickets, len(recordings), outbox]
 
     async def run_daily(self, clock, interval: float = DAY_SECONDS) -> None:
         """Once at start, then every ``interval`` seconds; a failed run is logged and the

@@ -178,7 +178,14 @@ async def test_retention_keeps_figures_and_clears_only_old_personal_data(
             )
         return dict(rows.all())
 
+    async def oldest():
+        async with c.uow() as uow:
+            return await uow.retention.oldest(cutoff)
+
     keys_before = await started_keys()
+    # the job walks from the oldest personal row, a week of history per transaction
+    first_call = min(datetime.fromisoformat(v["started_at"]) for v in before["calls"].values())
+    assert await oldest() == first_call
     first = await c.retention.run(clock.now(), months=12)
     second = await c.retention.run(clock.now(), months=12)
     keys_after = await started_keys()
@@ -188,6 +195,7 @@ async def test_retention_keeps_figures_and_clears_only_old_personal_data(
     assert (first.calls, first.events, first.tickets) == (dry.calls, dry.events, dry.tickets)
     assert first.events == len(old)
     assert second.changed == 0 and second.recordings == 0  # idempotent
+    assert await oldest() is None
     after = await snapshot(client, supervisor_token, calls, tickets)
 
     # every figure the same: the list, each call, each ticket, personal fields aside
