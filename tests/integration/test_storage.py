@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from callcenter.adapters import db
-from callcenter.adapters.tables import metadata
+from callcenter.adapters.tables import CALLER_TRIGRAM_INDEX, compared, metadata
 from callcenter.domain.certificates import (
     Certificate,
     Contact,
@@ -23,7 +23,9 @@ from callcenter.domain.policy import PolicyVersion
 
 async def test_models_and_migrations_agree(container):
     def diff(conn):
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": compared}
+        )
         return compare_metadata(ctx, metadata)
 
     async with container.engine.connect() as conn:
@@ -34,6 +36,35 @@ async def test_models_and_migrations_agree(container):
 async def test_upgrade_twice_is_harmless(container):
     await db.upgrade(container.engine)
     assert await db.current_revision(container.engine) == db.head_revision()
+
+
+async def test_the_caller_trigram_migration_goes_down_and_up_again(container):
+    """0010 builds the caller number's trigram index on PostgreSQL (the box's postgres may
+    create pg_trgm) and nothing on SQLite; it downgrades to 0009 and upgrades again cleanly."""
+    from alembic import command
+
+    def indexes(conn) -> set[str]:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT indexname FROM pg_indexes WHERE tablename = 'calls'"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'"
+        return {name for (name,) in conn.exec_driver_sql(sql).all()}
+
+    def down(conn) -> None:
+        command.downgrade(db._alembic_config(conn), "0009")
+
+    pg = container.engine.dialect.name == "postgresql"
+    async with container.engine.connect() as conn:
+        assert (CALLER_TRIGRAM_INDEX in await conn.run_sync(indexes)) is pg
+    async with container.engine.begin() as conn:
+        await conn.run_sync(down)
+    assert await db.current_revision(container.engine) == "0009"
+    async with container.engine.connect() as conn:
+        assert CALLER_TRIGRAM_INDEX not in await conn.run_sync(indexes)
+    await db.upgrade(container.engine)
+    assert await db.current_revision(container.engine) == db.head_revision()
+    async with container.engine.connect() as conn:
+        assert (CALLER_TRIGRAM_INDEX in await conn.run_sync(indexes)) is pg
 
 
 def cert(number="123456", **kw):
