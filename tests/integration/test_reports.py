@@ -367,3 +367,89 @@ async def test_the_talk_time_chart_counts_whole_minutes(seeded):
         (6, 14, 1),
         (7, 10, 1),
     ]
+
+
+def _expected_tickets(rows, by, now, soon, cal):
+    """The ticket figures as the report defined them before the database counted them: one
+    ticket at a time, in Python (the reference the SQL must agree with)."""
+    import statistics
+
+    out: dict[str, dict] = {}
+    hours: dict[str, list[float]] = {}
+
+    def key_of(at):
+        local = at.astimezone(MOSCOW).date()
+        if by == "week":
+            local -= timedelta(days=local.weekday())
+        return local.isoformat()
+
+    for tk in rows:
+        for key in (key_of(tk["received_at"]), ""):
+            f = out.setdefault(key, {name: 0 for name in EMPTY_TICKETS if name != "median_hours"})
+            source = tk["source"] if tk["source"] in ("portal", "voicemail") else "call"
+            f["tickets_" + source] += 1
+            answered, due = tk["answered_at"], tk["due_at"]
+            if answered is not None:
+                hours.setdefault(key, []).append(
+                    cal.working_seconds_between(tk["received_at"], answered) / 3600
+                )
+            if tk["status"] == "withdrawn":
+                continue
+            if answered is not None:
+                f["answered_in_time" if answered <= due else "breached"] += 1
+            elif due <= now:
+                f["breached"] += 1
+            elif due <= soon:
+                f["due_soon"] += 1
+    for key, f in out.items():
+        xs = hours.get(key)
+        f["median_hours"] = round(statistics.median(xs), 2) if xs else None
+    return out
+
+
+@pytest.mark.parametrize("seed_", [1, 2, 3])
+async def test_ticket_figures_agree_with_one_ticket_at_a_time(container, clock, seed_):
+    """Random tickets (every source, open, answered early or late, withdrawn, due around
+    "now" and the next working hour, received at night and on days off): the report's
+    per-group and total ticket figures equal the ticket-by-ticket count."""
+    import random
+
+    rnd = random.Random(seed_)
+    clock.at = NOW
+    cal = container.calendars.for_policy(await container.policy.in_force_at(NOW))
+    soon = cal.add_working_hours(NOW, 1)
+    first = msk(2025, 12, 20, 0, 0)
+    rows = []
+    for i in range(300):
+        received = first + timedelta(minutes=rnd.randrange(26 * 24 * 60))
+        due = rnd.choice(
+            [
+                cal.add_working_hours(received, 12),
+                NOW + timedelta(minutes=rnd.randrange(-90, 90)),
+                soon + timedelta(seconds=rnd.choice([-1, 0, 1])),
+                NOW,
+            ]
+        )
+        answered = rnd.choice([None, received + timedelta(minutes=rnd.randrange(1, 4000)), due])
+        status = rnd.choice(["withdrawn"] if rnd.random() < 0.15 else ["open", "answered"])
+        rows.append(
+            {
+                "source": rnd.choice(["call", "portal", "voicemail"]),
+                "call_id": None,
+                "certificate_number": "1234567",
+                "description": f"№{i}",
+                "category": "install",
+                "received_at": received,
+                "due_at": due,
+                "status": status,
+                "answered_at": answered,
+                "created_at": received,
+            }
+        )
+    async with container.engine.begin() as conn:
+        await conn.execute(insert(t.tickets), rows)
+    for by in ("day", "week"):
+        report = await container.reports.report(period(by, "2025-12-20", "2026-01-14"))
+        got = {r.key: {n: r.figures[n] for n in EMPTY_TICKETS} for r in report.rows}
+        got[""] = {n: report.total.figures[n] for n in EMPTY_TICKETS}
+        assert got == _expected_tickets(rows, by, NOW, soon, cal), by
