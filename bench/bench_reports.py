@@ -34,7 +34,7 @@ from callcenter.adapters import db  # noqa: E402
 from callcenter.adapters.clock import FixedClock  # noqa: E402
 from callcenter.calendar import MOSCOW  # noqa: E402
 from callcenter.config import Settings  # noqa: E402
-from callcenter.services.call_filters import parse_call_filters  # noqa: E402
+from callcenter.services.call_filters import OUTCOMES, parse_call_filters  # noqa: E402
 from callcenter.services.reports import Period  # noqa: E402
 
 URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench"
@@ -294,6 +294,31 @@ async def measure(url: str, plans: bool) -> None:
             },
             "history: organisation contains, a month": {
                 "organisation": "вектор",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
+            "history: organisation contains, no match, a month": {
+                "organisation": "не найдётся",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
+            # a substring of the number: the trigram index of migration 0010 (PostgreSQL)
+            'history: caller number contains "1234", all time': {"caller": "1234"},
+            'history: caller number contains "99999", all time': {"caller": "99999"},
+            "history: caller number contains, a month": {
+                "caller": "1234",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
+            "history: overrun windows, a month, sorted by agent": {
+                "window": "overrun",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+                "sort": "agent",
+            },
+            "history: abandoned in the queue, all time": {"route": "abandoned_queue"},
+            "history: an outcome, a month": {
+                "outcome": OUTCOMES[0],
                 "from": "2025-06-01",
                 "to": "2025-06-30",
             },
