@@ -9,14 +9,19 @@ report before 26 October 2014 there groups by UTC+3 rather than the old UTC+4).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callcenter.adapters import tables as t
-from callcenter.adapters.board_sql import call_conditions, history_order, route_condition
+from callcenter.adapters.board_sql import (
+    WINDOW_OPENS_WITHIN,
+    call_conditions,
+    history_order,
+    route_condition,
+)
 from callcenter.services.call_filters import CallFilter
 
 #: the certificate statuses with which the IVR refuses a call (CC_ROUTE=REFUSED)
@@ -115,13 +120,8 @@ def _agent_of(call_id):
     return select(c.agent).where(c.call_id == call_id).scalar_subquery()
 
 
-#: a window opens when the agent answers: after its call started, and within a day of it
-#: (this lets the database read only the period's windows, by ``ix_oral_windows_opened_at``)
-_LONGEST_CALL = timedelta(days=1)
-
-
 def _window_near(start: datetime, end: datetime):
-    return and_(w.opened_at >= start, w.opened_at < end + _LONGEST_CALL)
+    return and_(w.opened_at >= start, w.opened_at < end + WINDOW_OPENS_WITHIN)
 
 
 def _flag(cond):

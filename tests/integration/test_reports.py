@@ -453,3 +453,35 @@ async def test_ticket_figures_agree_with_one_ticket_at_a_time(container, clock, 
         got = {r.key: {n: r.figures[n] for n in EMPTY_TICKETS} for r in report.rows}
         got[""] = {n: report.total.figures[n] for n in EMPTY_TICKETS}
         assert got == _expected_tickets(rows, by, NOW, soon, cal), by
+
+
+async def test_a_window_filter_finds_a_window_opened_after_the_period(container, clock):
+    """The window filter reads windows by their opening (the period plus a day): a call
+    started at 23:58 on the period's last day and answered after midnight is still found,
+    by the history page and by the report page's call log alike."""
+    from callcenter.services.call_filters import parse_call_filters
+
+    clock.at = NOW
+    late = msk(2025, 11, 30, 23, 58)
+    answered = msk(2025, 12, 1, 0, 3)
+    early = msk(2025, 11, 1, 0, 0, 30)
+    rows = [
+        call("late", late, queued=s(late, 5), connected=answered, ended=s(answered, 900)),
+        call("early", early, queued=s(early, 5), connected=s(early, 9), ended=s(early, 700)),
+        call("before", msk(2025, 10, 31, 23, 50), queued=msk(2025, 10, 31, 23, 51),
+             connected=msk(2025, 11, 1, 0, 1), ended=msk(2025, 11, 1, 0, 12)),
+    ]  # fmt: skip
+    windows = [
+        window("late", answered, "overrun"),
+        window("early", s(early, 9), "overrun"),
+        window("before", msk(2025, 11, 1, 0, 1), "overrun"),  # opened in, started before
+    ]
+    async with container.engine.begin() as conn:
+        await conn.execute(insert(t.calls), rows)
+        await conn.execute(insert(t.oral_windows), windows)
+    f = parse_call_filters({"from": "2025-11-01", "to": "2025-11-30", "window": "overrun"})
+    page, total = await container.reports.calls_page(f, 50, 0)
+    assert ([r["call_id"] for r in page], total) == (["late", "early"], 2)
+    history = await container.supervisor.history(f, 50, 0)
+    assert [r["call_id"] for r in history.items] == ["late", "early"]
+    assert history.total == 2
