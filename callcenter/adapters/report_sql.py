@@ -108,9 +108,11 @@ def _week(dialect: str, col):
 
 
 def _seconds(dialect: str, a, b):
-    """``a - b`` in seconds."""
+    """``a - b`` in seconds: a double precision on PostgreSQL (``date_part``; ``EXTRACT``
+    gives a numeric since PostgreSQL 14, which the averages, the percentile's sort and the
+    histogram's buckets take two to three times as long to compute)."""
     if dialect == "postgresql":
-        return func.extract("epoch", a - b)
+        return func.date_part("epoch", a - b)
     return (func.julianday(a) - func.julianday(b)) * 86400.0
 
 
@@ -296,8 +298,9 @@ class ReportSql:
         async with self._sessions() as s:
             if self._dialect(s) == "postgresql":
                 local = func.timezone("Europe/Moscow", c.started_at)
-                dow = func.extract("isodow", local)
-                hour = func.extract("hour", local)
+                # date_part: a double precision, half the time of EXTRACT's numeric
+                dow = func.date_part("isodow", local)
+                hour = func.date_part("hour", local)
             else:
                 dow = func.strftime("%w", c.started_at, "+3 hours")
                 hour = func.strftime("%H", c.started_at, "+3 hours")
