@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import resource
 import statistics
@@ -34,7 +35,7 @@ from callcenter.adapters import db  # noqa: E402
 from callcenter.adapters.clock import FixedClock  # noqa: E402
 from callcenter.calendar import MOSCOW  # noqa: E402
 from callcenter.config import Settings  # noqa: E402
-from callcenter.services.call_filters import parse_call_filters  # noqa: E402
+from callcenter.services.call_filters import OUTCOMES, parse_call_filters  # noqa: E402
 from callcenter.services.reports import Period  # noqa: E402
 
 URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bench"
@@ -248,6 +249,48 @@ async def timed(fn, runs: int = 5) -> list[float]:
     return out
 
 
+def _backend_cpu(pids: list[int]) -> float | None:
+    """Seconds of CPU the database's backends have used (utime + stime from /proc), or None
+    when the server is not on this host."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+async def cpu_per_run(engine, fn, runs: int = 10) -> str:
+    """CPU per call of ``fn``: this process and the database's backends (steadier than the
+    wall time on a shared box: other jobs' load stretches the one, not the other)."""
+    await fn()  # every connection the call needs is open now
+    async with engine.connect() as conn:
+        pids = [
+            pid
+            for (pid,) in (
+                await conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND pid <> pg_backend_pid()"
+                    )
+                )
+            ).all()
+        ]
+    db0, py0 = _backend_cpu(pids), time.process_time()
+    for _ in range(runs):
+        await fn()
+    py = (time.process_time() - py0) / runs * 1000
+    db1 = _backend_cpu(pids)
+    if db0 is None or db1 is None:
+        return f"CPU per run: this process {py:.0f} ms (the database is on another host)"
+    db = (db1 - db0) / runs * 1000
+    return f"CPU per run {py + db:.0f} ms: database {db:.0f} ms, this process {py:.0f} ms"
+
+
 def show(name: str, ms: list[float], goal: str) -> None:
     print(
         f"{name:<46} median {statistics.median(ms):7.1f} ms  min {min(ms):7.1f}  "
@@ -297,6 +340,31 @@ async def measure(url: str, plans: bool) -> None:
                 "from": "2025-06-01",
                 "to": "2025-06-30",
             },
+            "history: organisation contains, no match, a month": {
+                "organisation": "не найдётся",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
+            # a substring of the number: the trigram index of migration 0010 (PostgreSQL)
+            'history: caller number contains "1234", all time': {"caller": "1234"},
+            'history: caller number contains "99999", all time': {"caller": "99999"},
+            "history: caller number contains, a month": {
+                "caller": "1234",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
+            "history: overrun windows, a month, sorted by agent": {
+                "window": "overrun",
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+                "sort": "agent",
+            },
+            "history: abandoned in the queue, all time": {"route": "abandoned_queue"},
+            "history: an outcome, a month": {
+                "outcome": OUTCOMES[0],
+                "from": "2025-06-01",
+                "to": "2025-06-30",
+            },
         }
         for name, query in filters.items():
             f = parse_call_filters(query)
@@ -312,6 +380,10 @@ async def measure(url: str, plans: bool) -> None:
         for name, fn, goal in cases:
             await fn()  # warm
             show(name, await timed(fn), goal)
+            if name.startswith("month report"):
+                print(
+                    " " * 47 + await cpu_per_run(c.engine, fn), f"(load {os.getloadavg()[0]:.1f})"
+                )
             if p is not None:
                 p.seen.clear()
                 await fn()

@@ -20,6 +20,10 @@ from callcenter.services.supervision import COUNT_BOUND, REFUSED_STATUSES
 LIVE_HORIZON = timedelta(hours=12)
 #: how long before its connect or queueing a live call may have started (the IVR's part)
 START_SLACK = timedelta(hours=1)
+#: a call's oral window opens when an agent answers: after the call started, and within a
+#: day of it (a live call is given up after LIVE_HORIZON); so a period's windows are found by
+#: their opening (``ix_oral_windows_opened_at``), not by reading every window of a status
+WINDOW_OPENS_WITHIN = timedelta(days=1)
 
 
 def _escape_like(text: str) -> str:
@@ -78,6 +82,10 @@ def call_conditions(f: CallFilter, dialect: str = "postgresql") -> list:
         cond.append(c.caller_number.like("%" + _escape_like(f.caller) + "%", escape="\\"))
     if f.window_status:
         cond.append(w.status == f.window_status)
+        if f.start is not None:
+            cond.append(w.opened_at >= f.start)
+        if f.end is not None:
+            cond.append(w.opened_at < f.end + WINDOW_OPENS_WITHIN)
     if f.outcome:
         cond.append(c.outcome == f.outcome)
     if f.route:

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from callcenter.adapters.tables import metadata
+from callcenter.adapters.tables import compared, metadata
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -14,6 +14,7 @@ context.configure(
     target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=compared,
 )
 with context.begin_transaction():
     context.run_migrations()

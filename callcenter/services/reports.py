@@ -70,7 +70,8 @@ FIGURES = CALL_FIGURES + TICKET_FIGURES + REVIEW_FIGURES
 class ReportQueries(Protocol):
     async def call_groups(self, start, end, by, threshold_seconds) -> list[dict]: ...
     async def refusals(self, start, end, by) -> list[tuple]: ...
-    async def tickets(self, start, end) -> list[dict]: ...
+    async def ticket_groups(self, start, end, by, now, soon) -> list[dict]: ...
+    async def answer_times(self, start, end, by) -> list[tuple]: ...
     async def reviews(self, start, end) -> list[dict]: ...
     async def talk_summary(self, start, end, by) -> dict[str, Any]: ...
     async def heatmap(self, start, end) -> list[tuple[int, int, int]]: ...
@@ -210,17 +211,32 @@ class ReportService:
         chart), read at the same time as the figures."""
         q, now = self.queries, self.clock.now()
         start, end, by = period.start, period.end, period.by
+
+        async def tickets():
+            # "due soon" needs the calendar in force: read it, then the ticket figures
+            cal = await self._calendar_at(now)
+            counted, answered = await asyncio.gather(
+                q.ticket_groups(start, end, by, now, cal.add_working_hours(now, 1)),
+                q.answer_times(start, end, by),
+            )
+            return cal, counted, answered
+
         # each query has a session of its own: they run at once
-        groups, talks, refusals, tickets, reviews, cal, heat = await asyncio.gather(
+        (
+            groups,
+            talks,
+            refusals,
+            (cal, ticket_groups, answered),
+            reviews,
+            heat,
+        ) = await asyncio.gather(
             q.call_groups(start, end, by, period.threshold),
             q.talk_summary(start, end, by),
             q.refusals(start, end, by),
-            q.tickets(start, end),
+            tickets(),
             q.reviews(start, end),
-            self._calendar_at(now),
             q.heatmap(start, end) if heatmap else _nothing(),
         )
-        soon = cal.add_working_hours(now, 1)
 
         def key_of(at: datetime, agent: str) -> str:
             if by == "agent":
@@ -245,23 +261,25 @@ class ReportService:
             r = row(key or "")
             r.refused_by[status] = r.refused_by.get(status, 0) + n
             total.refused_by[status] = total.refused_by.get(status, 0) + n
+        total.figures.update(_empty(total.figures))
+        for tg in ticket_groups:
+            for r in (row(tg["key"] or ""), total):
+                for name in TICKET_FIGURES:
+                    if name != "median_hours":
+                        r.figures[name] += int(tg[name] or 0)
         hours: dict[str, list[float]] = {}
         everyone: list[float] = []
-        total.figures.update(_empty(total.figures))
-        for tk in tickets:
-            targets = [row(key_of(tk["received_at"], tk["agent"])), total]
-            counted = _ticket_counts(tk, now, soon)
-            for r in targets:
-                for name, add in counted.items():
-                    r.figures[name] += add
-            if tk["answered_at"] is not None:
-                h = cal.working_seconds_between(tk["received_at"], tk["answered_at"]) / 3600
-                hours.setdefault(targets[0].key, []).append(h)
-                everyone.append(h)
+        working = cal.working_seconds_between
+        for key, received, answered_at in answered:
+            h = working(received, answered_at) / 3600
+            hours.setdefault(key or "", []).append(h)
+            everyone.append(h)
         for rv in reviews:
             name = "abuse" if rv["kind"] == "abuse" else "complaints"
             row(key_of(rv["created_at"], rv["agent"])).figures[name] += 1
             total.figures[name] += 1
+        for key in hours:
+            row(key)
         for r in rows.values():
             r.figures["median_hours"] = _median(hours.get(r.key))
         total.figures["median_hours"] = _median(everyone)
@@ -294,22 +312,6 @@ class ReportService:
 
 async def _nothing() -> None:
     return None
-
-
-def _ticket_counts(tk: dict, now: datetime, soon: datetime) -> dict[str, int]:
-    out = {name: 0 for name in TICKET_FIGURES if name != "median_hours"}
-    source = tk["source"] if tk["source"] in ("call", "portal", "voicemail") else "call"
-    out["tickets_" + source] = 1
-    answered, due = tk["answered_at"], tk["due_at"]
-    if tk["status"] == "withdrawn":
-        return out
-    if answered is not None:
-        out["answered_in_time" if answered <= due else "breached"] = 1
-    elif due <= now:
-        out["breached"] = 1
-    elif due <= soon:
-        out["due_soon"] = 1
-    return out
 
 
 def _summed(groups: list[dict], p90: float | None) -> dict[str, Any]:

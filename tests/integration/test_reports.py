@@ -367,3 +367,121 @@ async def test_the_talk_time_chart_counts_whole_minutes(seeded):
         (6, 14, 1),
         (7, 10, 1),
     ]
+
+
+def _expected_tickets(rows, by, now, soon, cal):
+    """The ticket figures as the report defined them before the database counted them: one
+    ticket at a time, in Python (the reference the SQL must agree with)."""
+    import statistics
+
+    out: dict[str, dict] = {}
+    hours: dict[str, list[float]] = {}
+
+    def key_of(at):
+        local = at.astimezone(MOSCOW).date()
+        if by == "week":
+            local -= timedelta(days=local.weekday())
+        return local.isoformat()
+
+    for tk in rows:
+        for key in (key_of(tk["received_at"]), ""):
+            f = out.setdefault(key, {name: 0 for name in EMPTY_TICKETS if name != "median_hours"})
+            source = tk["source"] if tk["source"] in ("portal", "voicemail") else "call"
+            f["tickets_" + source] += 1
+            answered, due = tk["answered_at"], tk["due_at"]
+            if answered is not None:
+                hours.setdefault(key, []).append(
+                    cal.working_seconds_between(tk["received_at"], answered) / 3600
+                )
+            if tk["status"] == "withdrawn":
+                continue
+            if answered is not None:
+                f["answered_in_time" if answered <= due else "breached"] += 1
+            elif due <= now:
+                f["breached"] += 1
+            elif due <= soon:
+                f["due_soon"] += 1
+    for key, f in out.items():
+        xs = hours.get(key)
+        f["median_hours"] = round(statistics.median(xs), 2) if xs else None
+    return out
+
+
+@pytest.mark.parametrize("seed_", [1, 2, 3])
+async def test_ticket_figures_agree_with_one_ticket_at_a_time(container, clock, seed_):
+    """Random tickets (every source, open, answered early or late, withdrawn, due around
+    "now" and the next working hour, received at night and on days off): the report's
+    per-group and total ticket figures equal the ticket-by-ticket count."""
+    import random
+
+    rnd = random.Random(seed_)
+    clock.at = NOW
+    cal = container.calendars.for_policy(await container.policy.in_force_at(NOW))
+    soon = cal.add_working_hours(NOW, 1)
+    first = msk(2025, 12, 20, 0, 0)
+    rows = []
+    for i in range(300):
+        received = first + timedelta(minutes=rnd.randrange(26 * 24 * 60))
+        due = rnd.choice(
+            [
+                cal.add_working_hours(received, 12),
+                NOW + timedelta(minutes=rnd.randrange(-90, 90)),
+                soon + timedelta(seconds=rnd.choice([-1, 0, 1])),
+                NOW,
+            ]
+        )
+        answered = rnd.choice([None, received + timedelta(minutes=rnd.randrange(1, 4000)), due])
+        status = rnd.choice(["withdrawn"] if rnd.random() < 0.15 else ["open", "answered"])
+        rows.append(
+            {
+                "source": rnd.choice(["call", "portal", "voicemail"]),
+                "call_id": None,
+                "certificate_number": "1234567",
+                "description": f"№{i}",
+                "category": "install",
+                "received_at": received,
+                "due_at": due,
+                "status": status,
+                "answered_at": answered,
+                "created_at": received,
+            }
+        )
+    async with container.engine.begin() as conn:
+        await conn.execute(insert(t.tickets), rows)
+    for by in ("day", "week"):
+        report = await container.reports.report(period(by, "2025-12-20", "2026-01-14"))
+        got = {r.key: {n: r.figures[n] for n in EMPTY_TICKETS} for r in report.rows}
+        got[""] = {n: report.total.figures[n] for n in EMPTY_TICKETS}
+        assert got == _expected_tickets(rows, by, NOW, soon, cal), by
+
+
+async def test_a_window_filter_finds_a_window_opened_after_the_period(container, clock):
+    """The window filter reads windows by their opening (the period plus a day): a call
+    started at 23:58 on the period's last day and answered after midnight is still found,
+    by the history page and by the report page's call log alike."""
+    from callcenter.services.call_filters import parse_call_filters
+
+    clock.at = NOW
+    late = msk(2025, 11, 30, 23, 58)
+    answered = msk(2025, 12, 1, 0, 3)
+    early = msk(2025, 11, 1, 0, 0, 30)
+    rows = [
+        call("late", late, queued=s(late, 5), connected=answered, ended=s(answered, 900)),
+        call("early", early, queued=s(early, 5), connected=s(early, 9), ended=s(early, 700)),
+        call("before", msk(2025, 10, 31, 23, 50), queued=msk(2025, 10, 31, 23, 51),
+             connected=msk(2025, 11, 1, 0, 1), ended=msk(2025, 11, 1, 0, 12)),
+    ]  # fmt: skip
+    windows = [
+        window("late", answered, "overrun"),
+        window("early", s(early, 9), "overrun"),
+        window("before", msk(2025, 11, 1, 0, 1), "overrun"),  # opened in, started before
+    ]
+    async with container.engine.begin() as conn:
+        await conn.execute(insert(t.calls), rows)
+        await conn.execute(insert(t.oral_windows), windows)
+    f = parse_call_filters({"from": "2025-11-01", "to": "2025-11-30", "window": "overrun"})
+    page, total = await container.reports.calls_page(f, 50, 0)
+    assert ([r["call_id"] for r in page], total) == (["late", "early"], 2)
+    history = await container.supervisor.history(f, 50, 0)
+    assert [r["call_id"] for r in history.items] == ["late", "early"]
+    assert history.total == 2

@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from callcenter.adapters import db
-from callcenter.adapters.tables import metadata
+from callcenter.adapters.tables import CALLER_TRIGRAM_INDEX, compared, metadata
 from callcenter.domain.certificates import (
     Certificate,
     Contact,
@@ -23,7 +23,9 @@ from callcenter.domain.policy import PolicyVersion
 
 async def test_models_and_migrations_agree(container):
     def diff(conn):
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_object": compared}
+        )
         return compare_metadata(ctx, metadata)
 
     async with container.engine.connect() as conn:
@@ -34,6 +36,78 @@ async def test_models_and_migrations_agree(container):
 async def test_upgrade_twice_is_harmless(container):
     await db.upgrade(container.engine)
     assert await db.current_revision(container.engine) == db.head_revision()
+
+
+async def test_the_caller_trigram_migration_goes_down_and_up_again(container):
+    """0010 builds the caller number's trigram index on PostgreSQL (the box's postgres may
+    create pg_trgm) and nothing on SQLite; it downgrades to 0009 and upgrades again cleanly."""
+    from alembic import command
+
+    def indexes(conn) -> set[str]:
+        if conn.dialect.name == "postgresql":
+            sql = "SELECT indexname FROM pg_indexes WHERE tablename = 'calls'"
+        else:
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'calls'"
+        return {name for (name,) in conn.exec_driver_sql(sql).all()}
+
+    def down(conn) -> None:
+        command.downgrade(db._alembic_config(conn), "0009")
+
+    pg = container.engine.dialect.name == "postgresql"
+    async with container.engine.connect() as conn:
+        assert (CALLER_TRIGRAM_INDEX in await conn.run_sync(indexes)) is pg
+    async with container.engine.begin() as conn:
+        await conn.run_sync(down)
+    assert await db.current_revision(container.engine) == "0009"
+    async with container.engine.connect() as conn:
+        assert CALLER_TRIGRAM_INDEX not in await conn.run_sync(indexes)
+    await db.upgrade(container.engine)
+    assert await db.current_revision(container.engine) == db.head_revision()
+    async with container.engine.connect() as conn:
+        assert (CALLER_TRIGRAM_INDEX in await conn.run_sync(indexes)) is pg
+
+
+@pytest.mark.postgres
+async def test_without_pg_trgm_the_migration_skips_the_index_and_goes_on(caplog):
+    """Where pg_trgm cannot be created (here: the schema already holds a function of that
+    name, as an extension of another make might leave it), 0010 logs why, creates no
+    trigram index and the database still reaches the head; the filter then scans."""
+    from tests.conftest import PG_SKIP, PG_URL, reset_postgres
+
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    await reset_postgres(PG_URL)
+    engine = db.create_engine(PG_URL)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "CREATE FUNCTION public.similarity(text, text) RETURNS real"
+                    " LANGUAGE sql IMMUTABLE AS 'SELECT 0.0::real'"
+                )
+            )
+        with caplog.at_level("WARNING", logger="callcenter.migrations"):
+            await db.upgrade(engine)
+        assert await db.current_revision(engine) == db.head_revision()
+        async with engine.connect() as conn:
+            names = {
+                name
+                for (name,) in (
+                    await conn.execute(
+                        text("SELECT indexname FROM pg_indexes WHERE tablename = 'calls'")
+                    )
+                ).all()
+            }
+            trgm = (
+                await conn.execute(
+                    text("SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'")
+                )
+            ).scalar_one()
+        assert CALLER_TRIGRAM_INDEX not in names and trgm == 0
+        assert "ix_calls_caller_number_started_at" in names  # the rest of 0009/0010 is there
+        assert any("pg_trgm cannot be created" in r.getMessage() for r in caplog.records)
+    finally:
+        await engine.dispose()
 
 
 def cert(number="123456", **kw):
