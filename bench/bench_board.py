@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _common import FIGURES, json_option
 from sqlalchemy import text
 
 from callcenter import bootstrap
@@ -56,6 +57,7 @@ async def main() -> int:
     ap.add_argument("url")
     ap.add_argument("--at", default="2025-12-31T18:30:00+03:00")
     ap.add_argument("--runs", type=int, default=20)
+    json_option(ap)
     args = ap.parse_args()
     now = datetime.fromisoformat(args.at)
     c = bootstrap.build(Settings().replace(database={"url": args.url}), clock=FixedClock(now))
@@ -72,14 +74,17 @@ async def main() -> int:
         )
         med, worst = await timed(lambda: c.supervisor.board(now), args.runs)
         print(f"{'board refresh (all its queries)':45s} median {med:7.1f} ms  max {worst:7.1f} ms")
+        FIGURES.add("board refresh (all its queries), median", med, "ms", goal="<= 100")
         for name, query in HISTORY.items():
             f = parse_call_filters(query)
             med, worst = await timed(lambda f=f: c.supervisor.history(f, 50, 0), args.runs)
             print(f"{name:45s} median {med:7.1f} ms  max {worst:7.1f} ms")
+            FIGURES.add(f"{name} (board's reads), median", med, "ms", goal="<= 200")
         if c.engine.dialect.name == "postgresql":
             await plans(c, now)
     finally:
         await c.close()
+    FIGURES.write(args.json, "bench_board", runs=args.runs)
     return 0
 
 

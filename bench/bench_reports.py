@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import FIGURES, json_option  # noqa: E402
 from sqlalchemy import event, text  # noqa: E402
 
 from callcenter import bootstrap  # noqa: E402
@@ -206,10 +207,12 @@ async def seed(url: str, n_calls: int, n_tickets: int) -> None:
         await conn.execute("ANALYZE")
     finally:
         await conn.close()
+    took = time.perf_counter() - t0
     print(
         f"seeded {len(calls):,} calls, {len(windows):,} windows, {len(tickets):,} tickets "
-        f"in {time.perf_counter() - t0:.0f} s"
+        f"in {took:.0f} s"
     )
+    FIGURES.add(f"seed {len(calls):,} calls and {len(tickets):,} tickets", took, "s")
 
 
 class Plans:
@@ -296,6 +299,7 @@ def show(name: str, ms: list[float], goal: str) -> None:
         f"{name:<46} median {statistics.median(ms):7.1f} ms  min {min(ms):7.1f}  "
         f"max {max(ms):7.1f}  (goal {goal})"
     )
+    FIGURES.add(name + ", median", statistics.median(ms), "ms", goal=goal.removesuffix(" ms"))
 
 
 async def measure(url: str, plans: bool) -> None:
@@ -426,26 +430,58 @@ async def export(url: str, limit_rows: int | None) -> None:
             f"{rows / dt:,.0f} rows/s; peak RSS {peak / 1024:.0f} MiB (before {before / 1024:.0f}"
             f" MiB, after 10,000 rows {at_10k / 1024:.0f} MiB)"
         )
+        FIGURES.add(f"CSV export of {rows:,} calls", rows / dt, "rows/s")
+        FIGURES.add(
+            "CSV export: peak memory",
+            peak / 1024,
+            "MiB",
+            baseline=at_10k / 1024,
+            baseline_label="after its first 10,000 rows",
+            goal="ratio <= 1.5",
+        )
     finally:
         await c.close()
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("phase", choices=("seed", "measure", "export"))
-    ap.add_argument("--url", default=URL)
+    ap.add_argument(
+        "phase",
+        choices=("seed", "measure", "export", "all"),
+        nargs="?",
+        default="all",
+        help="all (the default): seed, measure, export, the board",
+    )
+    ap.add_argument("--url", "--pg", dest="url", default=URL)
     ap.add_argument("--calls", type=int, default=1_000_000)
     ap.add_argument("--tickets", type=int, default=200_000)
     ap.add_argument("--no-plans", action="store_true")
     ap.add_argument("--rows", type=int, default=0, help="export: stop after this many rows")
+    json_option(ap)
     args = ap.parse_args()
-    if args.phase == "seed":
+    if args.phase in ("seed", "all"):
         asyncio.run(seed(args.url, args.calls, args.tickets))
-    elif args.phase == "measure":
+    if args.phase in ("measure", "all"):
         asyncio.run(measure(args.url, not args.no_plans))
-    else:
+    if args.phase == "export":
         asyncio.run(export(args.url, args.rows or None))
+    if args.phase == "all":
+        # the export and the board each in a fresh process: the export's peak memory is its own
+        FIGURES.rows += _child(["bench/bench_reports.py", "export", "--url", args.url])
+        FIGURES.rows += _child(["bench/bench_board.py", args.url])
+    FIGURES.write(args.json, "bench_reports", calls=args.calls, tickets=args.tickets)
     return 0
+
+
+def _child(cmd: list[str]) -> list[dict]:
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        subprocess.run([sys.executable, *cmd, "--json", str(out)], cwd=ROOT, check=True)
+        return json.loads(out.read_text(encoding="utf-8"))["figures"]
 
 
 if __name__ == "__main__":
