@@ -1,7 +1,7 @@
 """Load test (issue 14): two instances on one PostgreSQL, calls kept in flight for minutes.
 
 Usage: python bench/bench_load.py --pg URL [--duration 600] [--quick] [--agents 200]
-                                  [--in-flight 200] [--speed 0.025] [--sample 5] [--json FILE]
+                                  [--in-flight 200] [--speed 0.05] [--sample 5] [--json FILE]
 
 - two ``callcenter serve`` on the one database, each with its FastAGI port;
 - ``--agents`` agent users, each mapped to its own queue interface (``PJSIP/<1000+i>``),
@@ -9,8 +9,8 @@ Usage: python bench/bench_load.py --pg URL [--duration 600] [--quick] [--agents 
   ``i % 2``, and a supervisor's socket on instance B: every frame they get is counted;
 - the simulator (callcenter/telephony/simulator.py) keeping ``--in-flight`` calls going
   for ``--duration`` seconds, with its realistic scenario mix, timings compressed by
-  ``--speed``: the IVR by FastAGI, to the instances in turn; the agent's answer and the
-  hangup by FastAGI on the same instance or, for every other call, posted over HTTP
+  ``--speed`` (0.05: 20x): the IVR by FastAGI, to the instances in turn; the agent's
+  answer and the hangup by FastAGI on the same instance or, for every other call, posted over HTTP
   (``POST /api/v1/events``, what the process-AGI scripts do) to the *other* instance; an
   answered call's agent is one that is free, as a queue would pick;
 - the oral window is the service's own setting, compressed like the calls
@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import FIGURES, ROOT, Served, env_for, free_port, json_option, pct
@@ -55,6 +57,7 @@ from callcenter.telephony import simulator
 
 PASSWORD = "load-password-1"
 LONG_TALK = "long_talk"
+RETRIES, RETRY_SECONDS = 20, 0.5  # an event refused with a 503 is sent again (process AGI)
 
 _SETUP = r"""
 import asyncio, json, sys
@@ -208,6 +211,7 @@ class Outcome:
     pops: list[float] = field(default_factory=list)
     counts: dict = field(default_factory=dict)
     loads: list[str] = field(default_factory=list)
+    retries: int = 0  # event posts sent again after a 503 or a lost connection
 
 
 async def _scalar_rows(url: str, sql: str) -> list[tuple]:
@@ -234,6 +238,7 @@ async def drive(
     sample: float,
     seed: int,
     out,
+    mix: dict[str, int] | None = None,
 ) -> Outcome:
     """Connect the sockets, keep ``in_flight`` calls going for ``duration`` s, wait for the
     last calls and their timers; the calls and what the sockets got."""
@@ -242,10 +247,10 @@ async def drive(
     res = Outcome()
     res.counts["speed"] = speed
     rng = random.Random(seed)
-    numbers, contacts = simulator.demo_numbers(__import__("datetime").datetime.now(
-        __import__("datetime").UTC))  # fmt: skip
-    kinds = list(simulator.MIX)
-    weights = [simulator.MIX[k] for k in kinds]
+    numbers, contacts = simulator.demo_numbers(datetime.now(UTC))
+    mix = mix or simulator.MIX
+    kinds = list(mix)
+    weights = [mix[k] for k in kinds]
     connect_times: dict[str, float] = {}
     interfaces = [f"PJSIP/{1000 + i}" for i in range(agents)]
     free: asyncio.Queue[str] = asyncio.Queue()
@@ -267,10 +272,27 @@ async def drive(
 
         def poster(srv: Served):
             async def post(body: dict) -> None:
-                async with http.post(srv.url + "/api/v1/events", json=body, headers=pbx) as r:
-                    if r.status >= 300:
-                        raise RuntimeError(f"POST {body['event']}: {r.status} {await r.text()}")
-                    await r.read()
+                """What the process AGI does: a 503 (the database away or overloaded) or a
+                lost connection is not an acknowledgement, so the event is kept and sent
+                again, stamped with when it happened (the call's clock wins); anything
+                else but a 2xx is a failure."""
+                at = datetime.now(UTC).isoformat()
+                for attempt in range(RETRIES + 1):
+                    try:
+                        async with http.post(
+                            srv.url + "/api/v1/events", json=body, headers=pbx
+                        ) as r:
+                            text = await r.text()
+                            if r.status < 300:
+                                return
+                            if r.status != 503 or attempt == RETRIES:
+                                raise RuntimeError(f"POST {body['event']}: {r.status} {text}")
+                    except aiohttp.ClientConnectionError:
+                        if attempt == RETRIES:
+                            raise
+                    res.retries += 1
+                    body = {**body, "at": at}
+                    await asyncio.sleep(RETRY_SECONDS)
 
             return post
 
@@ -339,13 +361,16 @@ async def drive(
         res.loads.append(loadavg())
 
         # the last windows: their deadline, the grace and a resync, then nothing may fire again
+        # and the events a FastAGI session kept in its spool while the database was away
         url = instances[0].db_url
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            open_ = await _scalar_rows(
-                url, "SELECT count(*) FROM oral_windows WHERE status IN ('open', 'extended')"
+            (left,) = await _scalar_rows(
+                url,
+                "SELECT (SELECT count(*) FROM oral_windows WHERE status IN ('open', 'extended'))"
+                " + (SELECT count(*) FROM calls WHERE ended_at IS NULL)",
             )
-            if open_[0][0] == 0:
+            if left[0] == 0:
                 break
             await asyncio.sleep(1)
         connected = {c.uniqueid: c.agent for c in res.calls if c.connected}
@@ -502,13 +527,15 @@ def run_load(
     agents: int = 200,
     in_flight: int = 200,
     duration: float = 600,
-    speed: float = 0.025,
+    speed: float = 0.05,
     sample: float = 5,
     seed: int = 14,
     out=print,
+    mix: dict[str, int] | None = None,
 ) -> Outcome:
     """The whole harness on an emptied PostgreSQL database (its public schema is wiped):
-    set up, two instances, the run, the checks. Used by the bench and the fault suite."""
+    set up, two instances, the run, the checks. Used by the bench and the fault suite.
+    ``mix``: the scenarios' weights (default: the simulator's realistic mix)."""
     from tests.conftest import reset_postgres
 
     asyncio.run(reset_postgres(db_url))
@@ -527,6 +554,7 @@ def run_load(
                 sample=sample,
                 seed=seed,
                 out=out,
+                mix=mix,
             )
         )
         res.counts["cpu_seconds"] = [
@@ -560,7 +588,7 @@ async def _bare_dialogues(port: int, n: int, conc: int) -> list[float]:
     return lat
 
 
-async def _bare_posts(url: str, n: int, conc: int) -> list[float]:
+async def _bare_posts(url: str, n: int, conc: int, tag: str) -> list[float]:
     import aiohttp
 
     sem = asyncio.Semaphore(conc)
@@ -568,11 +596,13 @@ async def _bare_posts(url: str, n: int, conc: int) -> list[float]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
 
         async def one(i: int) -> None:
-            body = {"event": "call_started", "call_id": f"bare-{i}", "caller_number": "79001"}
+            body = {"event": "call_started", "call_id": f"bare-{tag}-{i}", "caller_number": "79001"}
             async with sem:
                 t0 = time.perf_counter()
                 async with http.post(url + "/api/v1/events", json=body) as r:
                     await r.read()
+                    if r.status >= 300:
+                        raise RuntimeError(f"bare insert: {r.status}")
                 lat.append((time.perf_counter() - t0) * 1000)
 
         await asyncio.gather(*(one(i) for i in range(n)))
@@ -610,8 +640,8 @@ def baselines(db_url: str, n: int, conc: int) -> dict[str, list[float]]:
     )
     try:
         _wait_port(port, proc)
-        asyncio.run(_bare_posts(f"http://127.0.0.1:{port}", 100, conc))  # warm-up
-        out["post"] = asyncio.run(_bare_posts(f"http://127.0.0.1:{port}", n, conc))
+        asyncio.run(_bare_posts(f"http://127.0.0.1:{port}", 100, conc, "warm"))
+        out["post"] = asyncio.run(_bare_posts(f"http://127.0.0.1:{port}", n, conc, "run"))
     finally:
         proc.terminate()
         proc.wait(10)
@@ -666,11 +696,11 @@ def main() -> int:
     ap.add_argument("--pg", help="PostgreSQL URL (postgresql+asyncpg://...): the bench's own "
                     "database, its public schema is wiped")  # fmt: skip
     ap.add_argument("--duration", type=float, default=600, help="seconds of load (600)")
-    ap.add_argument("--quick", action="store_true", help="a short run: 35 s, 50 agents, 50 calls")
+    ap.add_argument("--quick", action="store_true", help="30 s, 50 agents and calls, speed 0.025")
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--in-flight", type=int, default=200, help="calls kept going at once")
-    ap.add_argument("--speed", type=float, default=0.025,
-                    help="the calls' time factor (0.025: a 10-minute call lasts 15 s)")  # fmt: skip
+    ap.add_argument("--speed", type=float, default=0.05,
+                    help="the calls' time factor (0.05: a 10-minute call lasts 30 s)")  # fmt: skip
     ap.add_argument("--sample", type=float, default=5, help="memory sampled every N s")
     ap.add_argument("--seed", type=int, default=14)
     json_option(ap)
@@ -680,7 +710,7 @@ def main() -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     if a.quick:
-        a.duration, a.agents, a.in_flight = 35, 50, 50
+        a.duration, a.agents, a.in_flight, a.speed = 30, 50, 50, 0.025
     if a.agents < a.in_flight:
         print("bench_load: --agents must be at least --in-flight (one agent per call)",
               file=sys.stderr)  # fmt: skip
@@ -694,11 +724,11 @@ def main() -> int:
     base = baselines(a.pg, 2000 if not a.quick else 500, conc)
     print(_ms(f"bare FastAGI echo dialogue ({conc} at once)", base["agi"]))
     print(_ms(f"bare HTTP event insert POST ({conc} at once)", base["post"]))
-    with tempfile.TemporaryDirectory(prefix="cc-bench-load-") as tmp:
-        res = run_load(
-            a.pg, Path(tmp), agents=a.agents, in_flight=a.in_flight, duration=a.duration,
-            speed=a.speed, sample=a.sample, seed=a.seed,
-        )  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="cc-bench-load-"))
+    res = run_load(
+        a.pg, tmp, agents=a.agents, in_flight=a.in_flight, duration=a.duration,
+        speed=a.speed, sample=a.sample, seed=a.seed,
+    )  # fmt: skip
     c = res.counts
     dialogues = [ms for call in res.calls for ms in call.sessions_ms]
     posts = [ms for call in res.calls for ms in call.posts_ms]
@@ -709,7 +739,8 @@ def main() -> int:
           f"({c.get('events', 0)} events); load {loads}")  # fmt: skip
     print(f"  answered {c.get('answered')}, windows {c.get('windows')}, warned "
           f"{c.get('warned')}, overrun {c.get('overrun')}, tickets {c.get('tickets')} "
-          f"(long talks {c.get('long_talks')}); service CPU "
+          f"(long talks {c.get('long_talks')}); {res.retries} event posts sent again after "
+          f"a 503; service CPU "
           f"{' + '.join(f'{x:.0f}' for x in c.get('cpu_seconds', []))} s")  # fmt: skip
     print(_ms("FastAGI dialogue, service side", dialogues))
     print(_ms("event POST (process-AGI style), round trip", posts))
@@ -720,6 +751,10 @@ def main() -> int:
     for pr in res.problems:
         print("PROBLEM:", pr)
     ok = not res.problems and not res.errors
+    if ok:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"the instances' logs are kept in {tmp}/instance-a and instance-b")
     print("no call, window or ticket lost or doubled" if ok else
           f"FAILED: {len(res.problems)} problems, {len(res.errors)} client errors")  # fmt: skip
     bare_agi, bare_post = "bare FastAGI echo, same run", "bare HTTP event insert, same run"

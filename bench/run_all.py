@@ -58,6 +58,8 @@ BENCHES: dict[str, dict] = {
     },
     "bench_screen_pop": {"full": [], "quick": ["--agents", "10", "--calls", "40"], "pg": True},
     "bench_agent_page": {"full": [], "quick": ["--runs", "2"], "pg": False},
+    # two instances on one database: PostgreSQL only (skipped without --pg / BENCH_PG)
+    "bench_load": {"full": [], "quick": ["--quick"], "pg": True, "needs_pg": True},
 }
 
 
@@ -121,6 +123,11 @@ def pg_version(url: str) -> str:
 
 def run_one(name: str, spec: dict, quick: bool, pg: str | None, work: Path) -> dict:
     out = work / f"{name}.json"
+    if spec.get("needs_pg") and not pg:
+        print(f"== {name}: skipped, it needs PostgreSQL (--pg / BENCH_PG)", flush=True)
+        load = loadavg()
+        return {"bench": name, "skipped": "needs PostgreSQL (--pg / BENCH_PG)",
+                "seconds": 0.0, "load_before": load, "load_after": load}  # fmt: skip
     args = list(spec["quick" if quick else "full"])
     if pg and spec["pg"]:
         args += ["--pg", pg]
@@ -168,6 +175,9 @@ def table(results: list[dict], quick: bool, pg: str | None) -> str:
     for r in results:
         if "error" in r:
             lines.append(f"| {r['bench']} | **did not run**: {r['error']} | | | | | |")
+            continue
+        if "skipped" in r:
+            lines.append(f"| {r['bench']} | skipped: {r['skipped']} | | | | | |")
             continue
         for f in r["figures"]:
             base = _num(f["baseline"], f["unit"])
