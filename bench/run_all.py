@@ -59,13 +59,15 @@ BENCHES: dict[str, dict] = {
     },
     "bench_screen_pop": {"full": [], "quick": ["--agents", "10", "--calls", "40"], "pg": True},
     "bench_agent_page": {"full": [], "quick": ["--runs", "2"], "pg": False},
+    # two instances on one database: PostgreSQL only (skipped without --pg / BENCH_PG)
+    "bench_load": {"full": [], "quick": ["--quick"], "pg": True, "needs_pg": True},
     # the supervisor's reports, history, export and board (bench_board.py) at 1M calls:
     # PostgreSQL only (issue 11 sets its figures there)
     "bench_reports": {
         "full": [],
         "quick": ["--calls", "20000", "--tickets", "4000", "--no-plans"],
         "pg": True,
-        "pg_only": True,
+        "needs_pg": True,
     },
 }
 
@@ -130,15 +132,16 @@ def pg_version(url: str) -> str:
 
 def run_one(name: str, spec: dict, quick: bool, pg: str | None, work: Path) -> dict:
     out = work / f"{name}.json"
+    if spec.get("needs_pg") and not pg:
+        print(f"== {name}: skipped, it needs PostgreSQL (--pg / BENCH_PG)", flush=True)
+        load = loadavg()
+        return {"bench": name, "skipped": "needs PostgreSQL (--pg / BENCH_PG)",
+                "seconds": 0.0, "load_before": load, "load_after": load}  # fmt: skip
     args = list(spec["quick" if quick else "full"])
     if pg and spec["pg"]:
         args += ["--pg", pg]
     cmd = [sys.executable, str(HERE / f"{name}.py"), *args, "--json", str(out)]
     before, t0 = loadavg(), time.monotonic()
-    if spec.get("pg_only") and not pg:
-        print(f"== {name}: not run (PostgreSQL only: give --pg or BENCH_PG)", flush=True)
-        return {"bench": name, "seconds": 0.0, "load_before": before, "load_after": before,
-                "skipped": "PostgreSQL only: not run without --pg / BENCH_PG"}  # fmt: skip
     print(f"== {name} {' '.join(args)}", flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, text=True, stdout=sys.stdout, stderr=subprocess.PIPE)
     took = time.monotonic() - t0
@@ -183,7 +186,7 @@ def table(results: list[dict], quick: bool, pg: str | None) -> str:
             lines.append(f"| {r['bench']} | **did not run**: {r['error']} | | | | | |")
             continue
         if "skipped" in r:
-            lines.append(f"| {r['bench']} | {r['skipped']} | | | | | |")
+            lines.append(f"| {r['bench']} | skipped: {r['skipped']} | | | | | |")
             continue
         for f in r["figures"]:
             base = _num(f["baseline"], f["unit"])

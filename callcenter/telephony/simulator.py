@@ -57,6 +57,10 @@ class SimCall:
     variables: dict[str, str] = field(default_factory=dict)
     route: str = ""
     service_ms: float = 0.0
+    #: each FastAGI session's server-side time (ms) and each HTTP event post's time (ms)
+    sessions_ms: list[float] = field(default_factory=list)
+    posts_ms: list[float] = field(default_factory=list)
+    connected: bool = False  # agent_connected was reported (a window opened)
 
 
 class SwitchSession:
@@ -145,9 +149,14 @@ class SwitchSession:
 
 
 def plan_call(
-    scenario: str, rng: random.Random, numbers: list[str], contacts: dict[str, str]
+    scenario: str,
+    rng: random.Random,
+    numbers: list[str],
+    contacts: dict[str, str],
+    agents: list[str] | None = None,
 ) -> SimCall:
-    """A call of the given kind with random but plausible inputs and timings."""
+    """A call of the given kind with random but plausible inputs and timings; answered by
+    one of ``agents`` (queue member interfaces; default: the demo's operators)."""
     from callcenter.demo import AGENT_INTERFACES  # the demo's operators answer on these
 
     n = next(_ids)
@@ -177,7 +186,7 @@ def plan_call(
         inputs,
         talk_seconds=talk,
         wait_seconds=rng.uniform(3, 40),
-        agent=rng.choice(AGENT_INTERFACES),
+        agent=rng.choice(agents or AGENT_INTERFACES),
         uniqueid=uniqueid,
     )
 
@@ -207,38 +216,82 @@ def _env(call: SimCall, channel: str, context: str) -> dict[str, str]:
 
 
 async def simulate_call(
-    host: str, port: int, call: SimCall, speed: float, rng: random.Random
+    host: str,
+    port: int,
+    call: SimCall,
+    speed: float,
+    rng: random.Random,
+    *,
+    post=None,
+    on_connect=None,
 ) -> SimCall:
+    """Play one call. ``post``: an ``async (body) -> None`` that sends an event over HTTP
+    (``POST /api/v1/events``); given, the agent's answer and the hangup are reported by it,
+    as the process-AGI scripts report them, instead of by FastAGI sessions (the IVR is
+    FastAGI either way). ``on_connect(call)``: called just before the agent's answer is
+    reported (a screen-pop clock starts there)."""
     caller_chan = f"PJSIP/provider-{next(_ids):08x}"
     vars_ = {"CHANNEL(linkedid)": call.uniqueid}
     session = SwitchSession(call, speed, rng)
-    call.service_ms += await session.run(
-        host, port, "collect_certificate", _env(call, caller_chan, "support-line"), vars_
-    )
+    env = _env(call, caller_chan, "support-line")
+    await _session(call, session, host, port, "collect_certificate", env, vars_)
     call.route = call.variables.get("CC_ROUTE", "")
     if call.route == "QUEUE" and call.scenario != "abandon_queue":
         await session.pause(call.wait_seconds)
-        agent_chan = f"{call.agent}-{next(_ids):08x}"
-        agent_vars = {
-            "CHANNEL(linkedid)": call.uniqueid,
-            "ARG1": call.uniqueid,
-            "MEMBERINTERFACE": call.agent,
-            "MEMBERNAME": f"Оператор {call.agent[-3:]}",
-            "QEHOLDTIME": str(int(call.wait_seconds)),
-        }
-        call.service_ms += await SwitchSession(call, speed, rng).run(
-            host, port, "agent_connected", _env(call, agent_chan, "cc-agent-connected"), agent_vars
-        )
+        if on_connect is not None:
+            on_connect(call)
+        call.connected = True
+        if post is not None:
+            body = {
+                "event": "agent_connected",
+                "call_id": call.uniqueid,
+                "agent": call.agent,
+                "source": "agi",
+                "hold_seconds": int(call.wait_seconds),
+            }
+            await _post(call, post, body)
+        else:
+            agent_chan = f"{call.agent}-{next(_ids):08x}"
+            agent_vars = {
+                "CHANNEL(linkedid)": call.uniqueid,
+                "ARG1": call.uniqueid,
+                "MEMBERINTERFACE": call.agent,
+                "MEMBERNAME": f"Оператор {call.agent[-3:]}",
+                "QEHOLDTIME": str(int(call.wait_seconds)),
+            }
+            env = _env(call, agent_chan, "cc-agent-connected")
+            agent = SwitchSession(call, speed, rng)
+            await _session(call, agent, host, port, "agent_connected", env, agent_vars)
         await session.pause(call.talk_seconds)
         vars_["MEMBERINTERFACE"] = call.agent
     elif call.route == "QUEUE":
         await session.pause(call.wait_seconds)
+    if post is not None:
+        ended = {"event": "call_ended", "call_id": call.uniqueid, "source": "agi"}
+        ended["hangup_by"] = "caller"
+        if call.route == "QUEUE" and not call.connected:
+            ended["abandoned"] = "queue"
+        elif not call.route:
+            ended["abandoned"] = "ivr"
+        await _post(call, post, ended)
+        return call
     hangup = SwitchSession(call, speed, rng)
     hangup.dead = True
-    call.service_ms += await hangup.run(
-        host, port, "call_ended", _env(call, caller_chan, "cc-hangup"), vars_
-    )
+    env = _env(call, caller_chan, "cc-hangup")
+    await _session(call, hangup, host, port, "call_ended", env, vars_)
     return call
+
+
+async def _session(call: SimCall, session: SwitchSession, host, port, script, env, vars_):
+    ms = await session.run(host, port, script, env, vars_)
+    call.service_ms += ms
+    call.sessions_ms.append(ms)
+
+
+async def _post(call: SimCall, post, body: dict) -> None:
+    t0 = time.perf_counter()
+    await post(body)
+    call.posts_ms.append((time.perf_counter() - t0) * 1000)
 
 
 async def run(

@@ -310,7 +310,17 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 if reader in done:
                     break
                 if getter not in done:  # quiet for a while: is the session still alive?
-                    if not await still_authenticated(request):
+                    try:
+                        standing = await still_authenticated(request)
+                    except Exception as exc:
+                        if not c.is_outage(exc):
+                            raise
+                        # the database away for a moment cannot say: stay open, ask again
+                        # at the next quiet spell (closing every socket at once would have
+                        # them all reconnect into the same outage)
+                        log.warning("push socket: session not re-checked: %s", exc)
+                        continue
+                    if not standing:
                         await ws.close(code=SESSION_ENDED, message=b"session ended")
                         break
                     continue

@@ -354,3 +354,43 @@ async def test_an_open_socket_stays_while_its_session_stands(client, agent, monk
         await ws.receive(timeout=0.5)  # ten rechecks passed, nothing closed it
     assert not ws.closed
     await ws.close()
+
+
+async def test_an_open_socket_stays_while_the_database_cannot_recheck_its_session(
+    client, container, clock, agent, monkeypatch, tmp_path, db_url
+):
+    """The database away at a re-check says nothing about the session: the socket stays
+    (found by bench_load: every quiet socket closed at once in a moment of overload)."""
+    from callcenter.web import calls_api
+
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the database is taken away by moving its file")
+    monkeypatch.setattr(calls_api, "STREAM_RECHECK_SECONDS", 0.05)
+    cookie = (await _login(client)).cookies["cc_session"].value
+    ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
+    assert (await ws.receive_json(timeout=5))["type"] == "hello"
+    assert (await ws.receive_json(timeout=5))["type"] == "desk"
+    files = [tmp_path / f"callcenter.sqlite3{end}" for end in ("", "-wal", "-shm")]
+    away = tmp_path / "away"
+    away.mkdir()
+    await container.engine.dispose()
+    for f in files:
+        if f.exists():
+            f.rename(away / f.name)
+    clock.advance(60)  # past the sessions' short cache: each re-check reads the database
+    try:  # a new connection finds an empty file: "no such table", an outage
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=0.5)  # ten re-checks failed, nothing closed it
+        assert not ws.closed
+    finally:
+        await container.engine.dispose()
+        for f in files:
+            f.unlink(missing_ok=True)
+            if (away / f.name).exists():
+                (away / f.name).rename(f)
+    # back: the re-checks resume, and a logout still closes the socket
+    r = await client.delete("/api/v1/session", headers={"Cookie": f"cc_session={cookie}"})
+    assert r.status == 200
+    msg = await ws.receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert ws.close_code == calls_api.SESSION_ENDED
