@@ -477,13 +477,17 @@ def check(res: Outcome, url: str, sockets: list[Socket], sup: Socket, interfaces
                 f"{sum(1 for n in got.values() if n > 1)} more than once"
             )
         if expected - set(got):
-            # not a loss of data: the notifier keeps a bounded queue per socket and drops
-            # the oldest note when a socket falls behind (services/notifier.py, _put); the
-            # board's socket takes every note, so under load it is the one that falls behind
+            # not a loss of data: the notifier keeps a bounded queue per socket; one that falls
+            # a whole queue behind loses what it had not read and is told to resync (a fresh
+            # desk; the board reads itself again) (services/notifier.py, _put). The board's
+            # socket takes every note, so under load it is the one that falls behind
+            resyncs = sup.frames[("desk", None)] - 1  # the first desk is the connect's
             res.notes.append(
                 f"supervisor's socket: {len(expected - set(got))} of {len(expected)} "
-                f"{kind} frames never came (dropped by its full queue)"
+                f"{kind} frames skipped by {resyncs} resync(s) (it fell behind)"
             )
+            if resyncs < 1:
+                p.append(f"supervisor's socket: {kind} frames missing without a resync")
     if any(s.closed_early for s in (*sockets, sup)):
         p.append(f"{sum(s.closed_early for s in (*sockets, sup))} sockets closed during the run")
     res.counts.update(

@@ -39,13 +39,13 @@ OwnerOf = Callable[[dict[str, Any]], Awaitable[str | None]]
 SUPERVISORS_ONLY = frozenset({"supervisor_alert", "queue_changed"})
 #: notes for the services, never for the sockets (``watch`` them)
 INTERNAL = frozenset({"interfaces_changed"})
-#: a note to every socket: "you may have missed notes, take a fresh desk" (after the
-#: connection between instances was lost and found again)
+#: a note to a socket: "you may have missed notes, take a fresh desk" (after the
+#: connection between instances was lost and found again, or when the socket fell behind)
 RESYNC = "resync"
 
 
 class Notifier:
-    """A slow subscriber loses its oldest messages, never blocks others."""
+    """A slow subscriber is told to resync (see :func:`_put`), never blocks others."""
 
     def __init__(self, queue_size: int = 256, instance: str | None = None) -> None:
         self._everything: set[asyncio.Queue] = set()
@@ -162,6 +162,12 @@ class Notifier:
 
 
 def _put(q: asyncio.Queue, message: dict) -> None:
+    """A socket that fell a whole queue behind loses what it had not read, and is told so:
+    its queue is emptied and starts with a ``resync`` note (the socket then sends a fresh
+    desk, and the board reads itself again), so it never shows a stream with holes in it.
+    Nobody else waits for it."""
     if q.full():
-        q.get_nowait()
+        while not q.empty():
+            q.get_nowait()
+        q.put_nowait({"type": RESYNC})
     q.put_nowait(message)

@@ -328,7 +328,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                 try:
                     if msg.get("type") == "resync":  # notes may have been missed: catch up
                         desk = await c.desk.desk(who.name, c.clock.now())
-                        frames = [{"type": "desk", **views.desk_json(desk)}]
+                        frames = [{"type": "desk", "resync": True, **views.desk_json(desk)}]
                     else:
                         frames = await _rendered(c, msg)
                 except Exception as exc:  # the database away for a moment: skip, stay open

@@ -238,3 +238,24 @@ async def test_patch_takes_description_as_the_readme_says(client, supervisor_tok
         "/api/v1/calls/5.10", json={"problem": "x"}, headers=bearer(supervisor_token)
     )
     assert r.status == 422 and "problem" in (await r.json())["fields"]
+
+
+async def test_a_socket_that_falls_a_queue_behind_gets_a_resync_desk(
+    client, supervisor_token, container
+):
+    """The board's socket takes every note; one that falls a whole queue behind is not left
+    with a stream with holes in it: it gets a fresh desk marked ``resync`` (the board reads
+    itself again on it), then what came after."""
+    async with client.ws_connect("/api/v1/stream", headers=bearer(supervisor_token)) as ws:
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        assert (await ws.receive_json(timeout=5))["type"] == "desk"
+        for i in range(600):  # at once: the socket's task gets no turn in between
+            container.notifier.publish({"type": "queue_changed", "n": i})
+        container.notifier.publish({"type": "queue_changed", "n": "last"})
+        frames = []
+        while not frames or frames[-1].get("n") != "last":
+            frames.append(await ws.receive_json(timeout=5))
+    resyncs = [f for f in frames if f["type"] == "desk"]
+    assert len(resyncs) >= 1 and all(f["resync"] is True for f in resyncs)
+    assert frames[0]["type"] == "desk"  # what was lost is not sent: the desk comes first
+    assert len(frames) < 600

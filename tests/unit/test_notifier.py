@@ -89,7 +89,7 @@ async def test_an_owner_that_cannot_be_read_loses_the_note_for_agents_not_the_ro
     await n.close()
 
 
-async def test_a_slow_agent_loses_its_oldest_notes_and_blocks_nobody():
+async def test_a_slow_agent_is_told_to_resync_and_blocks_nobody():
     n = Notifier(queue_size=2)
     n.owner = owner_of
     async with n.subscribe("anna") as anna, n.subscribe("boris") as boris:
@@ -97,6 +97,26 @@ async def test_a_slow_agent_loses_its_oldest_notes_and_blocks_nobody():
             n.publish({"type": "call_updated", "call_id": "call-a", "n": i})
         n.publish({"type": "call_updated", "call_id": "call-b"})
         await settle()
-        assert [anna.get_nowait()["n"] for _ in range(2)] == [3, 4]
+        # anna fell a whole queue behind: what she had not read is gone, and she is told so
+        left = [(m["type"], m.get("n")) for m in (anna.get_nowait() for _ in range(anna.qsize()))]
+        assert left == [("resync", None), ("call_updated", 4)], left
         assert drained(boris) == [("call_updated", "call-b")]
+    await n.close()
+
+
+async def test_a_supervisor_that_fell_behind_is_told_to_resync_then_gets_what_follows():
+    n = Notifier(queue_size=3)
+    async with n.subscribe() as board:
+        for i in range(3):
+            n.publish({"type": "call_connected", "call_id": f"c{i}"})
+        assert board.full()
+        n.publish({"type": "window_overrun", "call_id": "c0"})
+        n.publish({"type": "ticket_created", "call_id": "c0"})
+        assert drained(board) == [
+            ("resync", None),
+            ("window_overrun", "c0"),
+            ("ticket_created", "c0"),
+        ]
+        n.publish({"type": "call_ended", "call_id": "c1"})  # room again: no resync
+        assert drained(board) == [("call_ended", "c1")]
     await n.close()

@@ -86,7 +86,9 @@
     ws.onmessage = (ev) => {
       let msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
-      if (CHANGES.has(msg.type)) refresh();
+      // a resync: notes were missed (the socket fell behind, or the instances lost each
+      // other for a moment), so read the whole board again
+      if (CHANGES.has(msg.type) || msg.resync) refresh();
     };
     ws.onclose = async (ev) => {
       if (socket !== ws) return;
