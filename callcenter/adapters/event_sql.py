@@ -19,6 +19,7 @@ through SQLAlchemy Core (also what tests compare the fast ones with).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -362,6 +363,13 @@ class InlineSqliteEvents:
                 raise
             self._conn = conn
         return self._conn
+
+    def warm(self) -> None:
+        """Open the connection now (at start-up), not at the first batch while callers wait."""
+        import sqlite3
+
+        with contextlib.suppress(sqlite3.OperationalError):  # the first batch tries again
+            self._connection()
 
     def _committed(self) -> None:
         """Every :attr:`CHECKPOINT_EVERY` commits, a passive checkpoint on a thread of its own

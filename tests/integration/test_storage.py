@@ -281,3 +281,13 @@ async def test_the_sqlite_reader_opens_the_database_the_url_names(tmp_path, cloc
         assert got.valid_to == date(2026, 12, 31)
     finally:
         await c.close()
+
+
+async def test_warm_before_the_first_call(container, clock):
+    """What FastAGI opens at start (policy book, reader's and engine's connections, the
+    SQLite event writer's) opens without error, twice, and leaves everything usable."""
+    await container.warm()
+    await container.warm()
+    await container.registry.import_certificates([cert()], clock.now())
+    assert (await container.registry.lookup("123456", clock.now())).status is LookupStatus.VALID
+    assert len((await container.policy.book()).versions) == 1
