@@ -217,7 +217,12 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
     registry = CertificateRegistry(
         uow_factory, reader, number_format(settings), settings.certificates.lookup_cache_seconds
     )
-    policy = PolicyService(uow_factory, base_policy(settings), settings.policy.min_notice_days)
+    policy = PolicyService(
+        uow_factory,
+        base_policy(settings),
+        settings.policy.min_notice_days,
+        read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+    )
     calendars = build_calendars(settings)
     rule = LockoutRule(settings.ivr.lockout_failures, settings.ivr.lockout_window_seconds)
     clock = clock or SystemClock()

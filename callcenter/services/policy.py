@@ -20,8 +20,14 @@ class PolicyService:
         base: PolicyVersion,
         min_notice_days: int = 15,
         refresh_seconds: float = 30.0,
+        read_uow: Callable | None = None,
     ) -> None:
         self._uow = uow_factory
+        #: the book is read in a read-only unit of work: on SQLite one that does not wait
+        #: for the writers' turn, so a writer (a batch of events following a window) that
+        #: asks for the book while another caller's read of it is under way does not wait
+        #: for a read that waits for it
+        self._read_uow = read_uow or uow_factory
         self.base = base
         self.min_notice_days = min_notice_days
         self._refresh = refresh_seconds
@@ -43,7 +49,7 @@ class PolicyService:
         return await asyncio.shield(loading)
 
     async def _load(self, generation: int) -> PolicyBook:
-        async with self._uow() as uow:
+        async with self._read_uow() as uow:
             book = PolicyBook(self.base, await uow.policies.list())
         if generation == self._generation:
             self._book, self._loaded_at = book, _time.monotonic()
