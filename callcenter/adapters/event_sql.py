@@ -1,8 +1,10 @@
 """The call log's four hot statements as driver SQL, inside the unit of work's transaction.
 
 A batch of events costs four statements: store the events, create-and-lock their calls,
-read the calls' histories, write the projected calls. Through SQLAlchemy each costs 0.15-0.3
-ms of Python (statement caching, parameter processing, result wrapping), ten times the SQL
+read the calls' histories, write the projected calls (on PostgreSQL the first three are one
+call of ``cc_record_events``, migration 0012: BEGIN, that call, the UPDATE, COMMIT).
+Through SQLAlchemy each costs 0.15-0.3 ms of Python (statement caching, parameter
+processing, result wrapping), ten times the SQL
 itself on SQLite, and that Python was most of what event ingest spent per event. Here the same
 statements go straight to the driver (aiosqlite or asyncpg), reached through SQLAlchemy's
 public ``AsyncConnection.get_raw_connection().driver_connection``: the very connection, and so
