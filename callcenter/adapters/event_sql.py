@@ -1,8 +1,10 @@
 """The call log's four hot statements as driver SQL, inside the unit of work's transaction.
 
 A batch of events costs four statements: store the events, create-and-lock their calls,
-read the calls' histories, write the projected calls. Through SQLAlchemy each costs 0.15-0.3
-ms of Python (statement caching, parameter processing, result wrapping), ten times the SQL
+read the calls' histories, write the projected calls (on PostgreSQL the first three are one
+call of ``cc_record_events``, migration 0012: BEGIN, that call, the UPDATE, COMMIT).
+Through SQLAlchemy each costs 0.15-0.3 ms of Python (statement caching, parameter
+processing, result wrapping), ten times the SQL
 itself on SQLite, and that Python was most of what event ingest spent per event. Here the same
 statements go straight to the driver (aiosqlite or asyncpg), reached through SQLAlchemy's
 public ``AsyncConnection.get_raw_connection().driver_connection``: the very connection, and so
@@ -19,6 +21,7 @@ through SQLAlchemy Core (also what tests compare the fast ones with).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -169,10 +172,23 @@ class PostgresEvents:
         + " WHERE call_id = $1"
     )
 
+    # The same, and the touched calls' histories read after their locks are held, in one
+    # round trip: a PL/pgSQL function runs each statement with a fresh snapshot (0012)
+    _RECORD = (
+        "SELECT * FROM cc_record_events($1::varchar[], $2::varchar[], $3::timestamptz[], "
+        "$4::timestamptz[], $5::varchar[], $6::text[], $7::varchar[], $8::timestamptz)"
+    )
+    _HAS_RECORD = (
+        "SELECT to_regprocedure('cc_record_events(varchar[], varchar[], timestamptz[], "
+        "timestamptz[], varchar[], text[], varchar[], timestamptz)') IS NOT NULL"
+    )
+
     def __init__(self, conn, owner) -> None:
         self.conn = conn  # asyncpg's connection
         self._owner = owner  # SQLAlchemy's AsyncConnection on it
         self._locked: set[str] = set()  # calls already locked by insert_events
+        #: the calls whose histories insert_events read, and those rows (one use)
+        self._histories: tuple[set[str], list[tuple]] | None = None
 
     def _joined(self) -> bool:
         """Whether SQLAlchemy's transaction is open on the connection, for the driver to join.
@@ -217,9 +233,26 @@ class PostgresEvents:
         rows = event_rows(items)
         cols = [[r[c] for r in rows] for c in EVENT_COLUMNS]
         now = max(r["received_at"] for r in rows)
+        if await self._has_function():
+            # stored, locked and the touched calls' histories read: one round trip
+            found = await self._fetch(self._RECORD, *cols, now)
+            fresh = {r[6] for r in found if r[0]}
+            self._locked.update(r[2] for r in found)
+            self._histories = {r[2] for r in found}, [tuple(r)[1:] for r in found]
+            return fresh
         stored = await self._fetch(self._INSERT, *cols, now)
         self._locked.update(r[1] for r in stored)
         return {r[0] for r in stored}
+
+    async def _has_function(self) -> bool:
+        """Whether the database has ``cc_record_events`` (migration 0012), asked once per
+        engine."""
+        engine = self._owner.engine.sync_engine
+        known = _HAS_FUNCTION.get(engine)
+        if known is None:
+            (row,) = await self._fetch(self._HAS_RECORD)
+            known = _HAS_FUNCTION[engine] = bool(row[0])
+        return known
 
     async def lock_calls(self, call_ids: Sequence[str], now: datetime) -> None:
         missing = sorted(set(call_ids) - self._locked)
@@ -228,12 +261,23 @@ class PostgresEvents:
             self._locked.update(missing)
 
     async def history(self, call_ids: Sequence[str]) -> dict[str, list[CallEvent]]:
+        if self._histories is not None:
+            read, rows = self._histories
+            self._histories = None
+            if read.issuperset(call_ids):  # read by insert_events, under the calls' locks
+                wanted = set(call_ids)
+                rows = [r for r in rows if r[1] in wanted]
+                return _by_call(call_ids, rows, lambda at: at.astimezone(UTC))
         rows = await self._fetch(self._HISTORY, list(call_ids))
         return _by_call(call_ids, rows, lambda at: at.astimezone(UTC))
 
     async def save_calls(self, records: Sequence[CallRecord], now: datetime) -> None:
         rows = [(rec.call_id, now, *(getattr(rec, f) for f in RECORD_FIELDS)) for rec in records]
         await self._executemany(self._SAVE, rows)
+
+
+#: per engine: whether its database has ``cc_record_events`` (migration 0012)
+_HAS_FUNCTION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class CoreEvents:
@@ -362,6 +406,13 @@ class InlineSqliteEvents:
                 raise
             self._conn = conn
         return self._conn
+
+    def warm(self) -> None:
+        """Open the connection now (at start-up), not at the first batch while callers wait."""
+        import sqlite3
+
+        with contextlib.suppress(sqlite3.OperationalError):  # the first batch tries again
+            self._connection()
 
     def _committed(self) -> None:
         """Every :attr:`CHECKPOINT_EVERY` commits, a passive checkpoint on a thread of its own

@@ -81,6 +81,29 @@ def _phone_query(phone):
     return select(c.number).where(c.id.in_(ids)).order_by(c.number)
 
 
+def _phone_certificates_query(phone):
+    """Every certificate naming ``phone`` as a contact, with all its contacts: one query."""
+    c, k = t.certificates, t.certificate_contacts
+    ids = select(k.c.certificate_id).where(k.c.phone == phone)
+    return (
+        select(c, k.c.full_name, k.c.phone)
+        .outerjoin(k, k.c.certificate_id == c.c.id)
+        .where(c.c.id.in_(ids))
+        .order_by(c.c.number, k.c.id)
+    )
+
+
+def _certificates_from_rows(rows: Sequence[Mapping]) -> list[Certificate]:
+    """Rows of several certificates, each with its contacts, ordered by number."""
+    out: list[Certificate] = []
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i == len(rows) or rows[i]["number"] != rows[start]["number"]:
+            out.append(_certificate_from_rows(rows[start:i]))
+            start = i
+    return out
+
+
 def _certificate_from_rows(rows: Sequence[Mapping]) -> Certificate | None:
     if not rows:
         return None
@@ -92,6 +115,7 @@ def _certificate_from_rows(rows: Sequence[Mapping]) -> Certificate | None:
 # the literal) cost more Python than running it.
 _CERTIFICATE_Q = _certificate_query(bindparam("number"))
 _PHONE_Q = _phone_query(bindparam("phone"))
+_PHONE_CERTIFICATES_Q = _phone_certificates_query(bindparam("phone"))
 
 
 def select_certificate(conn: Connection, number: str) -> Certificate | None:
@@ -141,7 +165,11 @@ class _PgQuery:
         return [values[n] for n in self.names]
 
 
-_READER_QUERIES = {"certificate": _CERTIFICATE_Q, "phone": _PHONE_Q, "failures": _FAILURES_Q}
+_READER_QUERIES = {
+    "certificate": _CERTIFICATE_Q,
+    "phone": _PHONE_CERTIFICATES_Q,
+    "failures": _FAILURES_Q,
+}
 
 
 class _SqliteQuery:
@@ -224,6 +252,7 @@ class CertificateReader:
                         max_size=self._pool_size,
                         max_inactive_connection_lifetime=300,
                         timeout=db.CONNECT_TIMEOUT_SECONDS,
+                        reset=_reader_reset,
                     )
         return self._pool
 
@@ -255,8 +284,33 @@ class CertificateReader:
         return row["by_caller"], row["by_number"]
 
     async def by_phone(self, phone: str) -> list[Certificate]:
-        found = await self._fetch("phone", phone=phone)
-        return [cert for r in found if (cert := await self.get(r["number"])) is not None]
+        """The caller-ID shortcut's read: the certificates and their contacts in one query
+        (not one for the numbers and then one per certificate)."""
+        return _certificates_from_rows(await self._fetch("phone", phone=phone))
+
+    async def warm(self, connections: int = 2) -> None:
+        """Open what the first lookups would otherwise open while callers wait (a burst of
+        calls right after a start): on PostgreSQL ``connections`` of the pool, each with the
+        reader's statements prepared; on SQLite its one connection and statements."""
+        values = {"number": "", "phone": "", "caller": "", "since": datetime.now(UTC)}
+        if self._path is not None:
+            for q in self._sqlite_q.values():
+                q.rows(self._sqlite(), **values)
+            return
+        pool = await self._pg()
+        n = max(1, min(connections, self._pool_size))
+        got = await asyncio.gather(*(pool.acquire() for _ in range(n)), return_exceptions=True)
+        held = [conn for conn in got if not isinstance(conn, BaseException)]
+        try:
+            for conn in held:
+                for q in self._pg_q.values():
+                    await conn.fetch(q.sql, *q.args(**values))
+        finally:
+            for conn in held:
+                await pool.release(conn)
+        for failed in got:
+            if isinstance(failed, BaseException):
+                raise failed
 
     async def dispose(self) -> None:
         if self._conn is not None:
@@ -264,6 +318,15 @@ class CertificateReader:
             self._conn = None
         if self._pool is not None:
             await self._pool.close()
+
+
+async def _reader_reset(conn) -> None:
+    """The reader's connections only read, one statement at a time in autocommit: there is
+    nothing to undo when one goes back to the pool. asyncpg's default reset would send
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` after every read: a
+    second round trip for each lookup a caller waits on."""
+    if conn.is_in_transaction():  # never, unless a read was cut short mid-transaction
+        await conn.execute("ROLLBACK")
 
 
 class CertificateRepository:

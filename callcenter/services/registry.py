@@ -95,6 +95,8 @@ class CertificateRegistry:
         if phone is None:
             return []
         certs = await self.reader.by_phone(phone)
+        for cert in certs:  # the number the caller types next is then looked up here
+            self._cache.put(cert.number, cert)
         day = at.astimezone(MOSCOW).date()
         return [LookupResult(c.number, c.status_on(day), c) for c in certs]
 

@@ -35,6 +35,9 @@ REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be st
 STEP_BUDGET = 1.5
 REPORT_BUDGET = 10.0  # an event not stored by then goes to the spool (stamped: a retry dedups)
 SPOOL_FLUSH_SECONDS = 15.0  # how often events kept during an outage are tried again
+#: the most the start waits to open its database connections before the first call (a
+#: database away at start costs this once; its calls then go on without it, as ever)
+WARM_BUDGET = 3.0
 
 
 class InProcessResolver:
@@ -463,6 +466,12 @@ async def fastagi_server(
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    try:
+        async with asyncio.timeout(WARM_BUDGET):
+            await container.warm()
+    except Exception as exc:
+        log.warning("FastAGI: database connections not opened at start (%s: %s)",
+                    type(exc).__name__, exc)  # fmt: skip
     server = await asyncio.start_server(handle, host, port, limit=MAX_LINE)
     try:
         yield server

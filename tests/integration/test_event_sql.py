@@ -120,3 +120,46 @@ async def test_driver_sql_commits_and_rolls_back_with_the_unit_of_work(
         failures = (await uow.session.execute(select(func.count(t.ivr_failures.c.id)))).scalar()
     assert len(await container.calls.events("1795480300.1")) == (1 if commit else 0)
     assert failures == (1 if commit else 0)
+
+
+async def test_a_batch_waiting_for_a_call_reads_what_the_holder_committed(container, clock):
+    """PostgreSQL: a batch whose call is locked by another batch reads the call's history
+    only once it holds the lock, so it sees the events the other committed meanwhile (one
+    statement that stored, locked and read would have read before the wait)."""
+    if container.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite units of work take turns: no batch waits inside another's")
+    import asyncio
+
+    from sqlalchemy import text
+
+    now, cid = clock.now(), "1795480400.1"
+    first = parse_event({"event": "call_started", "call_id": cid}, now)
+    second = parse_event({"event": "queued", "call_id": cid, "queue": "support"}, now)
+
+    async def waiting_batch():
+        async with container.uow() as uow:
+            log = await uow.call_log()
+            assert await log.insert_events([(second, now)]) == {second.dedup_key()}
+            await log.lock_calls([cid], now)
+            history = await log.history([cid])
+            await uow.commit()
+        return [e.event for e in history[cid]]
+
+    async with container.uow() as holder:
+        log = await holder.call_log()
+        await log.insert_events([(first, now)])  # holds the call's row lock until commit
+        other = asyncio.create_task(waiting_batch())
+        async with container.engine.connect() as conn:
+            for _ in range(200):  # until the other batch waits for the lock (<= 10 s)
+                waiting = await conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                        "current_database() AND wait_event_type = 'Lock'"
+                    )
+                )
+                if waiting:
+                    break
+                await asyncio.sleep(0.05)
+        assert waiting == 1 and not other.done()
+        await holder.commit()
+    assert await other == ["call_started", "queued"]

@@ -182,6 +182,19 @@ async def test_find_by_caller_phone(container, clock):
     assert await container.registry.by_phone("unknown", clock.now()) == []
 
 
+async def test_caller_phone_read_gives_whole_certificates(container, clock):
+    """Several certificates for one phone, each with all its contacts, read in one query."""
+    both = [Contact("Первый", "+79001234567"), Contact("Второй", "+79005550001")]
+    await container.registry.import_certificates(
+        [cert("333333", contacts=both), cert("111111"), cert("222222", contacts=both[1:])],
+        clock.now(),
+    )
+    found = await container.reader.by_phone("+79001234567")
+    assert [c.number for c in found] == ["111111", "333333"]
+    assert found == [await container.reader.get("111111"), await container.reader.get("333333")]
+    assert [c.full_name for c in found[1].contacts] == ["Первый", "Второй"]
+
+
 async def test_first_request_is_remembered_once(container, clock):
     await container.registry.import_certificates([cert()], clock.now())
     async with container.uow() as uow:
@@ -206,6 +219,40 @@ async def test_policy_publish_and_book(container, clock):
     assert (await svc.in_force_at(clock.now())).oral_window_seconds == 600
     clock.advance(15 * 86400)
     assert (await svc.in_force_at(clock.now())).oral_window_seconds == 900
+
+
+async def test_policy_book_read_once_by_callers_arriving_together(container, clock):
+    """Dialogues arriving together while the book is stale (start-up, or every refresh)
+    share one read of it, and a version published during a read is not lost to it."""
+    from callcenter.services.policy import PolicyService
+
+    reads = 0
+
+    class Counting:
+        def __init__(self) -> None:
+            self.uow = container.uow()
+
+        async def __aenter__(self):
+            nonlocal reads
+            reads += 1
+            return await self.uow.__aenter__()
+
+        async def __aexit__(self, *exc):
+            return await self.uow.__aexit__(*exc)
+
+    svc = PolicyService(Counting, container.policy.base, min_notice_days=15)
+    books = await asyncio.gather(*(svc.book() for _ in range(20)))
+    assert reads == 1 and all(b is books[0] for b in books)
+    await svc.book()
+    assert reads == 1  # fresh: no read
+    later = clock.now().date() + timedelta(days=15)
+    svc._loaded_at = -1e9  # stale: the next caller starts a read...
+    pending = asyncio.ensure_future(svc.book())
+    await asyncio.sleep(0)
+    # ...and a version published while it runs is in the book the next caller gets
+    await svc.publish(PolicyVersion(effective_from=later, oral_window_seconds=900), clock.now())
+    await pending
+    assert [v.oral_window_seconds for v in (await svc.book()).versions] == [600, 900]
 
 
 async def test_tokens_and_users(container, clock):
@@ -308,3 +355,13 @@ async def test_the_sqlite_reader_opens_the_database_the_url_names(tmp_path, cloc
         assert got.valid_to == date(2026, 12, 31)
     finally:
         await c.close()
+
+
+async def test_warm_before_the_first_call(container, clock):
+    """What FastAGI opens at start (policy book, reader's and engine's connections, the
+    SQLite event writer's) opens without error, twice, and leaves everything usable."""
+    await container.warm()
+    await container.warm()
+    await container.registry.import_certificates([cert()], clock.now())
+    assert (await container.registry.lookup("123456", clock.now())).status is LookupStatus.VALID
+    assert len((await container.policy.book()).versions) == 1
