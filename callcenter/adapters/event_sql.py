@@ -2,7 +2,7 @@
 
 A batch of events costs four statements: store the events, create-and-lock their calls,
 read the calls' histories, write the projected calls (on PostgreSQL the first three are one
-call of ``cc_record_events``, migration 0012: BEGIN, that call, the UPDATE, COMMIT).
+call of ``cc_record_events``, migration 0011: BEGIN, that call, the UPDATE, COMMIT).
 Through SQLAlchemy each costs 0.15-0.3 ms of Python (statement caching, parameter
 processing, result wrapping), ten times the SQL
 itself on SQLite, and that Python was most of what event ingest spent per event. Here the same
@@ -173,7 +173,7 @@ class PostgresEvents:
     )
 
     # The same, and the touched calls' histories read after their locks are held, in one
-    # round trip: a PL/pgSQL function runs each statement with a fresh snapshot (0012)
+    # round trip: a PL/pgSQL function runs each statement with a fresh snapshot (0011)
     _RECORD = (
         "SELECT * FROM cc_record_events($1::varchar[], $2::varchar[], $3::timestamptz[], "
         "$4::timestamptz[], $5::varchar[], $6::text[], $7::varchar[], $8::timestamptz)"
@@ -245,7 +245,7 @@ class PostgresEvents:
         return {r[0] for r in stored}
 
     async def _has_function(self) -> bool:
-        """Whether the database has ``cc_record_events`` (migration 0012), asked once per
+        """Whether the database has ``cc_record_events`` (migration 0011), asked once per
         engine."""
         engine = self._owner.engine.sync_engine
         known = _HAS_FUNCTION.get(engine)
@@ -276,7 +276,7 @@ class PostgresEvents:
         await self._executemany(self._SAVE, rows)
 
 
-#: per engine: whether its database has ``cc_record_events`` (migration 0012)
+#: per engine: whether its database has ``cc_record_events`` (migration 0011)
 _HAS_FUNCTION: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

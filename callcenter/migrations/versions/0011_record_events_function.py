@@ -1,8 +1,8 @@
 """record_events: on PostgreSQL, one function that stores a batch of call events, locks
 their calls and returns the calls' histories, so a batch costs one round trip less
 
-Revision ID: 0012
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-27 21:10:00
 
 The history must be read after the calls' row locks are held (in READ COMMITTED a statement
@@ -14,8 +14,8 @@ SQLite has no such thing and needs none (its batches run in-process): nothing to
 
 from alembic import op
 
-revision = "0012"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
