@@ -513,6 +513,17 @@ class AuthRepository:
         )
         return (await self.session.execute(query)).first()
 
+    async def live_sessions(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        """Which of these session hashes are live sessions of enabled users: one read for
+        many (the push sockets' periodic re-check)."""
+        s, u = t.sessions.c, t.users.c
+        query = (
+            select(s.token_hash)
+            .join_from(t.sessions, t.users, s.user_id == u.id)
+            .where(s.token_hash.in_(token_hashes), s.expires_at > now, u.disabled_at.is_(None))
+        )
+        return set((await self.session.execute(query)).scalars())
+
     async def delete_session(self, token_hash: str) -> None:
         await self.session.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash))
 
