@@ -344,7 +344,8 @@ class CertificateReader:
     async def pop_parts(self, call_id: str) -> PopParts | None:
         """What the screen-pop shows of a call (None: no such call), read as the lookups are:
         on SQLite on the loop thread in one read transaction (no worker-thread trips, which
-        under load were most of a pop's time), on PostgreSQL on one pooled asyncpg connection.
+        under load were most of a pop's time), on PostgreSQL on one pooled asyncpg connection
+        (no transaction: READ COMMITTED, as a unit of work's read there).
         The same rows as the units of work's repositories read (AgentDesk.pop's fallback)."""
         if self._path is not None:
             conn = self._sqlite()
@@ -359,8 +360,9 @@ class CertificateReader:
                 q = self._pg_q[name]
                 return await conn.fetch(q.sql, *q.args(**values))
 
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                return await _pop_parts(fetch, call_id)
+            # no BEGIN/COMMIT round trips: a unit of work's read here is READ COMMITTED,
+            # each statement its own snapshot, as these are
+            return await _pop_parts(fetch, call_id)
 
     def _sqlite_fetch(self, conn: sqlite3.Connection):
         async def fetch(name: str, **values) -> list[Mapping]:
