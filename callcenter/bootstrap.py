@@ -327,6 +327,7 @@ def build(settings: Settings, *, clock=None, engine: AsyncEngine | None = None) 
         registry,
         notifier,
         read_uow=functools.partial(UnitOfWork, sessions, read_only=True),
+        reader=reader,
     )
     notifier.owner = desk.owner_of_note  # agents' pushes go to the call's owner only
 

@@ -12,11 +12,15 @@ import asyncio
 import sqlite3
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import (
     Connection,
     Date,
+    and_,
     bindparam,
     delete,
     func,
@@ -36,7 +40,14 @@ from sqlalchemy.ext.asyncio import (
 from callcenter.adapters import db
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import from_sqlite_instant, sqlite_instant, upsert
-from callcenter.domain.calls import timeline
+from callcenter.domain.calls import (
+    Extension,
+    OralWindow,
+    Ticket,
+    TicketStatus,
+    WindowStatus,
+    timeline,
+)
 from callcenter.domain.certificates import (
     Certificate,
     Contact,
@@ -165,10 +176,42 @@ class _PgQuery:
         return [values[n] for n in self.names]
 
 
+def _pop_queries() -> dict:
+    """The screen-pop's reads (AgentDesk.pop): the call's row, its window and extensions, its
+    ticket; the certificate's other calls and unsettled tickets. Constants are inlined: the
+    reader's compiled queries take only their named parameters."""
+    c, w, e, k = t.calls.c, t.oral_windows.c, t.window_extensions.c, t.tickets.c
+    call_id, number = bindparam("call_id"), bindparam("number")
+    unsettled = and_(
+        k.answered_at.is_(None),
+        k.status != literal_column(f"'{TicketStatus.WITHDRAWN.value}'"),
+    )
+    return {
+        "pop_call": select(t.calls).where(c.call_id == call_id),
+        "pop_window": select(t.oral_windows).where(w.call_id == call_id),
+        "pop_extensions": select(t.window_extensions).where(e.call_id == call_id).order_by(e.id),
+        "pop_ticket": select(t.tickets).where(k.call_id == call_id),
+        "pop_last_calls": select(
+            c.call_id, c.started_at, c.agent, c.outcome, w.status.label("window_status")
+        )
+        .outerjoin(t.oral_windows, w.call_id == c.call_id)
+        .where(c.certificate_number == number, c.call_id != call_id)
+        .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
+        .limit(literal_column("5"))
+        .offset(literal_column("0")),
+        "pop_open_tickets": select(t.tickets)
+        .where(k.certificate_number == number, unsettled)
+        .order_by(k.due_at, k.id)
+        .limit(literal_column("20"))
+        .offset(literal_column("0")),
+    }
+
+
 _READER_QUERIES = {
     "certificate": _CERTIFICATE_Q,
     "phone": _PHONE_CERTIFICATES_Q,
     "failures": _FAILURES_Q,
+    **_pop_queries(),
 }
 
 
@@ -209,8 +252,54 @@ def _sqlite_param(value):
     return sqlite_instant(value) if isinstance(value, datetime) else value
 
 
+@dataclass(frozen=True)
+class PopParts:
+    """The stored rows a screen-pop is built of (``CertificateReader.pop_parts``)."""
+
+    call: dict[str, Any]
+    window: OralWindow | None
+    ticket: Ticket | None
+    last_calls: list[dict]
+    open_tickets: list[Ticket]
+
+
+async def _pop_parts(fetch, call_id: str) -> PopParts | None:
+    from callcenter.adapters.call_store import _ticket_from
+
+    rows = await fetch("pop_call", call_id=call_id)
+    if not rows:
+        return None
+    call = dict(rows[0])
+    window = None
+    if found := await fetch("pop_window", call_id=call_id):
+        w = found[0]
+        ext = await fetch("pop_extensions", call_id=call_id)
+        window = OralWindow(
+            w["call_id"],
+            w["opened_at"],
+            w["deadline_at"],
+            w["warn_at"],
+            WindowStatus(w["status"]),
+            policy_id=w["policy_id"],
+            length_seconds=w["length_seconds"],
+            warned_at=w["warned_at"],
+            closed_at=w["closed_at"],
+            extensions=[Extension(x["at"], x["seconds"], x["reason"], x["by"]) for x in ext],
+            recorded_at=w["recorded_at"],
+        )
+    found = await fetch("pop_ticket", call_id=call_id)
+    ticket = _ticket_from(SimpleNamespace(**found[0])) if found else None
+    last: list[dict] = []
+    tickets: list[Ticket] = []
+    if number := call.get("certificate_number"):
+        last = [dict(r) for r in await fetch("pop_last_calls", call_id=call_id, number=number)]
+        found = await fetch("pop_open_tickets", number=number)
+        tickets = [_ticket_from(SimpleNamespace(**r)) for r in found]
+    return PopParts(call, window, ticket, last, tickets)
+
+
 class CertificateReader:
-    """The lookup hot path, outside any unit of work.
+    """The lookup hot path, and the screen-pop's (``pop_parts``), outside any unit of work.
 
     SQLAlchemy's async engine costs about 0.7 ms a query here (greenlet and thread hops, pool
     checkout, BEGIN and ROLLBACK round trips), which caps lookups near 1,500/s. A point read
@@ -276,6 +365,35 @@ class CertificateReader:
 
     async def get(self, number: str) -> Certificate | None:
         return _certificate_from_rows(await self._fetch("certificate", number=number))
+
+    async def pop_parts(self, call_id: str) -> PopParts | None:
+        """What the screen-pop shows of a call (None: no such call), read as the lookups are:
+        on SQLite on the loop thread in one read transaction (no worker-thread trips, which
+        under load were most of a pop's time), on PostgreSQL on one pooled asyncpg connection
+        (no transaction: READ COMMITTED, as a unit of work's read there).
+        The same rows as the units of work's repositories read (AgentDesk.pop's fallback)."""
+        if self._path is not None:
+            conn = self._sqlite()
+            conn.execute("BEGIN")  # one snapshot for the six reads
+            try:
+                return await _pop_parts(self._sqlite_fetch(conn), call_id)
+            finally:
+                conn.execute("COMMIT")
+        async with (await self._pg()).acquire() as conn:
+
+            async def fetch(name: str, **values) -> list[Mapping]:
+                q = self._pg_q[name]
+                return await conn.fetch(q.sql, *q.args(**values))
+
+            # no BEGIN/COMMIT round trips: a unit of work's read here is READ COMMITTED,
+            # each statement its own snapshot, as these are
+            return await _pop_parts(fetch, call_id)
+
+    def _sqlite_fetch(self, conn: sqlite3.Connection):
+        async def fetch(name: str, **values) -> list[Mapping]:
+            return self._sqlite_q[name].rows(conn, **values)  # synchronous: no suspension
+
+        return fetch
 
     async def failures(self, since: datetime, caller: str, number: str) -> tuple[int, int]:
         """Guessed IVR numbers since ``since``: (from this caller, against this number); the
@@ -575,6 +693,17 @@ class AuthRepository:
             .where(s.token_hash == token_hash, s.expires_at > now, u.disabled_at.is_(None))
         )
         return (await self.session.execute(query)).first()
+
+    async def live_sessions(self, token_hashes: Sequence[str], now: datetime) -> set[str]:
+        """Which of these session hashes are live sessions of enabled users: one read for
+        many (the push sockets' periodic re-check)."""
+        s, u = t.sessions.c, t.users.c
+        query = (
+            select(s.token_hash)
+            .join_from(t.sessions, t.users, s.user_id == u.id)
+            .where(s.token_hash.in_(token_hashes), s.expires_at > now, u.disabled_at.is_(None))
+        )
+        return set((await self.session.execute(query)).scalars())
 
     async def delete_session(self, token_hash: str) -> None:
         await self.session.execute(delete(t.sessions).where(t.sessions.c.token_hash == token_hash))

@@ -110,12 +110,21 @@ class _Memo:
 
 class AgentDesk:
     def __init__(
-        self, uow_factory: Callable, queries, registry, notifier, read_uow: Callable | None = None
+        self,
+        uow_factory: Callable,
+        queries,
+        registry,
+        notifier,
+        read_uow: Callable | None = None,
+        reader=None,
     ) -> None:
         self._uow = uow_factory
         #: for the pushes' reads (pops, owners): they need not queue behind event ingest
         self._read = read_uow or uow_factory
         self.queries = queries
+        #: the pop's rows read on the driver (``CertificateReader.pop_parts``); None: a unit
+        #: of work reads them
+        self.reader = reader
         self.registry = registry
         self.notifier = notifier
         #: set when AMI is enabled (the composition root wires the client's QueuePause)
@@ -254,6 +263,33 @@ class AgentDesk:
 
     async def pop(self, call_id: str, now: datetime) -> Pop:
         self.pops_built += 1
+        if self.reader is not None:  # the driver's own read, as the lookups (no unit of work)
+            parts = await self.reader.pop_parts(call_id)
+            if parts is None:
+                raise NotFound(f"no call {call_id}", code="call_not_found")
+            detail = CallDetail(parts.call, parts.window, parts.ticket, [])
+            number, last, tickets = (
+                detail.call.get("certificate_number"),
+                parts.last_calls,
+                parts.open_tickets,
+            )
+        else:
+            detail, last, tickets = await self._pop_parts(call_id)
+            number = detail.call.get("certificate_number")
+        cert = None
+        if number:
+            try:
+                cert = await self.registry.get(number)
+            except NotFound:
+                cert = None
+        words = None
+        if detail.ticket is not None:
+            from callcenter.domain.wording import due_words_en, due_words_ru
+
+            words = (due_words_ru(detail.ticket.due_at), due_words_en(detail.ticket.due_at))
+        return Pop(detail, cert, last, tickets, words)
+
+    async def _pop_parts(self, call_id: str) -> tuple[CallDetail, list[dict], list[Ticket]]:
         last: list[dict] = []
         tickets: list[Ticket] = []
         async with self._read() as uow:  # one short read: the call's events are not needed
@@ -267,18 +303,7 @@ class AgentDesk:
             if number:
                 last = await uow.agents.last_calls(number, call_id)
                 tickets = await uow.agents.open_tickets(number)
-        cert = None
-        if number:
-            try:
-                cert = await self.registry.get(number)
-            except NotFound:
-                cert = None
-        words = None
-        if detail.ticket is not None:
-            from callcenter.domain.wording import due_words_en, due_words_ru
-
-            words = (due_words_ru(detail.ticket.due_at), due_words_en(detail.ticket.due_at))
-        return Pop(detail, cert, last, tickets, words)
+        return detail, last, tickets
 
     async def pop_for_note(self, note: dict[str, Any], now: datetime) -> Pop | None:
         """The pop a pushed note about a call stands for, built once however many sockets

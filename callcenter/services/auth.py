@@ -20,7 +20,7 @@ import secrets
 import sys
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -411,6 +411,19 @@ class AuthService:
             self._sessions.clear()
         self._sessions[key] = (now + self._session_cache_for, row.expires_at, principal)
         return principal
+
+    async def sessions_standing(self, cookies: Collection[str], now: datetime) -> set[str]:
+        """Which of these session cookies still stand (live, unexpired, the user enabled),
+        asked afresh for all of them in one read: the push sockets' periodic re-check."""
+        keys = {hash_token(c): c for c in cookies if c and len(c) <= _MAX_COOKIE}
+        hashes = list(keys)
+        live: set[str] = set()
+        async with self._uow() as uow:
+            for i in range(0, len(hashes), 500):
+                live |= await uow.auth.live_sessions(hashes[i : i + 500], now)
+        for key in keys.keys() - live:
+            self._sessions.pop(key, None)
+        return {keys[k] for k in live}
 
     async def end_session(self, cookie: str) -> None:
         if not cookie or len(cookie) > _MAX_COOKIE:

@@ -37,6 +37,7 @@ def init_app(container, *, extra_contexts=()) -> web.Application:
     app.on_response_prepare.append(on_prepare)
     app.add_routes(api.routes)
     app.add_routes(calls_api.routes)
+    calls_api.install(app)  # the push sockets' session re-check
     app.add_routes(session_api.routes)
     app.add_routes(calls_api.agent_routes)  # the agent's desk (web/agent_api.py)
     app.add_routes(helpdesk_api.routes)

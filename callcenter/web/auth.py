@@ -43,21 +43,6 @@ async def principal(request: web.Request) -> Principal:
     return who
 
 
-async def still_authenticated(request: web.Request) -> bool:
-    """Do the request's credentials still stand (for a long-lived socket)? Asked afresh, not
-    from the request's own cache: a logout, a disabled user or an expiry answers False."""
-    c = request.app[CONTAINER]
-    header = request.headers.get("Authorization", "")
-    try:
-        if header:
-            await c.auth.authenticate_token(header.partition(" ")[2].strip())
-        else:
-            await c.auth.authenticate_session(request.cookies.get(COOKIE, ""), c.clock.now())
-    except Unauthorized:
-        return False
-    return True
-
-
 def _rule(request: web.Request) -> Rule | None:
     route = request.match_info.route
     if route.resource is None:  # no route matched: aiohttp answers 404/405 itself

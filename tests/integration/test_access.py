@@ -342,6 +342,41 @@ async def test_an_open_socket_closes_when_its_session_ends(
     assert ws.close_code == calls_api.SESSION_ENDED
 
 
+async def test_one_recheck_for_all_sockets_closes_only_those_whose_session_ended(
+    client, container, agent, monkeypatch
+):
+    from callcenter.web import calls_api
+
+    monkeypatch.setattr(calls_api, "STREAM_RECHECK_SECONDS", 0.1)
+    asked: list[int] = []
+    real = container.auth.sessions_standing
+
+    async def counting(cookies, now):
+        asked.append(len(cookies))
+        return await real(cookies, now)
+
+    monkeypatch.setattr(container.auth, "sessions_standing", counting)
+    cookies = [(await _login(client)).cookies["cc_session"].value for _ in range(3)]
+    sockets = []
+    for cookie in cookies:
+        ws = await client.ws_connect("/api/v1/stream", headers={"Cookie": f"cc_session={cookie}"})
+        assert (await ws.receive_json(timeout=5))["type"] == "hello"
+        assert (await ws.receive_json(timeout=5))["type"] == "desk"
+        sockets.append(ws)
+    r = await client.delete("/api/v1/session", headers={"Cookie": f"cc_session={cookies[1]}"})
+    assert r.status == 200
+    msg = await sockets[1].receive(timeout=5)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert sockets[1].close_code == calls_api.SESSION_ENDED
+    for ws in (sockets[0], sockets[2]):
+        with pytest.raises(TimeoutError):
+            await ws.receive(timeout=0.3)  # several rechecks passed, their sessions stand
+        assert not ws.closed
+    assert 3 in asked  # the three sockets' sessions asked together, in one read
+    for ws in (sockets[0], sockets[2]):
+        await ws.close()
+
+
 async def test_an_open_socket_stays_while_its_session_stands(client, agent, monkeypatch):
     from callcenter.web import calls_api
 

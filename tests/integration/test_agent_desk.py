@@ -217,6 +217,36 @@ async def test_desk_with_the_pop(client, container, clock, people, registry):
     assert other["call"] is None or other["call"]["call_id"] != "A.2"
 
 
+async def test_the_pops_driver_read_equals_the_unit_of_works(container, clock, people, registry):
+    """The pop's rows are read on the driver (``CertificateReader.pop_parts``, no unit of
+    work); the unit of work's repositories read the same rows: the same pop either way."""
+    from callcenter.web import views
+
+    await connect(container, clock, "old.1", "PJSIP/102")
+    await container.calls.escalate("old.1", "петров", clock.now(), description="старая беда")
+    clock.advance(600)
+    await connect(container, clock, "A.2", "PJSIP/101")
+    await container.calls.extend("A.2", "долгий разговор", "иванова", clock.now(), 120)
+    clock.advance(30)
+    await container.calls.escalate("A.2", "иванова", clock.now(), description="письменно")
+    desk, now = container.desk, clock.now()
+    reader = desk.reader
+    assert reader is not None
+    fast = await desk.pop("A.2", now)
+    desk.reader = None
+    try:
+        slow = await desk.pop("A.2", now)
+    finally:
+        desk.reader = reader
+    assert fast.detail.call == slow.detail.call
+    assert fast.detail.window == slow.detail.window and fast.detail.window.extensions
+    assert fast.detail.ticket == slow.detail.ticket and fast.detail.ticket is not None
+    assert fast.last_calls == slow.last_calls and fast.last_calls[0]["call_id"] == "old.1"
+    assert fast.open_tickets == slow.open_tickets and len(fast.open_tickets) == 2
+    assert views.pop_json(fast, now) == views.pop_json(slow, now)
+    assert await reader.pop_parts("no-such-call") is None
+
+
 async def test_wrapup_and_the_agents_own_lists(client, container, clock, people, registry):
     await connect(container, clock, "A.3", "PJSIP/101")
     r = await client.post("/api/v1/agent/wrapup/done", json={}, headers=people["иванова"])
