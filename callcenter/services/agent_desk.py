@@ -36,6 +36,8 @@ INTERFACE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,19}/[!-~]{1,180}$")
 #: a call connected longer ago than this is no longer anyone's current call (a lost hangup)
 CURRENT_CALL_HORIZON = timedelta(hours=12)
 OWNER_CACHE_SECONDS = 30.0
+#: the owners kept are pruned of expired ones when they reach this many
+OWNERS_PRUNE_AT = 2_000
 IDENTITY_CHECKS = ("checked", "mismatch")
 STATES = ("available", "paused", "in_call", "wrap_up")
 #: what the desk says when pausing cannot reach Asterisk (the page shows its catalog's text)
@@ -141,6 +143,11 @@ class AgentDesk:
         if watch is not None:  # a mapping changed here or on another instance
             watch("interfaces_changed", lambda _note: self.forget_owners())
 
+    @property
+    def owners_kept(self) -> int:
+        """How many call owners this process keeps in memory (bounded by the call rate)."""
+        return len(self._owners)
+
     def forget_owners(self) -> None:
         """Drop the cached owners and directory: the next question reads them again."""
         self._owners.clear()
@@ -208,10 +215,15 @@ class AgentDesk:
         return owner
 
     def _remember(self, call_id: str, owner: str | None) -> None:
-        if len(self._owners) > 50_000:
-            self._owners.clear()
+        now = time.monotonic()
+        if len(self._owners) >= OWNERS_PRUNE_AT:
+            # entries live OWNER_CACHE_SECONDS: what is kept follows the call rate, not the
+            # number of calls served (the load test's memory must not grow with them)
+            self._owners = {k: v for k, v in self._owners.items() if v[1] > now}
+            if len(self._owners) >= OWNERS_PRUNE_AT // 2:  # a storm: start afresh
+                self._owners.clear()
         # a mapping changed by another process (the CLI) is seen within OWNER_CACHE_SECONDS
-        self._owners[call_id] = (owner, time.monotonic() + OWNER_CACHE_SECONDS)
+        self._owners[call_id] = (owner, now + OWNER_CACHE_SECONDS)
 
     async def _directory_owner(self, interface: str) -> str | None:
         """The login owning an interface, from a directory read once every few seconds."""

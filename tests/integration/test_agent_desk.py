@@ -412,3 +412,23 @@ async def test_stream_targets_owners_and_catches_up(client, container, clock, pe
         assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "N.1")
     for ws in (a, b, boss):
         await ws.close()
+
+
+async def test_the_owners_kept_in_memory_follow_the_call_rate_not_the_calls_served(
+    container, clock, monkeypatch
+):
+    """The owners cache (for routing pushes) prunes what expired: a service that has routed
+    many calls keeps only the recent ones (the load test's memory must not grow with calls)."""
+    from callcenter.services import agent_desk
+
+    monkeypatch.setattr(agent_desk, "OWNERS_PRUNE_AT", 20)
+    monkeypatch.setattr(agent_desk, "OWNER_CACHE_SECONDS", 0.0)  # each expires at once
+    for i in range(200):
+        note = {"type": "window_opened", "call_id": f"9.{i}", "agent": "PJSIP/101"}
+        await container.desk.owner_of_note(note)
+    assert container.desk.owners_kept <= 20
+    monkeypatch.setattr(agent_desk, "OWNER_CACHE_SECONDS", 3600.0)  # all live: bounded too
+    for i in range(200):
+        note = {"type": "window_opened", "call_id": f"8.{i}", "agent": "PJSIP/101"}
+        await container.desk.owner_of_note(note)
+    assert container.desk.owners_kept <= 20
