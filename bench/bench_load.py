@@ -713,7 +713,7 @@ def main() -> int:
     ap.add_argument("--pg", help="PostgreSQL URL (postgresql+asyncpg://...): the bench's own "
                     "database, its public schema is wiped")  # fmt: skip
     ap.add_argument("--duration", type=float, default=600, help="seconds of load (600)")
-    ap.add_argument("--quick", action="store_true", help="30 s, 50 agents and calls, speed 0.025")
+    ap.add_argument("--quick", action="store_true", help="20 s, 50 agents and calls, speed 0.025")
     ap.add_argument("--agents", type=int, default=200)
     ap.add_argument("--in-flight", type=int, default=200, help="calls kept going at once")
     ap.add_argument("--speed", type=float, default=0.05,
@@ -727,7 +727,7 @@ def main() -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     if a.quick:
-        a.duration, a.agents, a.in_flight, a.speed = 30, 50, 50, 0.025
+        a.duration, a.agents, a.in_flight, a.speed = 20, 50, 50, 0.025
     if a.agents < a.in_flight:
         print("bench_load: --agents must be at least --in-flight (one agent per call)",
               file=sys.stderr)  # fmt: skip
