@@ -61,6 +61,11 @@ class Scheduler:
         #: window deadlines fired together in one transaction, at most (0: one by one)
         self.batch = batch
         self._batches = batch > 1 and hasattr(timing, "fire_deadlines")
+        #: drainers of the due window deadlines at once (each one batch at a time)
+        self.deadline_lanes = 2
+        self._deadlines: list[tuple[datetime, str, Any]] = []  # due, waiting for a batch
+        self._queued: set[Any] = set()  # their keys
+        self._drainers = 0
         self._gate = asyncio.Semaphore(parallel)
         self._inflight: set[asyncio.Task] = set()  # owned: cancelled and awaited by run()
         self._heap: list[tuple[datetime, int, str, Any]] = []
@@ -114,16 +119,23 @@ class Scheduler:
     def _start_due(self) -> list[asyncio.Task]:
         """Start the due timers' fires, at most ``parallel`` running at once. The loop does
         not wait for them: one at a time, a PostgreSQL escalation's ~15 ms of round trips let
-        a steady stream of deadlines fall seconds behind. The window deadlines due in this
-        tick fire together, ``batch`` at a time in one transaction each (10,000 falling due
-        at once were 10,000 transactions of ten statements each); the rest one by one."""
+        a steady stream of deadlines fall seconds behind.
+
+        Window deadlines join a queue that ``deadline_lanes`` drainers empty, ``batch`` at a
+        time in one transaction each: what falls due while a batch is being written goes in
+        the next one (10,000 windows falling due at once were 10,000 transactions of ten
+        statements each, and a stream of them fell minutes behind under load). The other
+        timers fire one by one."""
         now = self.clock.now()
-        due, deadlines = [], []
+        due = []
+        queued = len(self._deadlines)
         while self._heap and self._heap[0][0] <= now:
             when, _, kind, key = heapq.heappop(self._heap)
             self._armed.discard((when, kind, key))
             if kind == TimerKind.WINDOW_DEADLINE and self._batches:
-                deadlines.append((when, kind, key))
+                if key not in self._queued:  # queued already: its fire decides as of then
+                    self._queued.add(key)
+                    self._deadlines.append((when, kind, key))
             else:
                 due.append((when, kind, key))
         gate = self._gate
@@ -132,19 +144,37 @@ class Scheduler:
             async with gate:
                 return await self._fire_one(when, kind, key, now)
 
-        async def fire_batch(timers: list[tuple[datetime, str, Any]]) -> int:
-            async with gate:
-                return await self._fire_batch(timers, now)
-
         coros = [fire(*d) for d in due]
-        for i in range(0, len(deadlines), self.batch):
-            part = deadlines[i : i + self.batch]
-            coros.append(fire_batch(part) if len(part) > 1 else fire(*part[0]))
+        if len(self._deadlines) > queued:
+            wanted = -(-len(self._deadlines) // self.batch)
+            while self._drainers < min(self.deadline_lanes, wanted):
+                self._drainers += 1
+                coros.append(self._drain())
         tasks = [asyncio.create_task(c) for c in coros]
         self._inflight.update(tasks)
         for task in tasks:
             task.add_done_callback(self._inflight.discard)
         return tasks
+
+    async def _drain(self) -> int:
+        """Fire the queued window deadlines, a batch at a time, until none is left."""
+        fired = 0
+        try:
+            while self._deadlines:
+                part = self._deadlines[: self.batch]
+                del self._deadlines[: self.batch]
+                try:
+                    async with self._gate:
+                        now = self.clock.now()
+                        if len(part) == 1:
+                            fired += int(await self._fire_one(*part[0], now))
+                        else:
+                            fired += await self._fire_batch(part, now)
+                finally:
+                    self._queued.difference_update(key for _, _, key in part)
+        finally:
+            self._drainers -= 1
+        return fired
 
     def _lag(self, when: datetime, kind: str) -> None:
         """Due time to now, taken once the fire's transaction committed (or failed)."""

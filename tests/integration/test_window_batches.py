@@ -3,6 +3,7 @@ each window still closed and escalated at its own deadline, exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -188,3 +189,37 @@ async def test_a_batch_in_an_outage_retries_every_window_later(clock):
 class _Answering:
     async def fire_deadlines(self, call_ids, now):
         return dict.fromkeys(call_ids, True)
+
+
+class _Held:
+    """Batches that wait for ``go``; records what each batch held."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.batches: list[list[str]] = []
+
+    async def fire_deadlines(self, call_ids, now):
+        self.batches.append(list(call_ids))
+        await self.go.wait()
+        return dict.fromkeys(call_ids, True)
+
+    async def pending_timers(self):
+        return []
+
+
+async def test_deadlines_due_while_a_batch_is_written_go_in_the_next_one(clock):
+    timing = _Held()
+    sched = Scheduler(timing, None, clock)
+    due = clock.now()
+    for key in ("a", "b"):
+        sched.add(due, "window_deadline", key)
+    first = sched._start_due()
+    await asyncio.sleep(0)
+    assert timing.batches == [["a", "b"]]
+    for key in ("c", "d", "a"):  # "a" again, armed by a resync while its batch is in flight
+        sched.add(due, "window_deadline", key)
+    assert sched._start_due() == []  # the running drainer takes them next
+    timing.go.set()
+    assert sum(await asyncio.gather(*first)) == 4
+    assert timing.batches == [["a", "b"], ["c", "d"]]
+    assert sched.fired == 4 and len(sched.lag_seconds) == 4
