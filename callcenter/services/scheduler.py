@@ -128,7 +128,6 @@ class Scheduler:
         timers fire one by one."""
         now = self.clock.now()
         due = []
-        queued = len(self._deadlines)
         while self._heap and self._heap[0][0] <= now:
             when, _, kind, key = heapq.heappop(self._heap)
             self._armed.discard((when, kind, key))
@@ -145,7 +144,7 @@ class Scheduler:
                 return await self._fire_one(when, kind, key, now)
 
         coros = [fire(*d) for d in due]
-        if len(self._deadlines) > queued:
+        if self._deadlines:
             wanted = -(-len(self._deadlines) // self.batch)
             while self._drainers < min(self.deadline_lanes, wanted):
                 self._drainers += 1
@@ -287,6 +286,9 @@ class Scheduler:
             for task in list(self._inflight):
                 task.cancel()
             await asyncio.gather(*self._inflight, return_exceptions=True)
+            # deadlines queued and not fired: still running in the database, loaded again
+            self._deadlines.clear()
+            self._queued.clear()
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
