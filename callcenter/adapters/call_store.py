@@ -10,15 +10,23 @@ update (``... WHERE status IN ('open', 'extended')``) whose row count says who w
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callcenter.adapters import tables as t
 from callcenter.adapters.event_sql import lock_calls_statement, upsert
-from callcenter.domain.calls import Extension, OralWindow, Ticket, TicketStatus, WindowStatus
+from callcenter.domain.calls import (
+    Extension,
+    OralWindow,
+    Outcome,
+    Ticket,
+    TicketStatus,
+    WindowStatus,
+)
 
 RUNNING = (WindowStatus.OPEN.value, WindowStatus.EXTENDED.value)
 
@@ -41,6 +49,36 @@ class CallRepository:
             .first()
         )
         return dict(row) if row else None
+
+    async def get_many(self, call_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The rows of these calls by id, in one query (the calls missing are left out)."""
+        c = t.calls.c
+        rows = await self.session.execute(
+            select(t.calls).where(c.call_id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(call_ids)},
+        )
+        return {r["call_id"]: dict(r) for r in rows.mappings()}
+
+    async def mark_escalated_many(self, items: Sequence[tuple[str, datetime]], by: str) -> None:
+        """The 'escalated' outcome, each call at its own instant, where none is set yet (what
+        :meth:`update_fields` writes for one call), in one executemany."""
+        c = t.calls.c
+        if not items:
+            return
+        await self.session.execute(
+            update(t.calls)
+            .where(
+                c.call_id == bindparam("b_call_id"),
+                or_(c.outcome.is_(None), c.outcome == ""),
+            )
+            .values(
+                outcome=Outcome.ESCALATED.value,
+                outcome_at=bindparam("b_at"),
+                outcome_by=by,
+                updated_at=bindparam("b_at"),
+            ),
+            [{"b_call_id": cid, "b_at": at} for cid, at in items],
+        )
 
     async def update_fields(self, call_id: str, now: datetime, **values: Any) -> None:
         await self.session.execute(
@@ -178,6 +216,36 @@ class WindowRepository:
         )
         return result.rowcount == 1
 
+    async def get_many(self, call_ids: Sequence[str]) -> dict[str, OralWindow]:
+        """These calls' windows by call id, in one query, without their extensions (what
+        deciding and escalating a window read; :meth:`get` has them)."""
+        w = t.oral_windows.c
+        rows = await self.session.execute(
+            select(t.oral_windows).where(w.call_id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(call_ids)},
+        )
+        return {r.call_id: _window_from(r) for r in rows.all()}
+
+    async def overrun_many(self, call_ids: Sequence[str], fire_by: datetime) -> set[str]:
+        """:meth:`transition` to OVERRUN for many windows in one statement, each closed at its
+        own deadline, only if due and recorded by ``fire_by``; the call ids that won."""
+        w = t.oral_windows.c
+        if not call_ids:
+            return set()
+        result = await self.session.execute(
+            update(t.oral_windows)
+            .where(
+                w.call_id.in_(bindparam("ids", expanding=True)),
+                w.status.in_(RUNNING),
+                w.deadline_at <= fire_by,
+                func.coalesce(w.recorded_at, w.opened_at) <= fire_by,
+            )
+            .values(status=WindowStatus.OVERRUN.value, closed_at=w.deadline_at)
+            .returning(w.call_id),
+            {"ids": list(call_ids)},
+        )
+        return set(result.scalars().all())
+
     async def withdraw(self, call_id: str, ended_at: datetime) -> bool:
         """An overrun window whose call is now known to have ended in time becomes met."""
         w = t.oral_windows.c
@@ -234,20 +302,23 @@ class WindowRepository:
         """Every running window, without its extensions (what a scheduler arms)."""
         w = t.oral_windows.c
         rows = await self.session.execute(select(t.oral_windows).where(w.status.in_(RUNNING)))
-        return [
-            OralWindow(
-                r.call_id,
-                r.opened_at,
-                r.deadline_at,
-                r.warn_at,
-                WindowStatus(r.status),
-                policy_id=r.policy_id,
-                length_seconds=r.length_seconds,
-                warned_at=r.warned_at,
-                recorded_at=r.recorded_at,
-            )
-            for r in rows.all()
-        ]
+        return [_window_from(r) for r in rows.all()]
+
+
+def _window_from(r) -> OralWindow:
+    """A window from its row, without its extensions."""
+    return OralWindow(
+        r.call_id,
+        r.opened_at,
+        r.deadline_at,
+        r.warn_at,
+        WindowStatus(r.status),
+        policy_id=r.policy_id,
+        length_seconds=r.length_seconds,
+        warned_at=r.warned_at,
+        closed_at=r.closed_at,
+        recorded_at=r.recorded_at,
+    )
 
 
 #: a ticket that can still change: neither answered nor withdrawn (warnings, answers,
@@ -287,6 +358,27 @@ def _ticket_from(row) -> Ticket:
     )
 
 
+def _ticket_values(tk: Ticket, now: datetime) -> dict[str, Any]:
+    return {
+        "source": tk.source,
+        "call_id": tk.call_id,
+        "certificate_number": tk.certificate_number,
+        "full_name": tk.full_name,
+        "organisation": tk.organisation,
+        "description": tk.description,
+        "category": tk.category,
+        "received_at": tk.received_at,
+        "due_at": tk.due_at,
+        "warn75_at": tk.warn75_at,
+        "warn90_at": tk.warn90_at,
+        "status": tk.status,
+        "escalation_reason": tk.escalation_reason,
+        "policy_id": tk.policy_id,
+        "created_at": now,
+        "recording": tk.recording,
+    }
+
+
 class TicketRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -296,28 +388,28 @@ class TicketRepository:
         dialect = self.session.bind.dialect.name
         stmt = (
             upsert(dialect, t.tickets)
-            .values(
-                source=tk.source,
-                call_id=tk.call_id,
-                certificate_number=tk.certificate_number,
-                full_name=tk.full_name,
-                organisation=tk.organisation,
-                description=tk.description,
-                category=tk.category,
-                received_at=tk.received_at,
-                due_at=tk.due_at,
-                warn75_at=tk.warn75_at,
-                warn90_at=tk.warn90_at,
-                status=tk.status,
-                escalation_reason=tk.escalation_reason,
-                policy_id=tk.policy_id,
-                created_at=now,
-                recording=tk.recording,
-            )
+            .values(**_ticket_values(tk, now))
             .on_conflict_do_nothing(index_elements=[t.tickets.c.call_id])
         )
         result = await self.session.execute(stmt.returning(t.tickets.c.id))
         return result.scalar_one_or_none()
+
+    async def insert_many(self, tickets: Sequence[tuple[Ticket, datetime]]) -> dict[str, int]:
+        """Calls' tickets (each with its ``now``) in one multi-row INSERT: the new ids by call
+        id; a call that already has a ticket is left out (exactly once, as :meth:`insert`)."""
+        if not tickets:
+            return {}
+        dialect = self.session.bind.dialect.name
+        tk = t.tickets.c
+        # one statement compiled once (cached) and sent as SQLAlchemy's "insertmanyvalues"
+        # batches: a VALUES list built for each batch size cost more to compile than to run
+        stmt = (
+            upsert(dialect, t.tickets)
+            .on_conflict_do_nothing(index_elements=[tk.call_id])
+            .returning(tk.call_id, tk.id)
+        )
+        rows = [_ticket_values(ticket, now) for ticket, now in tickets]
+        return {cid: tid for cid, tid in (await self.session.execute(stmt, rows)).all()}
 
     async def get(self, ticket_id: int) -> Ticket | None:
         row = (

@@ -77,7 +77,7 @@ class Metrics:
         )
         self.timer_lag = Histogram(
             "callcenter_timer_fire_lag_seconds",
-            "How long after its due time a timer fired, by timer kind.",
+            "How long after its due time a timer's fire was done (committed), by timer kind.",
             ["kind"],
             buckets=LAG_BUCKETS,
             registry=r,

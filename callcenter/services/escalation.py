@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from callcenter.domain.calls import Outcome, Ticket
+from callcenter.domain.calls import OralWindow, Outcome, Ticket
 from callcenter.domain.timers import TimerKind
 from callcenter.services.effects import Effects
 
@@ -49,6 +49,21 @@ class TicketFactory:
             await uow.outbox.add_ticket("ticket.created", f"ticket-{tid}", ticket, now)
             self._wake_outbox()
         return tid
+
+    async def store_many(self, uow, tickets: list[Ticket]) -> dict[str, int]:
+        """Calls' tickets in one INSERT, each created at its own ``received_at`` (what
+        :meth:`store` is given for an escalation): the new ids by call id; with forwarding,
+        each new one's message in the same transaction."""
+        ids = await uow.tickets.insert_many([(tk, tk.received_at) for tk in tickets])
+        if ids and self.forwarding_enabled:
+            for tk in tickets:
+                if tk.call_id in ids:
+                    tk.id = ids[tk.call_id]
+                    await uow.outbox.add_ticket(
+                        "ticket.created", f"ticket-{tk.id}", tk, tk.received_at
+                    )
+            self._wake_outbox()
+        return ids
 
     async def recall(self, uow, ticket: Ticket, now: datetime) -> None:
         """A withdrawn ticket's forwarding: cancelled if not yet sent, else a cancellation sent."""
@@ -118,6 +133,55 @@ class Escalation:
         fx.timers.append((ticket.warn75_at, TimerKind.TICKET_WARN75, tid))
         fx.timers.append((ticket.warn90_at, TimerKind.TICKET_WARN90, tid))
         return tid
+
+    async def escalate_many(
+        self, uow, items: list[tuple[dict[str, Any], OralWindow]], reason: str, fx: Effects
+    ) -> dict[str, int]:
+        """:meth:`escalate` for many calls in one go, each ticket received at its window's
+        deadline: ``items`` are (call row, window), read in this unit of work with the calls
+        locked. One INSERT for the tickets, one executemany for the outcomes; the notes and
+        timers per ticket, as :meth:`escalate` leaves them. The new ids by call id."""
+        tickets = []
+        for call, win in items:
+            name = call.get("caller_name") or ""
+            org = call.get("organisation") or ""
+            number = call.get("certificate_number")
+            if number and not (name or org):
+                name, org = await self.holder(number)
+            tickets.append(
+                await self.factory.make(
+                    received_at=win.deadline_at,
+                    policy_id=win.policy_id,
+                    source="call",
+                    call_id=win.call_id,
+                    certificate_number=number,
+                    full_name=name,
+                    organisation=org,
+                    description=call.get("description") or ESCALATION_TEXT,
+                    category=call.get("category") or "other",
+                    escalation_reason=reason,
+                )
+            )
+        ids = await self.factory.store_many(uow, tickets)
+        await uow.calls.mark_escalated_many(
+            [(tk.call_id, tk.received_at) for tk in tickets if tk.call_id in ids], "system"
+        )
+        for tk in tickets:
+            tid = ids.get(tk.call_id)
+            if tid is None:
+                continue
+            fx.notes.append(
+                {
+                    "type": "ticket_created",
+                    "call_id": tk.call_id,
+                    "ticket_id": tid,
+                    "due_at": tk.due_at,
+                    "reason": reason,
+                }
+            )
+            fx.timers.append((tk.warn75_at, TimerKind.TICKET_WARN75, tid))
+            fx.timers.append((tk.warn90_at, TimerKind.TICKET_WARN90, tid))
+        return ids
 
     async def withdraw(self, uow, call_id: str, reason: str, now: datetime, fx: Effects) -> None:
         """The system's overrun ticket withdrawn (kept for audit), its outcome undone."""

@@ -181,6 +181,42 @@ class OralWindows:
             log.warning("call %s: oral window overrun, escalated to a written ticket", call_id)
         return True
 
+    async def fire_deadlines(self, call_ids: list[str], now: datetime) -> dict[str, bool]:
+        """:meth:`fire_deadline` for the windows falling due together, in one transaction:
+        the calls locked, windows and calls read, the due windows overrun and their tickets
+        made each in one statement (the call's own clock: each closed and escalated at its
+        deadline). A window whose call has an end known takes :meth:`decide`'s path alone,
+        in the same transaction. Whether each call's window changed, by call id."""
+        ids = sorted(set(call_ids))
+        changed = dict.fromkeys(ids, False)
+        fx = Effects()
+        async with self._uow() as uow:
+            await (await uow.call_log()).lock_calls(ids, now)
+            wins = await uow.windows.get_many(ids)
+            calls = await uow.calls.get_many(ids)
+            due: list[tuple[dict[str, Any], OralWindow]] = []
+            for cid in ids:
+                win, call = wins.get(cid), calls.get(cid)
+                if win is None or call is None:
+                    continue
+                if call["ended_at"] is None:
+                    if win.decide(None, now, self.grace) is WindowStatus.OVERRUN:
+                        due.append((call, win))
+                    continue  # not due (yet): nothing changes, as in decide
+                changed[cid] = await self.decide(uow, win, call["ended_at"], now, fx)
+            won = await uow.windows.overrun_many([w.call_id for _, w in due], now - self.grace)
+            due = [(call, win) for call, win in due if win.call_id in won]
+            for _, win in due:
+                win.overrun()
+                changed[win.call_id] = True
+                fx.notes.append({"type": "window_overrun", "call_id": win.call_id})
+            await self.escalation.escalate_many(uow, due, "overrun", fx)
+            await uow.commit()
+        self.aftermath.release(fx)
+        for _, win in due:
+            log.warning("call %s: oral window overrun, escalated to a written ticket", win.call_id)
+        return changed
+
     async def pending_timers(self, uow) -> list[tuple[datetime, TimerKind, Any]]:
         """The deadline of every running window, and its warning unless given."""
         return [

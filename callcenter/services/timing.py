@@ -80,6 +80,10 @@ class CallTiming:
         bind_call(call_id)
         return await self.windows.fire_deadline(call_id, now)
 
+    async def fire_deadlines(self, call_ids: list[str], now: datetime) -> dict[str, bool]:
+        """The deadlines falling due together, in one transaction (see OralWindows)."""
+        return await self.windows.fire_deadlines(call_ids, now)
+
     async def drain(self) -> None:
         await self.log.drain()
 
