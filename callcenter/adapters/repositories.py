@@ -410,7 +410,13 @@ class CertificateReader:
         """Open what the first lookups would otherwise open while callers wait (a burst of
         calls right after a start): on PostgreSQL ``connections`` of the pool, each with the
         reader's statements prepared; on SQLite its one connection and statements."""
-        values = {"number": "", "phone": "", "caller": "", "since": datetime.now(UTC)}
+        values = {
+            "number": "",
+            "phone": "",
+            "caller": "",
+            "call_id": "",
+            "since": datetime.now(UTC),
+        }
         if self._path is not None:
             for q in self._sqlite_q.values():
                 q.rows(self._sqlite(), **values)
