@@ -162,19 +162,7 @@ class WindowRepository:
                 select(t.window_extensions).where(e.call_id == call_id).order_by(e.id)
             )
         ).all()
-        return OralWindow(
-            row.call_id,
-            row.opened_at,
-            row.deadline_at,
-            row.warn_at,
-            WindowStatus(row.status),
-            policy_id=row.policy_id,
-            length_seconds=row.length_seconds,
-            warned_at=row.warned_at,
-            closed_at=row.closed_at,
-            extensions=[Extension(x.at, x.seconds, x.reason, x.by) for x in ext],
-            recorded_at=row.recorded_at,
-        )
+        return _window_from(row, [Extension(x.at, x.seconds, x.reason, x.by) for x in ext])
 
     async def insert(self, win: OralWindow) -> bool:
         dialect = self.session.bind.dialect.name
@@ -305,8 +293,8 @@ class WindowRepository:
         return [_window_from(r) for r in rows.all()]
 
 
-def _window_from(r) -> OralWindow:
-    """A window from its row, without its extensions."""
+def _window_from(r, extensions: list[Extension] | None = None) -> OralWindow:
+    """A window from its row, and its extensions if they were read."""
     return OralWindow(
         r.call_id,
         r.opened_at,
@@ -317,6 +305,7 @@ def _window_from(r) -> OralWindow:
         length_seconds=r.length_seconds,
         warned_at=r.warned_at,
         closed_at=r.closed_at,
+        extensions=extensions if extensions is not None else [],
         recorded_at=r.recorded_at,
     )
 

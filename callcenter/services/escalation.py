@@ -121,17 +121,7 @@ class Escalation:
                 outcome_at=at,
                 outcome_by=override.get("by", "system"),
             )
-        fx.notes.append(
-            {
-                "type": "ticket_created",
-                "call_id": call_id,
-                "ticket_id": tid,
-                "due_at": ticket.due_at,
-                "reason": reason,
-            }
-        )
-        fx.timers.append((ticket.warn75_at, TimerKind.TICKET_WARN75, tid))
-        fx.timers.append((ticket.warn90_at, TimerKind.TICKET_WARN90, tid))
+        _announce(fx, ticket, tid, reason)
         return tid
 
     async def escalate_many(
@@ -170,17 +160,7 @@ class Escalation:
             tid = ids.get(tk.call_id)
             if tid is None:
                 continue
-            fx.notes.append(
-                {
-                    "type": "ticket_created",
-                    "call_id": tk.call_id,
-                    "ticket_id": tid,
-                    "due_at": tk.due_at,
-                    "reason": reason,
-                }
-            )
-            fx.timers.append((tk.warn75_at, TimerKind.TICKET_WARN75, tid))
-            fx.timers.append((tk.warn90_at, TimerKind.TICKET_WARN90, tid))
+            _announce(fx, tk, tid, reason)
         return ids
 
     async def withdraw(self, uow, call_id: str, reason: str, now: datetime, fx: Effects) -> None:
@@ -215,3 +195,18 @@ class Escalation:
             if w90 is not None and done90 is None:
                 out.append((w90, TimerKind.TICKET_WARN90, tid))
         return out
+
+
+def _announce(fx: Effects, ticket, tid: int, reason: str) -> None:
+    """A new call ticket's note for the screens and its two due-time warnings' timers."""
+    fx.notes.append(
+        {
+            "type": "ticket_created",
+            "call_id": ticket.call_id,
+            "ticket_id": tid,
+            "due_at": ticket.due_at,
+            "reason": reason,
+        }
+    )
+    fx.timers.append((ticket.warn75_at, TimerKind.TICKET_WARN75, tid))
+    fx.timers.append((ticket.warn90_at, TimerKind.TICKET_WARN90, tid))
