@@ -75,6 +75,9 @@ class Scheduler:
         self.fired = 0
         #: due time to the end of its fire (the transaction committed): the fire lag
         self.lag_seconds: deque[float] = deque(maxlen=100_000)
+        #: due time to the start of its fire (what ``lag_seconds`` was before fires were
+        #: batched): the two together say how much of the lag is the fire's own work
+        self.start_lag_seconds: deque[float] = deque(maxlen=100_000)
         self.on_lag: Callable[[str, float], None] = lambda kind, seconds: None  # metrics
 
     def add(self, when: datetime | None, kind: str, key: Any) -> None:
@@ -181,7 +184,11 @@ class Scheduler:
         self.lag_seconds.append(lag)
         self.on_lag(str(kind), lag)
 
+    def _started(self, when: datetime) -> None:
+        self.start_lag_seconds.append((self.clock.now() - when).total_seconds())
+
     async def _fire_one(self, when: datetime, kind: str, key: Any, now: datetime) -> bool:
+        self._started(when)
         try:
             changed = await self._fire(kind, key, now)
         except Exception as exc:
@@ -197,6 +204,8 @@ class Scheduler:
         """Window deadlines in one transaction. If it fails, an outage retries each timer as
         alone; anything else fires them one by one, so one window the batch cannot take fails
         (and is parked) alone and does not hold the others back."""
+        for when, _, _ in timers:
+            self._started(when)
         try:
             changed = await self.timing.fire_deadlines([key for _, _, key in timers], now)
         except Exception as exc:
