@@ -143,7 +143,7 @@ async def run(svc: Service, n: int, rate: float, burst: int, first: int) -> dict
         body = {"login": f"bench-{k % users}", "password": PASSWORD}
         async with https[k // PER_ADDRESS].post(svc.url + "/api/v1/session", json=body) as r:
             if r.status != 200:
-                raise RuntimeError(f"login answered {r.status}")
+                raise RuntimeError(f"login answered {r.status}: {(await r.text())[:200]}")
         logins.append(time.perf_counter() - t0)
 
     https = [

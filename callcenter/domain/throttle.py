@@ -59,8 +59,11 @@ class Throttle:
         count = self._live(key, now)
         if count is None or count.last is None:
             return 0.0
-        ready = self.rule.wait(count.failures) - (now - count.last).total_seconds()
-        return max(0.0, ready)
+        # attempts are not always admitted in the order of their ``now`` (logins from one
+        # address wait their turn holding the time they came in): a ``last`` later than
+        # ``now`` is no time elapsed, not negative time that would lengthen the wait
+        elapsed = max(0.0, (now - count.last).total_seconds())
+        return max(0.0, self.rule.wait(count.failures) - elapsed)
 
     def admit(self, keys: tuple[str, ...], now: datetime, what: str = "attempt") -> None:
         """Raises :class:`TooManyAttempts` if any key must wait; else counts a failure on each."""
@@ -78,7 +81,7 @@ class Throttle:
         for key in keys:
             count = self._counts.setdefault(key, _Count())
             count.failures += 1
-            count.before, count.last = count.last, now
+            count.before, count.last = count.last, max(now, count.last or now)
         if len(self._counts) > self.max_keys:
             self._prune(now)
 

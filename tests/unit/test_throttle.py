@@ -97,3 +97,15 @@ def test_the_rates_the_readme_promises():
     assert _best_attack(LOGIN_BACKOFF, 3) == [16, 4, 4]
     assert _best_attack(ADDRESS_BACKOFF, 3) == [31, 4, 4]
     assert _best_attack(PORTAL_BACKOFF, 3) == [83, 60, 60]
+
+
+def test_an_attempt_admitted_after_a_later_one_is_not_refused_below_the_allowance():
+    """Logins from one address wait their turn holding the time they came in, so a later
+    attempt can be admitted first: its ``now`` must not count as negative time elapsed."""
+    t = Throttle(BackoffRule(free=5))
+    t0 = T0
+    t.admit(("login:anna",), t0 + timedelta(seconds=2))  # came in later, admitted first
+    t.admit(("login:anna",), t0)  # came in earlier: one failure of five, no wait
+    t.admit(("login:anna",), t0 + timedelta(seconds=1))
+    assert t.failures("login:anna", t0 + timedelta(seconds=2)) == 3
+    assert t.retry_after("login:anna", t0) == 0.0
