@@ -688,7 +688,8 @@ def memory_report(res: Outcome, warmup: float, out=print) -> list[dict]:
         half = len(after) // 2
         late = slope(xs[half:], ys[half:]) * 1000 if len(after) - half >= 3 else per_k
         verdicts.append({"instance": name, "slope": per_k, "late_slope": late, "start": ys[0],
-                         "end": ys[-1], "served": served, "grows": grows})  # fmt: skip
+                         "end": ys[-1], "served": served, "grows": grows,
+                         "growth": growth})  # fmt: skip
         out(
             f"instance {name}: {ys[0]:.1f} -> {ys[-1]:.1f} MiB after the warm-up "
             f"({served} calls); slope {per_k:+.3f} MiB per 1,000 calls (second half "
@@ -791,11 +792,17 @@ def main() -> int:
     for v in verdicts:
         FIGURES.add(f"load: memory slope, instance {v['instance']}", v["slope"],
                     "MiB/1000 calls")  # fmt: skip
+        # "grows": the slope over the calls served after the warm-up adds more than 10 % of
+        # the instance's memory at the start of them
+        FIGURES.add(f"load: memory growth after warm-up, instance {v['instance']}",
+                    v["growth"] / v["start"] * 100, "%", goal="<= 10")  # fmt: skip
     FIGURES.add("load: calls lost or doubled", len(res.problems) + len(res.errors), "",
                 goal="<= 0")  # fmt: skip
     FIGURES.write(a.json, "bench_load", duration=a.duration, agents=a.agents,
                   in_flight=a.in_flight, speed=a.speed)  # fmt: skip
-    return 0 if ok and not any(v["grows"] for v in verdicts) else 1
+    # a loss or a double fails the run; memory growth is a figure with its goal (the table
+    # says whether it was met), so `make bench` keeps every other figure of the run
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
