@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import random
-import resource
 import statistics
 import sys
 import time
@@ -396,6 +395,16 @@ async def measure(url: str, plans: bool) -> None:
         await c.close()
 
 
+def _peak_kib() -> int:
+    """This process's peak resident memory (VmHWM, KiB). Not ``ru_maxrss``: Linux keeps that
+    across fork and exec, so a child started by the 1M-call seeding process would report the
+    parent's peak as its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 async def export(url: str, limit_rows: int | None) -> None:
     """The CSV export of every call through the page's own writer, into a counting sink."""
     from callcenter.web.pages.reports import _CsvStream
@@ -412,19 +421,19 @@ async def export(url: str, limit_rows: int | None) -> None:
         f = parse_call_filters({})
         sink = Sink()
         out = _CsvStream(sink, ";")
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        before = _peak_kib()
         t0 = time.perf_counter()
         rows = 0
         async for r in c.reports.stream_calls(f):
             await out.row(list(r.values()))
             rows += 1
             if rows == 10_000:
-                at_10k = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                at_10k = _peak_kib()
             if limit_rows and rows >= limit_rows:
                 break
         await out.flush()
         dt = time.perf_counter() - t0
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peak = _peak_kib()
         print(
             f"export: {rows:,} rows, {sink.bytes / 1e6:.0f} MB of CSV in {dt:.1f} s = "
             f"{rows / dt:,.0f} rows/s; peak RSS {peak / 1024:.0f} MiB (before {before / 1024:.0f}"
