@@ -85,10 +85,6 @@ class _Turns:
             if holders[0] == 0:
                 del self._keys[key]
 
-    def waiting(self, key: str) -> int:
-        entry = self._keys.get(key)
-        return entry[1][0] if entry else 0
-
 
 @dataclass(frozen=True)
 class Principal:
