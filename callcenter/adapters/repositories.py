@@ -176,20 +176,39 @@ class _PgQuery:
         return [values[n] for n in self.names]
 
 
+#: the screen-pop's reads, each by the call's id alone: independent, so read all at once
+POP_READS = ("pop_call", "pop_window", "pop_ticket", "pop_last_calls", "pop_open_tickets")
+
+
 def _pop_queries() -> dict:
-    """The screen-pop's reads (AgentDesk.pop): the call's row, its window and extensions, its
-    ticket; the certificate's other calls and unsettled tickets. Constants are inlined: the
-    reader's compiled queries take only their named parameters."""
+    """The screen-pop's reads (AgentDesk.pop): the call's row, its window with its extensions
+    (one row each, joined), its ticket; the certificate's other calls and unsettled tickets
+    (the certificate found by the call's id in the same statement). Constants are inlined:
+    the reader's compiled queries take only their named parameters."""
     c, w, e, k = t.calls.c, t.oral_windows.c, t.window_extensions.c, t.tickets.c
-    call_id, number = bindparam("call_id"), bindparam("number")
+    call_id = bindparam("call_id")
+    this = t.calls.alias("this_call")  # an alias: not correlated with the outer calls
+    number = (
+        select(this.c.certificate_number)
+        .where(this.c.call_id == call_id, this.c.certificate_number != literal_column("''"))
+        .scalar_subquery()
+    )
     unsettled = and_(
         k.answered_at.is_(None),
         k.status != literal_column(f"'{TicketStatus.WITHDRAWN.value}'"),
     )
     return {
         "pop_call": select(t.calls).where(c.call_id == call_id),
-        "pop_window": select(t.oral_windows).where(w.call_id == call_id),
-        "pop_extensions": select(t.window_extensions).where(e.call_id == call_id).order_by(e.id),
+        "pop_window": select(
+            t.oral_windows,
+            e.at.label("ext_at"),
+            e.seconds.label("ext_seconds"),
+            e.reason.label("ext_reason"),
+            e.by.label("ext_by"),
+        )
+        .outerjoin(t.window_extensions, e.call_id == w.call_id)
+        .where(w.call_id == call_id)
+        .order_by(e.id),
         "pop_ticket": select(t.tickets).where(k.call_id == call_id),
         "pop_last_calls": select(
             c.call_id, c.started_at, c.agent, c.outcome, w.status.label("window_status")
@@ -263,17 +282,18 @@ class PopParts:
     open_tickets: list[Ticket]
 
 
-async def _pop_parts(fetch, call_id: str) -> PopParts | None:
+def _pop_parts(results: Sequence[Sequence[Mapping]]) -> PopParts | None:
+    """The pop's parts from the rows of :data:`POP_READS`, in that order."""
     from callcenter.adapters.call_store import _ticket_from
 
-    rows = await fetch("pop_call", call_id=call_id)
+    rows, found, ticket_rows, last_rows, open_rows = results
     if not rows:
         return None
     call = dict(rows[0])
     window = None
-    if found := await fetch("pop_window", call_id=call_id):
+    if found:
         w = found[0]
-        ext = await fetch("pop_extensions", call_id=call_id)
+        ext = [x for x in found if x["ext_at"] is not None]
         window = OralWindow(
             w["call_id"],
             w["opened_at"],
@@ -284,17 +304,14 @@ async def _pop_parts(fetch, call_id: str) -> PopParts | None:
             length_seconds=w["length_seconds"],
             warned_at=w["warned_at"],
             closed_at=w["closed_at"],
-            extensions=[Extension(x["at"], x["seconds"], x["reason"], x["by"]) for x in ext],
+            extensions=[
+                Extension(x["ext_at"], x["ext_seconds"], x["ext_reason"], x["ext_by"]) for x in ext
+            ],
             recorded_at=w["recorded_at"],
         )
-    found = await fetch("pop_ticket", call_id=call_id)
-    ticket = _ticket_from(SimpleNamespace(**found[0])) if found else None
-    last: list[dict] = []
-    tickets: list[Ticket] = []
-    if number := call.get("certificate_number"):
-        last = [dict(r) for r in await fetch("pop_last_calls", call_id=call_id, number=number)]
-        found = await fetch("pop_open_tickets", number=number)
-        tickets = [_ticket_from(SimpleNamespace(**r)) for r in found]
+    ticket = _ticket_from(SimpleNamespace(**ticket_rows[0])) if ticket_rows else None
+    last = [dict(r) for r in last_rows]
+    tickets: list[Ticket] = [_ticket_from(SimpleNamespace(**r)) for r in open_rows]
     return PopParts(call, window, ticket, last, tickets)
 
 
@@ -374,26 +391,21 @@ class CertificateReader:
         The same rows as the units of work's repositories read (AgentDesk.pop's fallback)."""
         if self._path is not None:
             conn = self._sqlite()
-            conn.execute("BEGIN")  # one snapshot for the six reads
-            try:
-                return await _pop_parts(self._sqlite_fetch(conn), call_id)
+            conn.execute("BEGIN")  # one snapshot for the five reads
+            try:  # synchronous: no suspension
+                return _pop_parts(
+                    [self._sqlite_q[n].rows(conn, call_id=call_id) for n in POP_READS]
+                )
             finally:
                 conn.execute("COMMIT")
-        async with (await self._pg()).acquire() as conn:
-
-            async def fetch(name: str, **values) -> list[Mapping]:
-                q = self._pg_q[name]
-                return await conn.fetch(q.sql, *q.args(**values))
-
-            # no BEGIN/COMMIT round trips: a unit of work's read here is READ COMMITTED,
-            # each statement its own snapshot, as these are
-            return await _pop_parts(fetch, call_id)
-
-    def _sqlite_fetch(self, conn: sqlite3.Connection):
-        async def fetch(name: str, **values) -> list[Mapping]:
-            return self._sqlite_q[name].rows(conn, **values)  # synchronous: no suspension
-
-        return fetch
+        pool = await self._pg()
+        # the five reads at once, each on a pooled connection of its own: the pop waits one
+        # round trip, not five. No BEGIN/COMMIT: a unit of work's read here is READ
+        # COMMITTED, each statement its own snapshot, as these are
+        qs = [self._pg_q[n] for n in POP_READS]
+        return _pop_parts(
+            await asyncio.gather(*(pool.fetch(q.sql, *q.args(call_id=call_id)) for q in qs))
+        )
 
     async def failures(self, since: datetime, caller: str, number: str) -> tuple[int, int]:
         """Guessed IVR numbers since ``since``: (from this caller, against this number); the

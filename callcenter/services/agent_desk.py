@@ -13,7 +13,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -335,6 +335,25 @@ class AgentDesk:
             if getattr(exc, "code", None) is None:
                 log.warning("call %s: pop not built: %s", note.get("call_id"), exc)
             return None
+
+    async def early_pop(self, note: dict[str, Any], now: datetime) -> Pop | None:
+        """The pop of an ``agent_connected`` not stored yet (``CallLog._early_pop``): the
+        stored call as the agent answers it (their interface, the instant they answered), no
+        window yet. None when there is nothing to pop early: no such call, or the call is
+        already connected or over in the database (the event was stored first, or repeated:
+        its ``window_opened`` pops it, or popped it)."""
+        pop = await self.pop_for_note(note, now)
+        if pop is None:
+            return None
+        call = pop.detail.call
+        stored = pop.detail.window is not None or call.get("connected_at") is not None
+        if stored or call.get("ended_at") is not None:  # (the reads are separate snapshots)
+            return None
+        at = note["connected_at"]
+        if isinstance(at, str):  # relayed from another instance (pg_notify: ISO text)
+            at = datetime.fromisoformat(at)
+        answered = {**call, "agent": note["agent"], "connected_at": at}
+        return replace(pop, detail=replace(pop.detail, call=answered))
 
     def _forget(self, key: int) -> None:
         # kept a little while for sockets still behind; dropped once many are newer

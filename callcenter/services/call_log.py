@@ -10,7 +10,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from callcenter.calendar import CalendarError, WorkCalendar
@@ -23,6 +23,9 @@ from callcenter.services.oral_window import OralWindows
 log = logging.getLogger(__name__)
 #: events that change who waits in the queue: pushed to supervisors as ``queue_changed``
 QUEUE_EVENTS = frozenset({"queued", "call_ended"})
+#: an ``agent_connected`` this recent is popped on the agent's screen before it is stored
+#: (older ones, a spool replayed or events sent late, pop once stored, with their window)
+EARLY_POP = timedelta(seconds=30)
 
 
 @functools.cache
@@ -82,12 +85,30 @@ class CallLog:
         Shape errors are raised here, before anything is queued.
         """
         event = parse_event(body, now, self.instants)
+        if event.event == "agent_connected" and abs(now - event.at) <= EARLY_POP:
+            self._early_pop(event)
         new = await self._journal.submit((event, now))
         log.info("call %s: %s %s", event.call_id, event.event, "stored" if new else "repeated")
         if new and event.event in QUEUE_EVENTS:
             # the supervisor's board: a caller joined or left the queue (no window yet)
             self.aftermath.notifier.publish({"type": "queue_changed", "call_id": event.call_id})
         return event, new
+
+    def _early_pop(self, event: CallEvent) -> None:
+        """The agent's screen learns of the call now, not once the event is stored: the pop
+        (who calls, the certificate, its coverage) is what the agent needs before saying
+        hello, and it is all stored already (the IVR's events); the window follows as soon as
+        the event is. The socket renders this note only for a call not yet connected in the
+        database (a repeated event, or one stored before the socket read the call, pops once,
+        with its window, as ``window_opened``: docs/agent-screen.md)."""
+        self.aftermath.notifier.publish(
+            {
+                "type": "call_connected",
+                "call_id": event.call_id,
+                "agent": event.data["agent"],
+                "connected_at": event.at,
+            }
+        )
 
     async def _record_batch(self, items: Sequence[tuple[CallEvent, datetime]]) -> list[bool]:
         """One unit of work for many events: store the new ones, re-project their calls."""

@@ -303,6 +303,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
         await _send(ws, {"type": "desk", **views.desk_json(desk)})
         reader = asyncio.ensure_future(_drain(ws))
         gone = asyncio.ensure_future(ended.wait())
+        popped = _Popped()  # the calls this socket sent a call_connected for
         getter: asyncio.Future | None = None
         try:
             while not ws.closed:
@@ -321,7 +322,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
                         desk = await c.desk.desk(who.name, c.clock.now())
                         frames = [{"type": "desk", "resync": True, **views.desk_json(desk)}]
                     else:
-                        frames = await _rendered(c, msg)
+                        frames = await _rendered(c, msg, popped)
                 except Exception as exc:  # the database away for a moment: skip, stay open
                     log.warning("push of %s skipped: %s", msg.get("type"), exc)
                     continue
@@ -346,11 +347,45 @@ async def _send(ws: web.WebSocketResponse, message: dict) -> None:
 _WITH_WINDOW = {"window_warning", "window_overrun", "window_extended"}
 
 
-async def _rendered(c, msg: dict) -> list[dict]:
+class _Popped:
+    """The last calls a socket sent ``call_connected`` for: each call pops once per socket,
+    whether its early note (the event received) or its ``window_opened`` (the event stored)
+    comes first to be shown; the other then updates it."""
+
+    KEEP = 64
+
+    def __init__(self) -> None:
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._ids
+
+    def add(self, call_id: str) -> None:
+        self._ids[call_id] = None
+        if len(self._ids) > self.KEEP:
+            del self._ids[next(iter(self._ids))]
+
+
+async def _rendered(c, msg: dict, popped: _Popped) -> list[dict]:
     """The frames a note becomes on the socket (the pop is built here, off the ingest path,
     and only for a socket that may see the call; every such socket shares one build)."""
     note = views.note_json(msg)
     kind = msg.get("type")
+    if kind == "call_connected":  # the event received, not stored yet: the pop, early
+        call_id = msg["call_id"]
+        if call_id in popped:
+            return []
+        pop = await c.desk.early_pop(msg, c.clock.now())
+        if pop is None:  # nothing to pop early: its window_opened will
+            return []
+        popped.add(call_id)
+        return [
+            {
+                "type": "call_connected",
+                "call_id": call_id,
+                "call": views.pop_json(pop, c.clock.now()),
+            }
+        ]
     if kind == "agent_state" and not isinstance(msg.get("state"), dict):
         state = msg.get("state")
         if state is None:  # relayed from another instance: read here, by login
@@ -366,6 +401,9 @@ async def _rendered(c, msg: dict) -> list[dict]:
         return [note]
     call = views.pop_json(pop, now)
     if kind == "window_opened":
+        if msg["call_id"] in popped:  # popped early: now with its window
+            return [note, {"type": "call_updated", "call_id": msg["call_id"], "call": call}]
+        popped.add(msg["call_id"])
         return [note, {"type": "call_connected", "call_id": msg["call_id"], "call": call}]
     if kind == "call_updated":
         return [{**note, "call": call}]

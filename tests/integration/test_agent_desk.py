@@ -4,6 +4,9 @@ number the caller dictates, wrap-up, the agent's own lists."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from datetime import date
 
 import pytest
@@ -27,7 +30,8 @@ async def connect(container, clock, call_id, agent, *, cert=CERT, status="VALID"
             status=status, attempt=1,
         )  # fmt: skip
     await event(container, clock, event="queued", call_id=call_id, queue="support")
-    await event(container, clock, event="agent_connected", call_id=call_id, agent=agent)
+    if agent:
+        await event(container, clock, event="agent_connected", call_id=call_id, agent=agent)
     if ended:
         await event(container, clock, event="call_ended", call_id=call_id, hangup_by="caller")
 
@@ -336,6 +340,82 @@ async def _next(ws, *skip: str) -> dict:
             return msg
 
 
+async def _popped(ws, call_id: str, *skip: str) -> dict:
+    """The call's pop on this socket, window and all: one ``call_connected``, sent as the
+    event is received (no window yet: then a ``call_updated`` brings the pop with it once the
+    event is stored) or, when the event was stored before the socket read the call, with its
+    ``window_opened``. Nothing about another call comes in between."""
+    pop = None
+    while True:
+        msg = await _next(ws, "window_opened", *skip)
+        call = msg.get("call") or {}
+        assert call.get("call_id") == call_id, msg
+        if msg["type"] == "call_connected":
+            assert pop is None, f"{call_id} popped twice"
+            pop = msg
+            assert call["connected_at"] is not None and call["agent"] is not None
+        else:
+            assert (msg["type"], pop is not None) == ("call_updated", True), msg
+        if call["window"] is not None:
+            return msg
+
+
+@contextlib.asynccontextmanager
+async def _writes_held(db_url: str):
+    """The call log's writes held by another connection (the database's own lock): what the
+    service stores waits until the block ends."""
+    if db_url.startswith("sqlite"):
+        conn = sqlite3.connect(db_url.split("///", 1)[1], isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")  # the one writer's lock: the service's writer waits
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+            conn.close()
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg", "postgresql"))
+    tx = conn.transaction()
+    await tx.start()
+    await conn.execute("LOCK TABLE call_events IN SHARE ROW EXCLUSIVE MODE")  # no inserts
+    try:
+        yield
+    finally:
+        await tx.rollback()
+        await conn.close()
+
+
+async def test_the_pop_does_not_wait_for_the_event_to_be_stored(
+    client, container, clock, people, registry, db_url
+):
+    """The agent sees who calls as the event arrives, while the call log's write still waits;
+    the window (the countdown) follows once it is stored; the same event again pops nothing."""
+    a, _ = await _open(client, people["иванова"])
+    await connect(container, clock, "E.1", None)  # the IVR's part, stored
+    async with _writes_held(db_url):
+        stored = asyncio.ensure_future(
+            event(container, clock, event="agent_connected", call_id="E.1", agent="PJSIP/101")
+        )
+        msg = await _next(a)
+        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "E.1")
+        assert msg["call"]["certificate"]["holder_name"] == "Пётр Сидоров"
+        assert msg["call"]["connected_at"] == clock.now().isoformat()
+        assert (msg["call"]["agent"], msg["call"]["window"]) == ("PJSIP/101", None)
+        await asyncio.sleep(0.2)
+        assert not stored.done()  # still waiting for the database: the pop did not
+    await stored
+    msg = await _next(a, "window_opened")
+    assert (msg["type"], msg["call"]["call_id"]) == ("call_updated", "E.1")
+    assert msg["call"]["window"]["status"] == "open"
+
+    # the same event again (a retry): stored once, popped once
+    await event(container, clock, event="agent_connected", call_id="E.1", agent="PJSIP/101")
+    await event(container, clock, event="call_ended", call_id="E.1", hangup_by="caller")
+    assert (await _next(a, "window_met"))["type"] == "call_ended"
+    await a.close()
+
+
 async def test_stream_targets_owners_and_catches_up(client, container, clock, people, registry):
     # no socket open: event ingest builds no pop at all
     await connect(container, clock, "early.1", "PJSIP/101", ended=True)
@@ -352,19 +432,17 @@ async def test_stream_targets_owners_and_catches_up(client, container, clock, pe
 
     built = container.desk.pops_built
     await connect(container, clock, "A.1", "PJSIP/101")
-    msg = await _next(a, "window_opened")
-    assert msg["type"] == "call_connected" and msg["call"]["call_id"] == "A.1"
+    msg = await _popped(a, "A.1")
     assert msg["call"]["certificate"]["holder_name"] == "Пётр Сидоров"
-    sup = await _next(boss, "window_opened", "queue_changed")
-    assert (sup["type"], sup["call"]["call_id"]) == ("call_connected", "A.1")
-    # one pop built for the note, shared by both sockets that may see it
-    assert container.desk.pops_built == built + 1
+    assert msg["call"]["agent"] == "PJSIP/101"
+    assert (await _popped(boss, "A.1", "queue_changed"))["call"]["call_id"] == "A.1"
+    # one pop built per note (the event received, the event stored), shared by both sockets
+    assert container.desk.pops_built == built + 2
 
     # Petrov's next message is about his own call: nothing of A.1 reached him before it
     await connect(container, clock, "B.1", "PJSIP/102")
-    msg = await _next(b, "window_opened")
-    assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "B.1")
-    assert (await _next(boss, "window_opened", "queue_changed"))["call"]["call_id"] == "B.1"
+    assert (await _popped(b, "B.1"))["call"]["agent"] == "PJSIP/102"
+    await _popped(boss, "B.1", "queue_changed")
 
     # an update by the owner reaches the owner and the supervisor, with the pop
     r = await client.patch("/api/v1/calls/A.1", json={"subject": "ЭЦП"}, headers=people["иванова"])
@@ -408,8 +486,7 @@ async def test_stream_targets_owners_and_catches_up(client, container, clock, pe
     # a call on nobody's interface reaches every agent
     await connect(container, clock, "N.1", "PJSIP/999")
     for ws in (a, b):
-        msg = await _next(ws, "window_opened", "window_met", "ticket_withdrawn")
-        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "N.1")
+        await _popped(ws, "N.1", "window_met", "ticket_withdrawn")
     for ws in (a, b, boss):
         await ws.close()
 

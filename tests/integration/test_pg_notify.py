@@ -21,7 +21,7 @@ from callcenter.services.notifier import Notifier
 from callcenter.web.app import init_app
 from tests.conftest import PG_SKIP, PG_URL, reset_postgres
 from tests.integration.desk_people import PASSWORD, cookie
-from tests.integration.test_agent_desk import _next, _open, connect
+from tests.integration.test_agent_desk import _next, _open, _popped, connect
 
 pytestmark = pytest.mark.postgres
 
@@ -97,8 +97,7 @@ async def test_pop_and_countdown_reach_a_socket_on_the_other_instance(pair, cloc
         other, _ = await _open(client_b, cookie(p.cookie))
         assert desk["call"] is None
         await connect(a, clock, "A.1", "PJSIP/101", cert=None)  # events posted to A
-        msg = await _next(ws, "window_opened")
-        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "A.1")
+        msg = await _popped(ws, "A.1")
         assert msg["call"]["window"]["remaining_seconds"] == 600.0
         # the warning fired by A's scheduler, with its window read on B
         clock.advance(480)
@@ -108,8 +107,7 @@ async def test_pop_and_countdown_reach_a_socket_on_the_other_instance(pair, cloc
         assert msg["window"]["warned_at"] is not None
         # Petrov saw none of it: his next note is about his own call
         await connect(a, clock, "B.1", "PJSIP/102", cert=None)
-        msg = await _next(other, "window_opened")
-        assert (msg["type"], msg["call"]["call_id"]) == ("call_connected", "B.1")
+        await _popped(other, "B.1")
 
         # the mapping moved on A: B honours it at once (its owner cache of 30 s dropped)
         assert await b.desk.owner("B.1") == "петров"
