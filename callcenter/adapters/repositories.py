@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     Connection,
@@ -205,6 +205,7 @@ def _pop_queries() -> dict:
             e.seconds.label("ext_seconds"),
             e.reason.label("ext_reason"),
             e.by.label("ext_by"),
+            e.id.label("ext_id"),
         )
         .outerjoin(t.window_extensions, e.call_id == w.call_id)
         .where(w.call_id == call_id)
@@ -224,6 +225,37 @@ def _pop_queries() -> dict:
         .limit(literal_column("20"))
         .offset(literal_column("0")),
     }
+
+
+class _PgPop:
+    """The pop's reads (:data:`POP_READS`) as one PostgreSQL statement: each read an array of
+    its rows as anonymous records, which asyncpg decodes with their columns' own types. One
+    round trip instead of five: a round trip's send alone cost ~100 µs of CPU here."""
+
+    #: each read's order again outside its subquery (an array keeps the order it is given)
+    ORDER: ClassVar[dict[str, str]] = {
+        "pop_window": "q.ext_id",
+        "pop_last_calls": "q.started_at DESC NULLS LAST, q.call_id DESC",
+        "pop_open_tickets": "q.due_at, q.id",
+    }
+
+    def __init__(self, queries: Mapping) -> None:
+        parts, self.keys = [], []
+        for name in POP_READS:
+            stmt = queries[name]
+            q = _PgQuery(stmt)
+            if set(q.names) != {"call_id"} or "$2" in q.sql:
+                raise ValueError(f"{name}: a pop read takes the call's id alone, as $1")
+            order = f" ORDER BY {self.ORDER[name]}" if name in self.ORDER else ""
+            parts.append(f"ARRAY(SELECT q FROM ({q.sql}) AS q{order}) AS {name}")
+            self.keys.append([c.key for c in stmt.selected_columns])
+        self.sql = "SELECT " + ",\n".join(parts)
+
+    def rows(self, record) -> list[list[dict]]:
+        """The reads' rows, by column name, from the statement's one row."""
+        return [
+            [dict(zip(keys, r, strict=True)) for r in record[i]] for i, keys in enumerate(self.keys)
+        ]
 
 
 _READER_QUERIES = {
@@ -341,6 +373,7 @@ class CertificateReader:
         elif u.get_backend_name() == "postgresql":
             self._dsn = u.set(drivername="postgresql").render_as_string(hide_password=False)
             self._pg_q = {name: _PgQuery(q) for name, q in _READER_QUERIES.items()}
+            self._pg_pop = _PgPop(_READER_QUERIES)
         else:
             raise ValueError(
                 f"database {u.get_backend_name()!r} is not supported: use SQLite or PostgreSQL"
@@ -398,14 +431,10 @@ class CertificateReader:
                 )
             finally:
                 conn.execute("COMMIT")
-        pool = await self._pg()
-        # the five reads at once, each on a pooled connection of its own: the pop waits one
-        # round trip, not five. No BEGIN/COMMIT: a unit of work's read here is READ
-        # COMMITTED, each statement its own snapshot, as these are
-        qs = [self._pg_q[n] for n in POP_READS]
-        return _pop_parts(
-            await asyncio.gather(*(pool.fetch(q.sql, *q.args(call_id=call_id)) for q in qs))
-        )
+        # the five reads in one statement, one snapshot (no BEGIN/COMMIT round trips); run
+        # at once on five connections instead, they cost more CPU than the trips they saved
+        pop = self._pg_pop
+        return _pop_parts(pop.rows(await (await self._pg()).fetchrow(pop.sql, call_id)))
 
     async def failures(self, since: datetime, caller: str, number: str) -> tuple[int, int]:
         """Guessed IVR numbers since ``since``: (from this caller, against this number); the

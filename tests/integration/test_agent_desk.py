@@ -229,8 +229,12 @@ async def test_the_pops_driver_read_equals_the_unit_of_works(container, clock, p
     await connect(container, clock, "old.1", "PJSIP/102")
     await container.calls.escalate("old.1", "петров", clock.now(), description="старая беда")
     clock.advance(600)
+    await connect(container, clock, "old.2", "PJSIP/102", ended=True)
+    clock.advance(600)
     await connect(container, clock, "A.2", "PJSIP/101")
     await container.calls.extend("A.2", "долгий разговор", "иванова", clock.now(), 120)
+    clock.advance(10)
+    await container.calls.extend("A.2", "ещё вопрос", "иванова", clock.now(), 60)
     clock.advance(30)
     await container.calls.escalate("A.2", "иванова", clock.now(), description="письменно")
     desk, now = container.desk, clock.now()
@@ -243,9 +247,11 @@ async def test_the_pops_driver_read_equals_the_unit_of_works(container, clock, p
     finally:
         desk.reader = reader
     assert fast.detail.call == slow.detail.call
-    assert fast.detail.window == slow.detail.window and fast.detail.window.extensions
+    assert fast.detail.window == slow.detail.window
+    assert [x.reason for x in fast.detail.window.extensions] == ["долгий разговор", "ещё вопрос"]
     assert fast.detail.ticket == slow.detail.ticket and fast.detail.ticket is not None
-    assert fast.last_calls == slow.last_calls and fast.last_calls[0]["call_id"] == "old.1"
+    assert fast.last_calls == slow.last_calls
+    assert [c["call_id"] for c in fast.last_calls] == ["old.2", "old.1"]  # the latest first
     assert fast.open_tickets == slow.open_tickets and len(fast.open_tickets) == 2
     assert views.pop_json(fast, now) == views.pop_json(slow, now)
     assert await reader.pop_parts("no-such-call") is None
