@@ -18,9 +18,11 @@ from callcenter.web.app import init_app
 
 log = logging.getLogger(__name__)
 FASTAGI_ADDRESS = web.AppKey("fastagi_address", tuple)
-#: how long a stopping instance lets its FastAGI dialogues finish (stop() waits 40 s more:
-#: the events still queued are written after it)
-DRAIN_SECONDS = 25.0  # within the systemd unit's TimeoutStopSec=45
+#: how long a stopping instance lets its FastAGI dialogues finish (stop() waits longer: the
+#: events the dialogues handed over are stored or spooled, up to fastagi.SETTLE_SECONDS, and
+#: those still queued are written, up to 30 s more); 25 + 15 + 40 is within the systemd
+#: unit's TimeoutStopSec=90
+DRAIN_SECONDS = 25.0
 
 
 async def prepare(settings: Settings, *, demo: bool = False, clock=None):
@@ -90,7 +92,7 @@ async def fastagi_context(app):
     """The FastAGI server lives exactly as long as the web app (an owned resource), on its
     own thread, loop and database pool (``FastAgiThread``): nothing the web side does can
     hold a caller."""
-    from callcenter.telephony.fastagi import FastAgiThread
+    from callcenter.telephony.fastagi import SETTLE_SECONDS, FastAgiThread
     from callcenter.web.keys import CONTAINER
 
     container = app[CONTAINER]
@@ -107,7 +109,7 @@ async def fastagi_context(app):
     try:
         yield
     finally:
-        await asyncio.to_thread(thread.stop, DRAIN_SECONDS + 40)
+        await asyncio.to_thread(thread.stop, DRAIN_SECONDS + SETTLE_SECONDS + 40)
 
 
 async def _demo_calls(container) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,13 @@ WriteBatch = Callable[[Sequence[Any]], Awaitable[Sequence[Any]]]
 
 class GroupCommit:
     """``parallel`` writers at most: 1 where the database has one writer anyway (SQLite);
-    a few where a transaction mostly waits on round trips (PostgreSQL)."""
+    a few where a transaction mostly waits on round trips (PostgreSQL).
+
+    With ``key`` (an item's call, say), items of one key are written in the order they were
+    submitted: a batch leaves in the queue the items whose key is in another writer's batch
+    still being written, and that writer takes them next. Writers never wait on each
+    other's rows, and a later item is never stored before an earlier one of its key.
+    """
 
     def __init__(
         self,
@@ -31,8 +37,11 @@ class GroupCommit:
         parallel: int = 1,
         name: str = "writes",
         is_outage: Callable[[BaseException], bool] = lambda exc: False,
+        key: Callable[[Any], Hashable] | None = None,
     ) -> None:
         self._write = write
+        self._key = key
+        self._writing: set[Hashable] = set()  # the keys of the batches being written
         self._is_outage = is_outage  # then every item would fail alike: no one-by-one retry
         self._max = max_batch
         self._parallel = max(1, parallel)
@@ -72,9 +81,15 @@ class GroupCommit:
     async def _run(self) -> None:
         try:
             while self._queue:
-                batch = self._queue[: self._max]
-                del self._queue[: self._max]
-                await self._flush(batch)
+                batch = self._take()
+                if not batch:  # all that waits is another writer's to take when it is done
+                    break
+                keys = {self._key(item) for item, _ in batch} if self._key else set()
+                self._writing |= keys
+                try:
+                    await self._flush(batch)
+                finally:
+                    self._writing -= keys
         except BaseException:  # cancelled (shutdown), or a bug
             if len(self._workers) <= 1:  # the last writer: nobody is left to take the queue
                 self._stop_queue()
@@ -83,6 +98,21 @@ class GroupCommit:
             # at once, not only in the done-callback: a submit arriving in between would find
             # the writer "busy" and its item would wait for nobody
             self._workers.discard(asyncio.current_task())
+
+    def _take(self) -> list[tuple[Any, asyncio.Future]]:
+        """The next batch: the oldest items, but none whose key another writer is writing."""
+        if self._key is None or not self._writing:
+            batch = self._queue[: self._max]
+            del self._queue[: self._max]
+            return batch
+        batch, kept = [], []
+        for entry in self._queue:
+            if len(batch) < self._max and self._key(entry[0]) not in self._writing:
+                batch.append(entry)
+            else:
+                kept.append(entry)
+        self._queue[:] = kept
+        return batch
 
     async def _flush(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
         try:

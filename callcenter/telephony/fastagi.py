@@ -27,13 +27,15 @@ log = logging.getLogger(__name__)
 REPLY_TIMEOUT = 120.0  # the longest a prompt plus digit entry can take
 ENV_TIMEOUT = 10.0  # the default of [fastagi] idle_timeout_seconds
 MAX_LINE = 64 * 1024  # a longer line is not AGI: the connection is closed
-REPORT_WAIT = 3.0  # the most a session waits at its end for its events to be stored
 #: the default of [fastagi] step_budget_seconds: the most a caller waits on one service
 #: answer (working time, the caller-ID shortcut, a voicemail); the lookup has its own
 #: [ivr] lookup_timeout_seconds. Asterisk never times out a FastAGI session (fact 18), so a
 #: frozen database must cost a caller one budget, not the call
 STEP_BUDGET = 1.5
 REPORT_BUDGET = 10.0  # an event not stored by then goes to the spool (stamped: a retry dedups)
+#: the most the server's stop waits for the events its dialogues handed over: each is stored
+#: or spooled within REPORT_BUDGET, and the spool's write is a local file
+SETTLE_SECONDS = REPORT_BUDGET + 5.0
 SPOOL_FLUSH_SECONDS = 15.0  # how often events kept during an outage are tried again
 #: the most the start waits to open its database connections before the first call (a
 #: database away at start costs this once; its calls then go on without it, as ever)
@@ -47,6 +49,56 @@ class InProcessResolver:
         self.c = container
         self.lookup_timeout = container.settings.ivr.lookup_timeout_seconds
         self.spool = spool
+        #: events handed over (:meth:`hand_over`) and not yet stored or spooled: a dialogue
+        #: does not wait for them, the server's stop does (:meth:`settle`)
+        self.pending: set[asyncio.Task] = set()
+
+    def hand_over(self, action: flows.Report) -> None:
+        """Record the event in the background: it joins the next group commit, or the spool
+        if the database cannot take it (:meth:`_report`). The caller need not wait for the
+        write, nor Asterisk's channel, which goes on to the queue meanwhile."""
+        task = asyncio.ensure_future(self._timed_report(action))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _timed_report(self, action: flows.Report):
+        started = time.perf_counter()
+        try:
+            return await self(action)
+        finally:  # no longer in a dialogue's time: its own figure, so a slow write shows
+            self.c.metrics.sample(
+                "callcenter_fastagi_event_write_seconds",
+                "Time from a FastAGI dialogue handing over an event to it being stored "
+                "(or spooled); the dialogue does not wait for it.",
+                time.perf_counter() - started,
+            )
+
+    def read_ahead(self, script: str, env: dict[str, str], budget: float) -> dict:
+        """What a dialogue of ``script`` will ask and can be read as it starts, while
+        Asterisk plays the greeting: the caller-ID shortcut's certificates. Each answer is
+        a task (bounded by ``budget``) that the dialogue's question then takes; the read is
+        one the flow would make anyway, unless the caller types a number over the greeting
+        or the line is closed."""
+        caller = flows.caller_number(env) if script == "collect_certificate" else None
+        if caller is None:
+            return {}
+        action = flows.CallerCertificates(caller)
+        task = asyncio.ensure_future(self._within(action, budget))
+        task.add_done_callback(_retrieved)  # not asked for in the end: no warning at exit
+        return {action: task}
+
+    async def _within(self, action, budget: float):
+        async with asyncio.timeout(budget):
+            return await self(action)
+
+    async def settle(self) -> int:
+        """Wait until every event handed over so far is stored or spooled, for up to
+        :data:`SETTLE_SECONDS`; how many are still unsettled then."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_SECONDS):
+                while self.pending:
+                    await asyncio.wait(list(self.pending))
+        return len(self.pending)
 
     async def __call__(self, action):
         c = self.c
@@ -145,6 +197,11 @@ class InProcessResolver:
             return flows.SERVICE_DOWN
 
 
+def _retrieved(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def _read(path: str) -> bytes:
     with open(path, "rb") as fh:
         return fh.read()
@@ -240,7 +297,11 @@ class Session:
         self.parser = agi.ReplyParser()
         self.hangup_seen = False
         self.busy = 0.0  # seconds spent here between a reply and the next command
+        #: events handed over by this session when the resolver cannot take them itself
+        #: (a plain function): awaited at the session's end
         self.reports: list[asyncio.Task] = []
+        #: answers being read ahead of the flow's question (InProcessResolver.read_ahead)
+        self.ahead: dict[object, asyncio.Task] = {}
 
     async def run(self) -> flows.Outcome | None:
         try:
@@ -270,6 +331,9 @@ class Session:
             return None
         started = time.perf_counter()
         flow = factory(env, self.options)
+        read_ahead = getattr(self.resolve, "read_ahead", None)
+        if read_ahead is not None:
+            self.ahead = read_ahead(script, env, self.step_budget)
         outcome = await self._drive(flow)
         if self.metrics is not None:
             self.metrics.inc(
@@ -304,8 +368,15 @@ class Session:
                     result = await self._send(action.line)
                     mark = time.perf_counter()
                 elif isinstance(action, flows.Report):
-                    # the flow ignores a report's answer: the caller need not wait for the write
-                    self.reports.append(asyncio.ensure_future(self.resolve(action)))
+                    # the flow ignores a report's answer: the caller need not wait for the
+                    # write, nor does the session's end. The resolver owns the write from
+                    # here: stored with the next group commit or kept in the spool, and the
+                    # server's stop waits for it (fastagi_server, InProcessResolver.settle)
+                    hand_over = getattr(self.resolve, "hand_over", None)
+                    if hand_over is not None:
+                        hand_over(action)
+                    else:
+                        self.reports.append(asyncio.ensure_future(self.resolve(action)))
                     result = None
                 else:
                     result = await self._ask(action)
@@ -313,21 +384,19 @@ class Session:
         except StopIteration as stop:
             return stop.value
         finally:
-            # ...but the session is not over until its events are stored, or a while has
-            # passed (a database outage must not hold Asterisk's channel: the writes go on);
-            # with the service past its budget, not at all (they end in the spool)
-            if self.reports and not self.service_down:
-                await asyncio.wait(self.reports, timeout=REPORT_WAIT)
+            if self.reports:  # a resolver without hand_over: its writes end with the session
+                await asyncio.wait(self.reports, timeout=REPORT_BUDGET)
             self.busy += time.perf_counter() - mark
 
     async def _ask(self, action):
         """A service action within its budget. Once one ran out (a frozen database, a stalled
         pool), the rest of this call is answered without the service, at once."""
+        ahead = self.ahead.pop(action, None)
         if not self.service_down:
             budget = self.lookup_budget if isinstance(action, flows.Check) else self.step_budget
             try:
                 async with asyncio.timeout(budget):
-                    return await self.resolve(action)
+                    return await (self.resolve(action) if ahead is None else ahead)
             except TimeoutError:
                 self.service_down = True
                 log.warning(
@@ -482,11 +551,15 @@ async def fastagi_server(
             await asyncio.wait(list(sessions), timeout=drain_seconds)
             if sessions:
                 log.warning("FastAGI: %d dialogue(s) still running after the drain", len(sessions))
-        flusher.cancel()
         for task in list(sessions):
             task.cancel()
         if sessions:
             await asyncio.gather(*sessions, return_exceptions=True)
+        # the events the dialogues handed over (those cut short too) are stored or spooled
+        # before the loop ends: a dialogue's end did not wait for them
+        if left := await resolve.settle():
+            log.error("FastAGI: %d event(s) neither stored nor spooled at stop", left)
+        flusher.cancel()
         await server.wait_closed()
 
 

@@ -325,7 +325,9 @@ OTHER_LANGUAGE = {"ru": "en", "en": "ru"}
 TYPE_AHEAD = "0123456789*"
 
 
-def _caller_number(env: dict[str, str]) -> str | None:
+def caller_number(env: dict[str, str]) -> str | None:
+    """The caller's number the dialogue asks the service with (the caller-ID shortcut, the
+    lockout); None without caller ID ("unknown", anonymous, no digits)."""
     raw = env.get("agi_callerid", "").strip()
     if not raw or raw.lower() == "unknown" or not any(ch.isdigit() for ch in raw):
         return None
@@ -505,7 +507,7 @@ def collect_certificate(env: dict[str, str], opts: IvrOptions) -> Flow:
         yield from command(agi.set_variable(v.CERT_STATUS, status))
         yield from command(agi.set_variable(v.ROUTE, route))
 
-    caller = _caller_number(env)
+    caller = caller_number(env)
     try:
         linked = yield from command(agi.get_variable("CHANNEL(linkedid)"))
         out.call_id = (linked.data if linked.code == 200 and linked.data else None) or env.get(

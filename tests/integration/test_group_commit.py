@@ -161,3 +161,38 @@ async def test_a_writer_cancelled_before_it_ran_does_not_block_later_writes():
     with pytest.raises(RuntimeError, match="writer stopped"):
         await doomed
     assert await asyncio.wait_for(journal.submit("b"), 5) == "b"
+
+
+async def test_a_keys_items_are_written_in_order_never_by_two_writers_at_once():
+    """Two writers: a call's later event waits for the writer storing its earlier one (it
+    takes it next), while another call's event goes alongside in the other writer."""
+    writing: set[str] = set()
+    overlaps: list[str] = []
+    written: list[tuple[str, int]] = []
+    running = peak = 0
+    release = asyncio.Event()
+
+    async def write(items):
+        nonlocal running, peak
+        keys = {k for k, _ in items}
+        overlaps.extend(keys & writing)
+        writing.update(keys)
+        running += 1
+        peak = max(peak, running)
+        await release.wait()
+        written.extend(items)
+        writing.difference_update(keys)
+        running -= 1
+        return list(items)
+
+    journal = GroupCommit(write, parallel=2, name="test", key=lambda item: item[0])
+    first = asyncio.ensure_future(journal.submit(("a", 0)))
+    await asyncio.sleep(0)  # the first writer holds ("a", 0)
+    later = [asyncio.ensure_future(journal.submit(item)) for item in [("a", 1), ("b", 0)]]
+    for _ in range(5):
+        await asyncio.sleep(0)  # the second writer starts, with what it may take
+    release.set()
+    await asyncio.gather(first, *later)
+    assert not overlaps
+    assert peak == 2  # ("b", 0) went alongside ("a", 0)
+    assert [n for k, n in written if k == "a"] == [0, 1]
