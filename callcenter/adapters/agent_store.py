@@ -7,11 +7,32 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, literal_column, or_, select, update
 
 from callcenter.adapters import tables as t
 from callcenter.adapters.call_store import UNSETTLED_TICKET, _ticket_from
 from callcenter.domain.calls import Ticket
+
+
+def last_calls_select(number, exclude, limit):
+    """A certificate's latest calls but one, with their windows' status: the latest ``limit``
+    found first on the (certificate, started_at) index, read backwards, then joined (a
+    certificate with thousands of calls costs no more). Every stored call has a start (the
+    projection takes its first event's instant when ``call_started`` is missing)."""
+    c, w = t.calls.c, t.oral_windows.c
+    latest = (
+        select(c.call_id, c.started_at, c.agent, c.outcome)
+        .where(c.certificate_number == number, c.call_id != exclude)
+        .order_by(c.started_at.desc(), c.call_id.desc())
+        .limit(limit)
+        .offset(literal_column("0"))  # SQLite's LIMIT otherwise takes an OFFSET parameter
+        .subquery("latest")
+    )
+    return (
+        select(latest, w.status.label("window_status"))
+        .outerjoin(t.oral_windows, w.call_id == latest.c.call_id)
+        .order_by(latest.c.started_at.desc(), latest.c.call_id.desc())
+    )
 
 
 def _owner_login(agent_column):
@@ -193,14 +214,7 @@ class AgentRepository:
         return [_ticket_from(r) for r in rows.all()]
 
     async def last_calls(self, number: str, exclude: str, limit: int = 5) -> list[dict]:
-        c, w = t.calls.c, t.oral_windows.c
-        rows = await self.session.execute(
-            select(c.call_id, c.started_at, c.agent, c.outcome, w.status.label("window_status"))
-            .outerjoin(t.oral_windows, w.call_id == c.call_id)
-            .where(c.certificate_number == number, c.call_id != exclude)
-            .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
-            .limit(limit)
-        )
+        rows = await self.session.execute(last_calls_select(number, exclude, limit))
         return [dict(r) for r in rows.mappings().all()]
 
     async def open_tickets(self, number: str, limit: int = 20) -> list[Ticket]:

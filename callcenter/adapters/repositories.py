@@ -39,6 +39,7 @@ from sqlalchemy.ext.asyncio import (
 
 from callcenter.adapters import db
 from callcenter.adapters import tables as t
+from callcenter.adapters.agent_store import last_calls_select
 from callcenter.adapters.event_sql import from_sqlite_instant, sqlite_instant, upsert
 from callcenter.domain.calls import (
     Extension,
@@ -211,14 +212,7 @@ def _pop_queries() -> dict:
         .where(w.call_id == call_id)
         .order_by(e.id),
         "pop_ticket": select(t.tickets).where(k.call_id == call_id),
-        "pop_last_calls": select(
-            c.call_id, c.started_at, c.agent, c.outcome, w.status.label("window_status")
-        )
-        .outerjoin(t.oral_windows, w.call_id == c.call_id)
-        .where(c.certificate_number == number, c.call_id != call_id)
-        .order_by(c.started_at.desc().nulls_last(), c.call_id.desc())
-        .limit(literal_column("5"))
-        .offset(literal_column("0")),
+        "pop_last_calls": last_calls_select(number, call_id, literal_column("5")),
         "pop_open_tickets": select(t.tickets)
         .where(k.certificate_number == number, unsettled)
         .order_by(k.due_at, k.id)
@@ -235,7 +229,7 @@ class _PgPop:
     #: each read's order again outside its subquery (an array keeps the order it is given)
     ORDER: ClassVar[dict[str, str]] = {
         "pop_window": "q.ext_id",
-        "pop_last_calls": "q.started_at DESC NULLS LAST, q.call_id DESC",
+        "pop_last_calls": "q.started_at DESC, q.call_id DESC",
         "pop_open_tickets": "q.due_at, q.id",
     }
 

@@ -321,6 +321,7 @@ tickets = Table(
     Column("recording", String(200), nullable=True),
     Index("ix_tickets_status_due_at", "status", "due_at"),
     Index("ix_tickets_received_at", "received_at"),
+    Index("ix_tickets_certificate_number_due_at", "certificate_number", "due_at"),
 )
 
 outbox = Table(
