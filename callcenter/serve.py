@@ -280,6 +280,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from callcenter import memtrace
+
+        memtrace.install(loop)  # CALLCENTER_TRACEMALLOC: heap snapshots on SIGUSR2, off by default
         await stop.wait()
     finally:
         await runner.cleanup()
