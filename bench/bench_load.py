@@ -2,6 +2,7 @@
 
 Usage: python bench/bench_load.py --pg URL [--duration 600] [--quick] [--agents 200]
                                   [--in-flight 200] [--speed 0.05] [--sample 5] [--json FILE]
+                                  [--tracemalloc PREFIX]
 
 - two ``callcenter serve`` on the one database, each with its FastAGI port;
 - ``--agents`` agent users, each mapped to its own queue interface (``PJSIP/<1000+i>``),
@@ -28,6 +29,10 @@ side, as the simulator measures it), the event POST (round trip) and the pop (fr
 agent's answer reported to the frame on their socket); both instances' memory (VmRSS) every
 ``--sample`` seconds with the number of calls served then, and a slope in MiB per 1,000 calls
 after the warm-up (the first fifth of the run): memory must not grow with calls served.
+What the memory is made of: ``--tracemalloc PREFIX`` (callcenter/memtrace.py) has both
+instances write a heap snapshot at every progress line, or with
+``CALLCENTER_TRACEMALLOC_FRAMES=0`` (no tracing, no slowdown) the allocators' own figures
+into their logs, which are then kept.
 Baselines, measured in the same run with the same client: a bare FastAGI echo (a two-command
 dialogue, no service) and a bare HTTP event insert (bench/bare_ingest.py) on the database.
 """
