@@ -42,9 +42,17 @@ def test_trimming_gives_the_free_pages_of_a_fragmented_heap_back():
 
 async def test_the_trim_runs_again_and_again_until_cancelled():
     calls = []
-    task = asyncio.create_task(heap.trim_every(0, trim=lambda: calls.append(1) or 1))
-    while len(calls) < 3:
-        await asyncio.sleep(0)
+    third = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def trim() -> int:  # runs on the executor
+        calls.append(1)
+        if len(calls) == 3:
+            loop.call_soon_threadsafe(third.set)
+        return 1
+
+    task = asyncio.create_task(heap.trim_every(0, trim=trim))
+    await asyncio.wait_for(third.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
