@@ -2,6 +2,7 @@
 
 Usage: python bench/bench_load.py --pg URL [--duration 600] [--quick] [--agents 200]
                                   [--in-flight 200] [--speed 0.05] [--sample 5] [--json FILE]
+                                  [--tracemalloc PREFIX]
 
 - two ``callcenter serve`` on the one database, each with its FastAGI port;
 - ``--agents`` agent users, each mapped to its own queue interface (``PJSIP/<1000+i>``),
@@ -28,6 +29,10 @@ side, as the simulator measures it), the event POST (round trip) and the pop (fr
 agent's answer reported to the frame on their socket); both instances' memory (VmRSS) every
 ``--sample`` seconds with the number of calls served then, and a slope in MiB per 1,000 calls
 after the warm-up (the first fifth of the run): memory must not grow with calls served.
+What the memory is made of: ``--tracemalloc PREFIX`` (callcenter/memtrace.py) has both
+instances write a heap snapshot at every progress line, or with
+``CALLCENTER_TRACEMALLOC_FRAMES=0`` (no tracing, no slowdown) the allocators' own figures
+into their logs, which are then kept.
 Baselines, measured in the same run with the same client: a bare FastAGI echo (a two-command
 dialogue, no service) and a bare HTTP event insert (bench/bare_ingest.py) on the database.
 """
@@ -37,8 +42,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -242,6 +249,7 @@ async def drive(
     seed: int,
     out,
     mix: dict[str, int] | None = None,
+    snapshots: bool = False,
 ) -> Outcome:
     """Connect the sockets, keep ``in_flight`` calls going for ``duration`` s, wait for the
     last calls and their timers; the calls and what the sockets got."""
@@ -351,12 +359,18 @@ async def drive(
                     f"  {time.monotonic() - started:5.0f} s: {len(res.calls)} calls done, "
                     f"{len(res.errors)} client errors, RSS {rss} MiB, load {loadavg()}"
                 )
+                if snapshots:  # --tracemalloc: each instance writes a heap snapshot
+                    for s in instances:
+                        s.proc.send_signal(signal.SIGUSR2)
 
         reporting = asyncio.create_task(progress())
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(in_flight)))
         res.seconds = time.perf_counter() - t0
         reporting.cancel()
+        if snapshots:
+            for s in instances:
+                s.proc.send_signal(signal.SIGUSR2)
         sampling.cancel()
         res.memory.append(
             (time.monotonic() - started, len(res.calls), *(rss_mib(s.proc.pid) for s in instances))
@@ -517,8 +531,15 @@ def setup(db_url: str, work: Path, agents: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def start_instances(db_url: str, work: Path, speed: float, count: int = 2) -> list[Served]:
+def start_instances(
+    db_url: str, work: Path, speed: float, count: int = 2, tracemalloc: str | None = None
+) -> list[Served]:
     extra = {**always_open(work), **window_settings(speed)}
+    if tracemalloc:  # callcenter/memtrace.py: snapshots on SIGUSR2
+        extra["CALLCENTER_TRACEMALLOC"] = tracemalloc
+        frames = os.environ.get("CALLCENTER_TRACEMALLOC_FRAMES")  # 0: allocator figures only
+        if frames is not None:
+            extra["CALLCENTER_TRACEMALLOC_FRAMES"] = frames
     instances = []
     try:
         for i in range(count):
@@ -546,6 +567,7 @@ def run_load(
     seed: int = 14,
     out=print,
     mix: dict[str, int] | None = None,
+    tracemalloc: str | None = None,
 ) -> Outcome:
     """The whole harness on an emptied PostgreSQL database (its public schema is wiped):
     set up, two instances, the run, the checks. Used by the bench and the fault suite.
@@ -554,7 +576,7 @@ def run_load(
 
     asyncio.run(reset_postgres(db_url))
     creds = setup(db_url, work, agents)
-    instances = start_instances(db_url, work, speed)
+    instances = start_instances(db_url, work, speed, tracemalloc=tracemalloc)
     try:
         cpu0 = [s.cpu_seconds() for s in instances]
         res = asyncio.run(
@@ -569,6 +591,7 @@ def run_load(
                 seed=seed,
                 out=out,
                 mix=mix,
+                snapshots=bool(tracemalloc),
             )
         )
         res.counts["cpu_seconds"] = [
@@ -721,6 +744,10 @@ def main() -> int:
                     help="the calls' time factor (0.05: a 10-minute call lasts 30 s)")  # fmt: skip
     ap.add_argument("--sample", type=float, default=5, help="memory sampled every N s")
     ap.add_argument("--seed", type=int, default=14)
+    ap.add_argument("--tracemalloc", metavar="PREFIX",
+                    help="trace both instances' heap (slows them): a snapshot "
+                    "PREFIX.<pid>.<n>.snap at every progress line (callcenter/memtrace.py "
+                    "compares two)")  # fmt: skip
     json_option(ap)
     a = ap.parse_args()
     if not a.pg:
@@ -745,7 +772,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-load-"))
     res = run_load(
         a.pg, tmp, agents=a.agents, in_flight=a.in_flight, duration=a.duration,
-        speed=a.speed, sample=a.sample, seed=a.seed,
+        speed=a.speed, sample=a.sample, seed=a.seed, tracemalloc=a.tracemalloc,
     )  # fmt: skip
     c = res.counts
     dialogues = [ms for call in res.calls for ms in call.sessions_ms]
@@ -771,9 +798,9 @@ def main() -> int:
     for pr in res.problems:
         print("PROBLEM:", pr)
     ok = not res.problems and not res.errors
-    if ok:
+    if ok and not a.tracemalloc:  # the instances' logs hold the allocators' figures
         shutil.rmtree(tmp, ignore_errors=True)
-    else:
+    if not ok or a.tracemalloc:
         print(f"the instances' logs are kept in {tmp}/instance-a and instance-b")
     print("no call, window or ticket lost or doubled" if ok else
           f"FAILED: {len(res.problems)} problems, {len(res.errors)} client errors")  # fmt: skip

@@ -173,6 +173,16 @@ bridge_context = _owned_task("notes-bridge", lambda c: c.bridge.run())
 retention_context = _owned_task("retention", lambda c: c.retention.run_daily(c.clock))
 
 
+async def _trim_heap(_container) -> None:
+    from callcenter.adapters import heap
+
+    await heap.trim_every()
+
+
+#: the C heap's free pages back to the system every minute (adapters/heap.py)
+heap_context = _owned_task("heap-trim", _trim_heap)
+
+
 async def ami_context(app):
     """The AMI client feeds QueueCallerJoin/AgentConnect/Abandon/Hangup into the call log."""
     from callcenter.adapters.ami import AmiClient
@@ -226,7 +236,7 @@ async def events_context(app):
 
 def background_contexts(container, *, demo: bool = False) -> list:
     """Cleanup contexts for the timers, the outbox, FastAGI and other owned tasks."""
-    contexts = [events_context, timers_context]
+    contexts = [events_context, timers_context, heap_context]
     if container.bridge is not None:  # PostgreSQL: notes to and from the other instances
         contexts.append(bridge_context)
     if container.outbox is not None:
@@ -282,6 +292,9 @@ async def _serve(settings: Settings, *, demo: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from callcenter import memtrace
+
+        memtrace.install(loop)  # CALLCENTER_TRACEMALLOC: heap snapshots on SIGUSR2, off by default
         await stop.wait()
     finally:
         await runner.cleanup()

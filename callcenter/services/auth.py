@@ -403,9 +403,19 @@ class AuthService:
             self._sessions.pop(key, None)
             raise Unauthorized("the session has ended; log in again", code="bad_session")
         principal = Principal(row.login, row.role)
-        if len(self._sessions) > 10_000:
-            self._sessions.clear()
-        self._sessions[key] = (now + self._session_cache_for, row.expires_at, principal)
+        sessions = self._sessions
+        # kept in the order put (a session put again goes to the end), which is the order
+        # their cache time ends: the ended leave from the front, so what is kept follows the
+        # sessions used within the last few seconds, not every session since the start
+        while sessions:
+            oldest = next(iter(sessions))
+            if sessions[oldest][0] > now:
+                break
+            del sessions[oldest]
+        if len(sessions) > 10_000:  # a burst
+            sessions.clear()
+        sessions.pop(key, None)
+        sessions[key] = (now + self._session_cache_for, row.expires_at, principal)
         return principal
 
     async def sessions_standing(self, cookies: Collection[str], now: datetime) -> set[str]:

@@ -24,25 +24,43 @@ IMPORT_BATCH = 2000
 
 
 class _TtlCache:
-    """A small LRU with a time-to-live: lookups repeat during a call, imports are rare."""
+    """A small cache with a time-to-live: lookups repeat during a call, imports are rare.
 
-    def __init__(self, ttl: float, size: int = 50_000) -> None:
-        self.ttl, self.size = ttl, size
+    Entries are kept in the order they were put, which with one ``ttl`` for all is the order
+    they expire in: each put drops the expired ones from the front, so what is kept follows
+    the lookup rate over ``ttl`` seconds, not the number of callers ever looked up (expired
+    entries used to stay until ``size``, 50,000 certificates, a few months of distinct
+    callers). ``size`` only caps a burst."""
+
+    def __init__(
+        self, ttl: float, size: int = 50_000, clock: Callable[[], float] = _time.monotonic
+    ) -> None:
+        self.ttl, self.size, self.clock = ttl, size, clock
         self._data: OrderedDict[str, tuple[float, Certificate | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
 
     def get(self, key: str):
         hit = self._data.get(key)
-        if hit is None or hit[0] < _time.monotonic():
+        if hit is None or hit[0] < self.clock():
             return False, None
         return True, hit[1]
 
     def put(self, key: str, value: Certificate | None) -> None:
         if self.ttl <= 0:
             return
-        self._data[key] = (_time.monotonic() + self.ttl, value)
-        self._data.move_to_end(key)
-        if len(self._data) > self.size:
-            self._data.popitem(last=False)
+        now = self.clock()
+        data = self._data
+        while data:
+            oldest = next(iter(data.values()))
+            if oldest[0] >= now:
+                break
+            data.popitem(last=False)
+        data[key] = (now + self.ttl, value)
+        data.move_to_end(key)
+        if len(data) > self.size:
+            data.popitem(last=False)
 
     def clear(self) -> None:
         self._data.clear()

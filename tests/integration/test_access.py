@@ -258,6 +258,25 @@ async def test_a_new_password_ends_the_old_sessions(client, container, agent):
     assert (await _login(client, password="новый-пароль-1")).status == 200
 
 
+async def test_the_session_cache_keeps_only_the_sessions_used_lately(container, clock, agent):
+    """Twenty logins ten minutes apart, each session used once: the cache (2 s) keeps the
+    last one, and then those used again, not all twenty (ended entries stayed until 10,000)."""
+    auth = container.auth
+    cookies = []
+    for _ in range(20):
+        cookies.append((await auth.open_session("оператор", PASSWORD, clock.now())).cookie)
+        await auth.authenticate_session(cookies[-1], clock.now())
+        clock.advance(600)
+    assert len(auth._sessions) == 1
+    await auth.authenticate_session(cookies[0], clock.now())  # an old session, still valid
+    clock.advance(1)
+    await auth.authenticate_session(cookies[-1], clock.now())
+    assert len(auth._sessions) == 2  # both within their 2 s
+    clock.advance(1.5)
+    await auth.authenticate_session(cookies[1], clock.now())
+    assert len(auth._sessions) == 2  # cookies[0]'s entry ended and left
+
+
 async def test_sessions_expire(client, clock, agent):
     cookie = (await _login(client)).cookies["cc_session"].value
     clock.advance(12 * 3600 - 1)
