@@ -114,8 +114,9 @@ async def test_warning_is_pushed_once(container, clock, cert):
         msgs = [q.get_nowait() for _ in range(q.qsize())]
     msgs = [m for m in msgs if m["type"] != "queue_changed"]  # the board's, of the queueing
     kinds = [m["type"] for m in msgs]
-    assert kinds == ["window_opened", "window_warning"]
-    assert msgs[1]["agent"] == "PJSIP/101"
+    # the agent's screen is told as the answer arrives, the window once it is stored
+    assert kinds == ["call_connected", "window_opened", "window_warning"]
+    assert msgs[0]["agent"] == msgs[2]["agent"] == "PJSIP/101"
 
 
 async def test_extension_with_reason(container, clock, cert):
