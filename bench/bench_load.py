@@ -283,11 +283,13 @@ async def drive(
 
         def poster(srv: Served):
             async def post(body: dict) -> None:
-                """What the process AGI does: a 503 (the database away or overloaded) or a
-                lost connection is not an acknowledgement, so the event is kept and sent
-                again, stamped with when it happened (the call's clock wins); anything
-                else but a 2xx is a failure."""
-                at = datetime.now(UTC).isoformat()
+                """What the process AGI does (telephony/process_agi.py, ``resolve``): the
+                event is stamped with when it happened from its first send (the call's clock
+                wins: an overloaded instance that reads the request seconds later must not
+                date the event then); a 503 (the database away or overloaded) or a lost
+                connection is not an acknowledgement, so the same event is sent again;
+                anything else but a 2xx is a failure."""
+                body = {"at": datetime.now(UTC).isoformat(), **body}
                 for attempt in range(RETRIES + 1):
                     try:
                         async with http.post(
@@ -302,7 +304,6 @@ async def drive(
                         if attempt == RETRIES:
                             raise
                     res.retries += 1
-                    body = {**body, "at": at}
                     await asyncio.sleep(RETRY_SECONDS)
 
             return post
