@@ -183,9 +183,13 @@ class InProcessResolver:
         """Record an event; if the database cannot take it now, keep it in the spool (as the
         process AGI does), stamped with when it happened, for :func:`flush_spool`."""
         now = self.c.clock.now()
+        # stamped with when it happened, as the process AGI stamps its events: the write
+        # outlives a timeout here (group commit owns it), so the copy spooled below must be
+        # the same event (the same dedup key), or both are stored once the write completes
+        body = {"at": now.isoformat(), **body}
         try:
             async with asyncio.timeout(REPORT_BUDGET):  # a frozen database: spool it
-                stored, _ = await self.c.calls.record(body, now)  # no "at": it happened now
+                stored, _ = await self.c.calls.record(body, now)
             return stored
         except DomainError as exc:
             log.warning("FastAGI event refused: %s (%s)", exc.message, body.get("event"))
@@ -193,7 +197,7 @@ class InProcessResolver:
         except Exception as exc:
             log.warning("FastAGI event kept for later (%s): %s", type(exc).__name__, exc)
             if self.spool is not None:  # stamped: sent later, it is still the same event
-                await asyncio.to_thread(self.spool.keep, {"at": now.isoformat(), **body})
+                await asyncio.to_thread(self.spool.keep, body)
             return flows.SERVICE_DOWN
 
 

@@ -109,3 +109,36 @@ async def test_the_caller_id_shortcut_is_read_before_the_greeting_is_answered(co
             assert container.registry._cache.get(number)[0]  # what the shortcut will use
         finally:
             writer.close()
+
+
+async def test_an_event_spooled_after_its_budget_but_also_written_is_stored_once(
+    container, settings, monkeypatch
+):
+    """Overload: an event's write takes longer than the dialogue's report budget, so a copy
+    goes to the spool, yet the write itself is not cancelled (group commit owns it) and
+    completes. The spool's copy, sent later, is the same event: stored once, not twice (the
+    load test at half speed stored call_started and agent_connected twice)."""
+    from callcenter.telephony import fastagi
+    from callcenter.telephony.fastagi import flush_spool, service_spool
+
+    monkeypatch.setattr(fastagi, "REPORT_BUDGET", 0.2)
+    call_id = "1795480700.2"
+    spool = service_spool(settings)
+    async with held_writes(container) as release:
+        async with fastagi_server(container, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            res = await run_fastagi(
+                "127.0.0.1", port, "call_ended", Caller(uniqueid=call_id, actions=[Hangup()])
+            )
+            assert res.agistatus == "SUCCESS", res.timeline
+            for _ in range(200):  # the budget runs out: a copy is kept in the spool
+                if list(spool.entries(10)):
+                    break
+                await asyncio.sleep(0.05)
+            assert len(list(spool.entries(10))) == 1
+            release()  # the write waiting in group commit goes through
+        # the server's stop waited for it: stored once
+        assert [e.event for e in await container.calls.events(call_id)] == ["call_ended"]
+    assert await flush_spool(container, spool) == 1  # the copy: sent, recognised as stored
+    events = await container.calls.events(call_id)
+    assert [e.event for e in events] == ["call_ended"]
