@@ -112,8 +112,7 @@ async def test_warning_is_pushed_once(container, clock, cert):
         assert await container.scheduler.fire_due() == 1
         assert await container.calls.fire_warning(cid, clock.now()) is False
         msgs = [q.get_nowait() for _ in range(q.qsize())]
-    # the board's, of the queueing; and the early pop of the agent's answer (CallLog._early_pop)
-    msgs = [m for m in msgs if m["type"] not in ("queue_changed", "call_connected")]
+    msgs = [m for m in msgs if m["type"] != "queue_changed"]  # the board's, of the queueing
     kinds = [m["type"] for m in msgs]
     # the agent's screen is told as the answer arrives, the window once it is stored
     assert kinds == ["call_connected", "window_opened", "window_warning"]
