@@ -96,8 +96,11 @@ class CallRecord:
 
 def timeline(events: list[CallEvent]) -> list[CallEvent]:
     """A call's events in the order they happened; ties (one instant) in the call's natural
-    order, then by key, so arrival order never shows."""
-    return sorted(events, key=lambda e: (e.at, _ORDER[e.event], e.dedup_key()))
+    order, the IVR's checks by their attempt (the last check decides), then by key, so
+    arrival order never shows."""
+    return sorted(
+        events, key=lambda e: (e.at, _ORDER[e.event], e.data.get("attempt") or 0, e.dedup_key())
+    )
 
 
 def project(call_id: str, events: list[CallEvent]) -> CallRecord:

@@ -113,3 +113,21 @@ def test_with_at_the_instant_is_in_the_key_as_before():
     c = parse_event(_ended("2026-03-17T07:00:01+00:00"), NOW)
     assert a.dedup_key() == b.dedup_key() != c.dedup_key()
     assert a.dedup_key() != parse_event(_ended(), NOW).dedup_key()
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_checks_at_one_instant_decide_by_their_attempt(order):
+    """Two IVR checks stamped with the same instant (a coarse clock, a frozen test clock):
+    the later attempt decides the call's status, whichever was stored first."""
+    from callcenter.domain.calls import project, timeline
+
+    # call 2.1: by their keys alone, attempt 2 sorts before attempt 1 at this instant
+    base = {"event": "certificate_checked", "call_id": "2.1", "at": NOW.isoformat()}
+    checks = [
+        parse_event({**base, "certificate": number, "status": status, "attempt": n}, NOW)
+        for n, number, status in ((1, "5550001", "UNKNOWN"), (2, "1234567", "VALID"))
+    ]
+    events = [checks[i] for i in order]
+    assert [e.data["attempt"] for e in timeline(events)] == [1, 2]
+    rec = project("2.1", events)
+    assert (rec.certificate_status, rec.certificate_number) == ("VALID", "1234567")
