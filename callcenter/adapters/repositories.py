@@ -177,7 +177,7 @@ class _PgQuery:
         return [values[n] for n in self.names]
 
 
-#: the screen-pop's reads, each by the call's id alone: independent, so read all at once
+#: the screen-pop's reads, each by the call's id alone: on PostgreSQL one statement (_PgPop)
 POP_READS = ("pop_call", "pop_window", "pop_ticket", "pop_last_calls", "pop_open_tickets")
 
 
@@ -413,8 +413,8 @@ class CertificateReader:
     async def pop_parts(self, call_id: str) -> PopParts | None:
         """What the screen-pop shows of a call (None: no such call), read as the lookups are:
         on SQLite on the loop thread in one read transaction (no worker-thread trips, which
-        under load were most of a pop's time), on PostgreSQL on one pooled asyncpg connection
-        (no transaction: READ COMMITTED, as a unit of work's read there).
+        under load were most of a pop's time), on PostgreSQL in one statement (``_PgPop``: one
+        round trip, one snapshot, no BEGIN/COMMIT).
         The same rows as the units of work's repositories read (AgentDesk.pop's fallback)."""
         if self._path is not None:
             conn = self._sqlite()

@@ -346,8 +346,9 @@ class AgentDesk:
         if pop is None:
             return None
         call = pop.detail.call
+        # either sign will do: the unit of work's fallback reads in more than one snapshot
         stored = pop.detail.window is not None or call.get("connected_at") is not None
-        if stored or call.get("ended_at") is not None:  # (the reads are separate snapshots)
+        if stored or call.get("ended_at") is not None:
             return None
         at = note["connected_at"]
         if isinstance(at, str):  # relayed from another instance (pg_notify: ISO text)
